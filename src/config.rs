@@ -1,0 +1,372 @@
+//! The configuration file (`tthc-sync.toml`): database, fetch settings and sources, validated
+//! at load so that a mistake is reported with the file and key before anything runs.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::mapping::{Mapping, MappingError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config {file}: cannot read the file: {message}")]
+    Read { file: PathBuf, message: String },
+    #[error("config {file}: not valid TOML: {message}")]
+    Toml { file: PathBuf, message: String },
+    #[error("config {file}: `{key}`: {message}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("config {file}: source `{source_name}`: {error}")]
+    Mapping {
+        file: PathBuf,
+        source_name: String,
+        error: MappingError,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigToml {
+    database_url: Option<String>,
+    mappings_dir: Option<PathBuf>,
+    #[serde(default)]
+    fetch: FetchSettings,
+    #[serde(default, rename = "source")]
+    sources: Vec<SourceToml>,
+}
+
+/// HTTP behaviour shared by all sources.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FetchSettings {
+    pub connect_timeout_secs: f64,
+    /// Longest wait for the next bytes of a response.
+    pub read_timeout_secs: f64,
+    /// Longest time one request may take in all.
+    pub total_timeout_secs: f64,
+    /// Attempts after the first, on connect errors, timeouts, 429 and 5xx only.
+    pub retries: usize,
+    pub retry_base_delay_ms: u64,
+    pub retry_max_delay_ms: u64,
+    /// A `Retry-After` longer than this fails the request instead of stalling the run.
+    pub max_retry_after_secs: u64,
+    pub max_response_bytes: u64,
+    pub user_agent: String,
+}
+
+impl Default for FetchSettings {
+    fn default() -> Self {
+        FetchSettings {
+            connect_timeout_secs: 10.0,
+            read_timeout_secs: 60.0,
+            total_timeout_secs: 300.0,
+            retries: 4,
+            retry_base_delay_ms: 500,
+            retry_max_delay_ms: 30_000,
+            max_retry_after_secs: 120,
+            max_response_bytes: 64 * 1024 * 1024,
+            user_agent: concat!("tthc-sync/", env!("CARGO_PKG_VERSION")).to_string(),
+        }
+    }
+}
+
+impl FetchSettings {
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.connect_timeout_secs)
+    }
+    pub fn read_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.read_timeout_secs)
+    }
+    pub fn total_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.total_timeout_secs)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourceToml {
+    name: String,
+    mapping: String,
+    base_url: String,
+    #[serde(default)]
+    delay_ms: u64,
+    page_size: Option<u64>,
+    auth: Option<AuthToml>,
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+    removal_grace_runs: Option<u32>,
+    max_removal_share: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthToml {
+    /// The name of the environment variable holding the bearer token (never the token).
+    bearer_token_env: String,
+}
+
+/// One configured source.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    pub mapping: Mapping,
+    pub base_url: Url,
+    /// Pause between two requests to the same portal.
+    pub delay: Duration,
+    pub page_size: u64,
+    pub bearer_token_env: Option<String>,
+    pub vars: BTreeMap<String, String>,
+    pub removal_grace_runs: u32,
+    pub max_removal_share: f64,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub database_url: String,
+    pub fetch: FetchSettings,
+    pub sources: Vec<Source>,
+}
+
+/// Used when neither the file nor `DATABASE_URL` names a database.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://root@127.0.0.1:5432/tthc_sync";
+
+impl Config {
+    /// Loads `file`; `database_url_override` (from `DATABASE_URL`) wins over the file.
+    pub fn load(file: &Path, database_url_override: Option<String>) -> Result<Config, ConfigError> {
+        let content = std::fs::read_to_string(file).map_err(|e| ConfigError::Read {
+            file: file.to_path_buf(),
+            message: format!("{e} (pass --config FILE or set TTHC_CONFIG)"),
+        })?;
+        Config::parse(file, &content, database_url_override)
+    }
+
+    pub fn parse(
+        file: &Path,
+        content: &str,
+        database_url_override: Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            file: file.to_path_buf(),
+            key,
+            message,
+        };
+        let raw: ConfigToml = toml::from_str(content).map_err(|e| ConfigError::Toml {
+            file: file.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let base_dir = file.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mappings_dir = base_dir.join(
+            raw.mappings_dir
+                .unwrap_or_else(|| PathBuf::from("mappings")),
+        );
+        let database_url = database_url_override
+            .filter(|u| !u.trim().is_empty())
+            .or(raw.database_url)
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
+            return Err(invalid(
+                "database_url".into(),
+                "must be a postgres:// URL".into(),
+            ));
+        }
+        let fetch = raw.fetch;
+        if fetch.connect_timeout_secs <= 0.0
+            || fetch.read_timeout_secs <= 0.0
+            || fetch.total_timeout_secs <= 0.0
+        {
+            return Err(invalid(
+                "fetch".into(),
+                "timeouts must be positive numbers of seconds".into(),
+            ));
+        }
+        if fetch.max_response_bytes == 0 {
+            return Err(invalid(
+                "fetch.max_response_bytes".into(),
+                "must be positive".into(),
+            ));
+        }
+        let mut names = HashSet::new();
+        let mut sources = Vec::new();
+        for (i, s) in raw.sources.into_iter().enumerate() {
+            let key = |k: &str| format!("source[{i}].{k}");
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(invalid(
+                    key("name"),
+                    "use letters, digits, `-` and `_` only".into(),
+                ));
+            }
+            if !names.insert(s.name.clone()) {
+                return Err(invalid(
+                    key("name"),
+                    format!("`{}` is used by two sources", s.name),
+                ));
+            }
+            let mapping_path = mappings_dir.join(&s.mapping);
+            let mapping = Mapping::load(&mapping_path).map_err(|error| ConfigError::Mapping {
+                file: file.to_path_buf(),
+                source_name: s.name.clone(),
+                error,
+            })?;
+            let base_url =
+                parse_base_url(&s.base_url, &base_dir).map_err(|m| invalid(key("base_url"), m))?;
+            let missing = mapping.missing_variables(&s.vars);
+            if !missing.is_empty() {
+                return Err(invalid(
+                    key("vars"),
+                    format!(
+                        "mapping {} uses {} which this source does not set",
+                        mapping_path.display(),
+                        missing.join(", ")
+                    ),
+                ));
+            }
+            if let Some(auth) = &s.auth {
+                let env = &auth.bearer_token_env;
+                if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    return Err(invalid(
+                        key("auth.bearer_token_env"),
+                        "must be the NAME of an environment variable holding the token, not the token".into(),
+                    ));
+                }
+            }
+            let grace = s.removal_grace_runs.unwrap_or(2);
+            if grace == 0 {
+                return Err(invalid(
+                    key("removal_grace_runs"),
+                    "must be at least 1".into(),
+                ));
+            }
+            let share = s.max_removal_share.unwrap_or(0.1);
+            if !(0.0..=1.0).contains(&share) {
+                return Err(invalid(
+                    key("max_removal_share"),
+                    "must be between 0 and 1 (0.1 = 10 %)".into(),
+                ));
+            }
+            if s.page_size == Some(0) {
+                return Err(invalid(key("page_size"), "must be at least 1".into()));
+            }
+            sources.push(Source {
+                page_size: s.page_size.unwrap_or(mapping.paging.size),
+                name: s.name,
+                mapping,
+                base_url,
+                delay: Duration::from_millis(s.delay_ms),
+                bearer_token_env: s.auth.map(|a| a.bearer_token_env),
+                vars: s.vars,
+                removal_grace_runs: grace,
+                max_removal_share: share,
+            });
+        }
+        Ok(Config {
+            file: file.to_path_buf(),
+            database_url,
+            fetch,
+            sources,
+        })
+    }
+
+    /// The named source, or an error listing the configured ones.
+    pub fn source(&self, name: &str) -> Result<&Source, String> {
+        self.sources.iter().find(|s| s.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.sources.iter().map(|s| s.name.as_str()).collect();
+            format!(
+                "no source named `{name}` in {}; configured: {}",
+                self.file.display(),
+                names.join(", ")
+            )
+        })
+    }
+}
+
+/// `http(s)://` and `file://` URLs as they are; `file:relative/dir` relative to the config file.
+fn parse_base_url(raw: &str, base_dir: &Path) -> Result<Url, String> {
+    let raw = raw.trim().trim_end_matches('/');
+    if let Some(rest) = raw.strip_prefix("file:").filter(|r| !r.starts_with("//")) {
+        let path = base_dir.join(rest);
+        let absolute =
+            std::path::absolute(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        return Url::from_directory_path(&absolute)
+            .map_err(|_| format!("`{raw}` is not a usable path"));
+    }
+    let url = Url::parse(raw).map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" | "file" => Ok(url),
+        other => Err(format!(
+            "scheme `{other}` is not supported; use http, https or file"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_mapping(config: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("mappings")).unwrap();
+        std::fs::write(
+            dir.path().join("mappings/m.toml"),
+            "format = \"json\"\n[request]\nurl = \"{base_url}/x\"\n[records]\neach = \"\"\n[fields]\ncode = \"A\"\nname = \"B\"\n",
+        )
+        .unwrap();
+        let file = dir.path().join("tthc-sync.toml");
+        Config::parse(&file, config, None)
+    }
+
+    #[test]
+    fn a_valid_source_loads_with_defaults() {
+        let c = with_mapping(
+            "[[source]]\nname = \"a\"\nmapping = \"m.toml\"\nbase_url = \"http://127.0.0.1:1\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.sources[0].removal_grace_runs, 2);
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let err = with_mapping(
+            "[[source]]\nname = \"a\"\nmapping = \"m.toml\"\nbase_url = \"ftp://x\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("source[0].base_url"), "{err}");
+        let err = with_mapping(
+            "[[source]]\nname = \"a\"\nmapping = \"nope.toml\"\nbase_url = \"http://x\"\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("nope.toml"), "{err}");
+        let err = with_mapping("[[source]]\nname = \"a\"\nmapping = \"m.toml\"\nbase_url = \"http://x\"\nauth = { bearer_token_env = \"abc def\" }\n").unwrap_err();
+        assert!(err.to_string().contains("auth.bearer_token_env"), "{err}");
+        let err = with_mapping(
+            "[[source]]\nname = \"a\"\nmapping = \"m.toml\"\nbase_url = \"http://x\"\nbogus = 1\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+    }
+
+    #[test]
+    fn relative_file_urls_resolve_against_the_config() {
+        let c = with_mapping(
+            "[[source]]\nname = \"a\"\nmapping = \"m.toml\"\nbase_url = \"file:demo\"\n",
+        )
+        .unwrap();
+        assert!(
+            c.sources[0].base_url.as_str().starts_with("file:///")
+                && c.sources[0].base_url.as_str().ends_with("/demo/")
+        );
+    }
+}

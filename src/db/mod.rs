@@ -1,0 +1,210 @@
+//! PostgreSQL storage: connection pool, embedded migrations (run under an advisory lock), the
+//! per-source advisory lock that keeps two runs of one source apart, and the queries, grouped
+//! by table in the submodules.
+
+pub mod payloads;
+pub mod procedures;
+pub mod runs;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, Pool as R2d2Pool, PooledConnection};
+use diesel::sql_types::{BigInt, Bool, Text};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use sha2::{Digest, Sha256};
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+pub type Pool = R2d2Pool<ConnectionManager<PgConnection>>;
+pub type Conn = PooledConnection<ConnectionManager<PgConnection>>;
+
+/// Lock key serialising migrations across processes.
+const MIGRATION_LOCK: i64 = 0x7474_6863_6d69_6772; // "tthcmigr"
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "cannot connect to PostgreSQL at {url}: {message}. Is PostgreSQL running and does the database exist? Run `tthc-sync migrate` to create it, or set DATABASE_URL"
+    )]
+    Connect { url: String, message: String },
+    #[error("database error: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("database migrations failed: {0}")]
+    Migration(String),
+    #[error(
+        "the database is not migrated ({pending} migration(s) pending): run `tthc-sync migrate` first"
+    )]
+    NotMigrated { pending: usize },
+    #[error("database task failed: {0}")]
+    Task(String),
+}
+
+/// The URL with any password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// A pool of connections; checks one connection up front so a wrong URL fails clearly.
+pub fn pool(url: &str, max_size: u32) -> Result<Pool, StoreError> {
+    let manager = ConnectionManager::<PgConnection>::new(url);
+    let connect_error = |message: String| StoreError::Connect {
+        url: redact(url),
+        message,
+    };
+    // Probe first: r2d2 only reports a timeout, the direct attempt says why.
+    PgConnection::establish(url).map_err(|e| connect_error(e.to_string()))?;
+    R2d2Pool::builder()
+        .max_size(max_size)
+        .min_idle(Some(1))
+        .connection_timeout(Duration::from_secs(15))
+        .build(manager)
+        .map_err(|e| connect_error(e.to_string()))
+}
+
+/// Runs `work` on a pooled connection on the blocking thread pool.
+pub async fn blocking<T, F>(pool: &Pool, work: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut PgConnection) -> Result<T, StoreError> + Send + 'static,
+{
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool
+            .get()
+            .map_err(|e| StoreError::Task(format!("no database connection available: {e}")))?;
+        work(&mut conn)
+    })
+    .await
+    .map_err(|e| StoreError::Task(e.to_string()))?
+}
+
+/// Creates the database named in `url` when it does not exist yet (connecting to the
+/// `postgres` maintenance database of the same server). Returns whether it was created.
+pub fn create_database_if_missing(url: &str) -> Result<bool, StoreError> {
+    let connect_error = |message: String| StoreError::Connect {
+        url: redact(url),
+        message,
+    };
+    if PgConnection::establish(url).is_ok() {
+        return Ok(false);
+    }
+    let mut parsed = url::Url::parse(url).map_err(|e| connect_error(e.to_string()))?;
+    let name = parsed.path().trim_start_matches('/').to_string();
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(connect_error(format!(
+            "cannot create a database named `{name}`"
+        )));
+    }
+    parsed.set_path("/postgres");
+    let mut admin =
+        PgConnection::establish(parsed.as_str()).map_err(|e| connect_error(e.to_string()))?;
+    #[derive(QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = Bool)]
+        exists: bool,
+    }
+    let exists =
+        diesel::sql_query("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists")
+            .bind::<Text, _>(&name)
+            .get_result::<Exists>(&mut admin)?;
+    if exists.exists {
+        return Ok(false);
+    }
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin)?;
+    Ok(true)
+}
+
+/// Applies pending migrations under an advisory lock; returns the names applied.
+pub fn migrate(conn: &mut PgConnection) -> Result<Vec<String>, StoreError> {
+    diesel::sql_query("SELECT pg_advisory_lock($1)")
+        .bind::<BigInt, _>(MIGRATION_LOCK)
+        .execute(conn)?;
+    let result = conn
+        .run_pending_migrations(MIGRATIONS)
+        .map(|applied| applied.iter().map(|v| v.to_string()).collect())
+        .map_err(|e| StoreError::Migration(e.to_string()));
+    diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<BigInt, _>(MIGRATION_LOCK)
+        .execute(conn)?;
+    result
+}
+
+/// Fails with a clear message when migrations are pending.
+pub fn ensure_migrated(conn: &mut PgConnection) -> Result<(), StoreError> {
+    let pending = conn
+        .pending_migrations(MIGRATIONS)
+        .map_err(|e| StoreError::Migration(e.to_string()))?;
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::NotMigrated {
+            pending: pending.len(),
+        })
+    }
+}
+
+/// The advisory lock held for the whole of one source's run, on a dedicated connection: it is
+/// released when the run ends, and by PostgreSQL when the process dies and its connection
+/// closes.
+pub struct SourceLock {
+    conn: Conn,
+    key: i64,
+}
+
+impl SourceLock {
+    fn key(source: &str) -> i64 {
+        let digest = Sha256::digest(format!("tthc-sync:source:{source}").as_bytes());
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(&digest[..8]);
+        i64::from_be_bytes(bytes)
+    }
+
+    /// Takes the lock, or returns `None` at once when another run holds it.
+    pub fn try_acquire(pool: &Pool, source: &str) -> Result<Option<SourceLock>, StoreError> {
+        let mut conn = pool
+            .get()
+            .map_err(|e| StoreError::Task(format!("no database connection available: {e}")))?;
+        let key = SourceLock::key(source);
+        #[derive(QueryableByName)]
+        struct Locked {
+            #[diesel(sql_type = Bool)]
+            locked: bool,
+        }
+        let got = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
+            .bind::<BigInt, _>(key)
+            .get_result::<Locked>(&mut conn)?;
+        Ok(got.locked.then_some(SourceLock { conn, key }))
+    }
+}
+
+impl Drop for SourceLock {
+    fn drop(&mut self) {
+        let _ = diesel::sql_query("SELECT pg_advisory_unlock($1)")
+            .bind::<BigInt, _>(self.key)
+            .execute(&mut self.conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

@@ -1,0 +1,400 @@
+//! The procedure tables: current state per (source, code), versions, aliases and changes.
+//! Writes are bulk (binary `COPY` for inserts, `unnest` arrays for updates) so a catalogue of
+//! tens of thousands of records stores in a few statements.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use diesel::pg::PgConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz};
+use serde::Serialize;
+
+use super::StoreError;
+use super::schema::{procedure_aliases, procedure_changes, procedure_versions, procedures};
+use crate::sync::diff::{Status, Stored};
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = procedures, treat_none_as_default_value = false)]
+pub struct NewProcedure {
+    pub source: String,
+    pub code: String,
+    pub name: String,
+    pub search_key: String,
+    pub local_code: String,
+    pub content_hash: String,
+    pub version: i32,
+    pub status: String,
+    pub missing_runs: i32,
+    pub first_run_id: i64,
+    pub last_changed_run_id: i64,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = procedure_versions, treat_none_as_default_value = false)]
+pub struct NewVersion {
+    pub source: String,
+    pub code: String,
+    pub version: i32,
+    pub run_id: i64,
+    pub content_hash: String,
+    pub record: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = procedure_changes, treat_none_as_default_value = false)]
+pub struct NewChange {
+    pub run_id: i64,
+    pub source: String,
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    pub field: Option<String>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = procedure_aliases, treat_none_as_default_value = false)]
+pub struct NewAlias {
+    pub source: String,
+    pub local_code: String,
+    pub code: String,
+    pub run_id: i64,
+}
+
+/// New content (or renewed state) for an existing procedure.
+#[derive(Debug, Clone)]
+pub struct ProcedureUpdate {
+    pub code: String,
+    pub name: String,
+    pub search_key: String,
+    pub local_code: String,
+    pub content_hash: String,
+    pub version: i32,
+}
+
+/// What is stored for every procedure of a source, keyed by code.
+pub fn load_state(
+    conn: &mut PgConnection,
+    source: &str,
+) -> Result<HashMap<String, Stored>, StoreError> {
+    let rows: Vec<(String, String, String, i32, i32, String, String)> = procedures::table
+        .filter(procedures::source.eq(source))
+        .select((
+            procedures::code,
+            procedures::content_hash,
+            procedures::status,
+            procedures::missing_runs,
+            procedures::version,
+            procedures::local_code,
+            procedures::name,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(code, hash, status, missing_runs, version, local_code, name)| {
+                (
+                    code,
+                    Stored {
+                        hash,
+                        status: Status::parse(&status),
+                        missing_runs,
+                        version,
+                        local_code,
+                        name,
+                    },
+                )
+            },
+        )
+        .collect())
+}
+
+#[derive(QueryableByName)]
+struct CodeRecord {
+    #[diesel(sql_type = Text)]
+    code: String,
+    #[diesel(sql_type = Jsonb)]
+    record: serde_json::Value,
+}
+
+/// The current stored record of each of `codes`.
+pub fn current_records(
+    conn: &mut PgConnection,
+    source: &str,
+    codes: &[String],
+) -> Result<HashMap<String, serde_json::Value>, StoreError> {
+    if codes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<CodeRecord> = diesel::sql_query(
+        "SELECT p.code, v.record FROM procedures p \
+         JOIN procedure_versions v ON v.source = p.source AND v.code = p.code AND v.version = p.version \
+         WHERE p.source = $1 AND p.code = ANY($2)",
+    )
+    .bind::<Text, _>(source)
+    .bind::<Array<Text>, _>(codes)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.code, r.record)).collect())
+}
+
+pub fn insert_procedures(conn: &mut PgConnection, rows: &[NewProcedure]) -> Result<(), StoreError> {
+    if !rows.is_empty() {
+        diesel::copy_from(procedures::table)
+            .from_insertable(rows)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn insert_versions(conn: &mut PgConnection, rows: &[NewVersion]) -> Result<(), StoreError> {
+    if !rows.is_empty() {
+        diesel::copy_from(procedure_versions::table)
+            .from_insertable(rows)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn insert_changes(conn: &mut PgConnection, rows: &[NewChange]) -> Result<(), StoreError> {
+    if !rows.is_empty() {
+        diesel::copy_from(procedure_changes::table)
+            .from_insertable(rows)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Closes the open aliases of the given codes whose local code changed, and opens new ones.
+pub fn replace_aliases(
+    conn: &mut PgConnection,
+    source: &str,
+    rows: &[NewAlias],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let codes: Vec<&str> = rows.iter().map(|r| r.code.as_str()).collect();
+    let locals: Vec<&str> = rows.iter().map(|r| r.local_code.as_str()).collect();
+    diesel::sql_query(
+        "UPDATE procedure_aliases a SET valid_to = now() \
+         FROM unnest($2::text[], $3::text[]) AS u(code, local_code) \
+         WHERE a.source = $1 AND a.code = u.code AND a.valid_to IS NULL AND a.local_code <> u.local_code",
+    )
+    .bind::<Text, _>(source)
+    .bind::<Array<Text>, _>(&codes)
+    .bind::<Array<Text>, _>(&locals)
+    .execute(conn)?;
+    let fresh: Vec<&NewAlias> = rows.iter().filter(|r| !r.local_code.is_empty()).collect();
+    if !fresh.is_empty() {
+        diesel::insert_into(procedure_aliases::table)
+            .values(fresh.into_iter().cloned().collect::<Vec<_>>())
+            .on_conflict_do_nothing()
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Sets new content on existing procedures and makes them active again.
+pub fn update_procedures(
+    conn: &mut PgConnection,
+    source: &str,
+    run_id: i64,
+    rows: &[ProcedureUpdate],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let column = |f: fn(&ProcedureUpdate) -> &str| rows.iter().map(f).collect::<Vec<&str>>();
+    let versions: Vec<i32> = rows.iter().map(|r| r.version).collect();
+    diesel::sql_query(
+        "UPDATE procedures p SET name = u.name, search_key = u.search_key, local_code = u.local_code, \
+         content_hash = u.content_hash, version = u.version, status = 'active', missing_runs = 0, \
+         last_changed_run_id = $2, updated_at = now() \
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int4[]) \
+           AS u(code, name, search_key, local_code, content_hash, version) \
+         WHERE p.source = $1 AND p.code = u.code",
+    )
+    .bind::<Text, _>(source)
+    .bind::<BigInt, _>(run_id)
+    .bind::<Array<Text>, _>(column(|r| &r.code))
+    .bind::<Array<Text>, _>(column(|r| &r.name))
+    .bind::<Array<Text>, _>(column(|r| &r.search_key))
+    .bind::<Array<Text>, _>(column(|r| &r.local_code))
+    .bind::<Array<Text>, _>(column(|r| &r.content_hash))
+    .bind::<Array<Int4>, _>(&versions)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// Records absences: (code, new status, consecutive missing runs).
+pub fn update_absences(
+    conn: &mut PgConnection,
+    source: &str,
+    rows: &[(String, Status, i32)],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let codes: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    let statuses: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    let counts: Vec<i32> = rows.iter().map(|r| r.2).collect();
+    diesel::sql_query(
+        "UPDATE procedures p SET status = u.status, missing_runs = u.missing_runs, updated_at = now() \
+         FROM unnest($2::text[], $3::text[], $4::int4[]) AS u(code, status, missing_runs) \
+         WHERE p.source = $1 AND p.code = u.code",
+    )
+    .bind::<Text, _>(source)
+    .bind::<Array<Text>, _>(&codes)
+    .bind::<Array<Text>, _>(&statuses)
+    .bind::<Array<Int4>, _>(&counts)
+    .execute(conn)?;
+    Ok(())
+}
+
+/// A procedure as listed by `procedures`.
+#[derive(Debug, Clone, QueryableByName, Serialize)]
+pub struct ProcedureSummary {
+    #[diesel(sql_type = Text)]
+    pub source: String,
+    #[diesel(sql_type = Text)]
+    pub code: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = Text)]
+    pub local_code: String,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Int4)]
+    pub version: i32,
+    #[diesel(sql_type = Timestamptz)]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Procedures matching a search (every word of the diacritics-folded query must appear in the
+/// name, or the query is a prefix of the code or local code), in Vietnamese alphabetical order.
+pub fn search(
+    conn: &mut PgConnection,
+    source: Option<&str>,
+    query: Option<&str>,
+    include_removed: bool,
+    limit: i64,
+) -> Result<Vec<ProcedureSummary>, StoreError> {
+    let folded = query.map(crate::text::search_key).unwrap_or_default();
+    let patterns: Vec<String> = folded
+        .split_whitespace()
+        .map(|w| format!("%{w}%"))
+        .collect();
+    let code_prefix = query
+        .map(|q| format!("{}%", q.trim().replace(['%', '_'], "")))
+        .unwrap_or_default();
+    Ok(diesel::sql_query(
+        "SELECT source, code, name, local_code, status, version, updated_at FROM procedures \
+         WHERE ($1::text IS NULL OR source = $1) \
+           AND ($5 OR status <> 'removed') \
+           AND (cardinality($2::text[]) = 0 OR search_key LIKE ALL($2) OR code LIKE $3 OR local_code LIKE $3) \
+         ORDER BY name COLLATE \"vi-x-icu\", code, source LIMIT $4",
+    )
+    .bind::<Nullable<Text>, _>(source)
+    .bind::<Array<Text>, _>(&patterns)
+    .bind::<Text, _>(&code_prefix)
+    .bind::<BigInt, _>(limit)
+    .bind::<diesel::sql_types::Bool, _>(include_removed)
+    .load(conn)?)
+}
+
+/// One stored version of a procedure.
+#[derive(Debug, Clone, QueryableByName, Serialize)]
+pub struct VersionRow {
+    #[diesel(sql_type = Text)]
+    pub source: String,
+    #[diesel(sql_type = Int4)]
+    pub version: i32,
+    #[diesel(sql_type = BigInt)]
+    pub run_id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    pub created_at: DateTime<Utc>,
+    #[diesel(sql_type = Jsonb)]
+    pub record: serde_json::Value,
+}
+
+/// Every version of a procedure (by national or local code), newest first, across sources.
+pub fn versions(conn: &mut PgConnection, code: &str) -> Result<Vec<VersionRow>, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT v.source, v.version, v.run_id, v.created_at, v.record FROM procedure_versions v \
+         WHERE v.code = $1 OR v.code IN (SELECT code FROM procedure_aliases WHERE local_code = $1) \
+         ORDER BY v.source, v.version DESC",
+    )
+    .bind::<Text, _>(code)
+    .load(conn)?)
+}
+
+/// The current state rows of a procedure (by national or local code), one per source.
+pub fn by_code(conn: &mut PgConnection, code: &str) -> Result<Vec<ProcedureSummary>, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT source, code, name, local_code, status, version, updated_at FROM procedures \
+         WHERE code = $1 OR code IN (SELECT code FROM procedure_aliases WHERE local_code = $1) ORDER BY source",
+    )
+    .bind::<Text, _>(code)
+    .load(conn)?)
+}
+
+/// A recorded change.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = procedure_changes)]
+pub struct Change {
+    pub id: i64,
+    pub run_id: i64,
+    pub source: String,
+    pub code: String,
+    pub name: String,
+    pub kind: String,
+    pub field: Option<String>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Changes, oldest first, optionally since a time, of one source, or of one run.
+pub fn changes(
+    conn: &mut PgConnection,
+    since: Option<DateTime<Utc>>,
+    source: Option<&str>,
+    run_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Change>, StoreError> {
+    let mut query = procedure_changes::table
+        .select(Change::as_select())
+        .order(procedure_changes::id.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(since) = since {
+        query = query.filter(procedure_changes::created_at.ge(since));
+    }
+    if let Some(source) = source {
+        query = query.filter(procedure_changes::source.eq(source.to_string()));
+    }
+    if let Some(run_id) = run_id {
+        query = query.filter(procedure_changes::run_id.eq(run_id));
+    }
+    Ok(query.load(conn)?)
+}
+
+/// Row counts of the procedure tables, for tests, benchmarks and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+pub struct TableCounts {
+    pub procedures: i64,
+    pub versions: i64,
+    pub changes: i64,
+    pub aliases: i64,
+}
+
+pub fn table_counts(conn: &mut PgConnection) -> Result<TableCounts, StoreError> {
+    Ok(TableCounts {
+        procedures: procedures::table.count().get_result(conn)?,
+        versions: procedure_versions::table.count().get_result(conn)?,
+        changes: procedure_changes::table.count().get_result(conn)?,
+        aliases: procedure_aliases::table.count().get_result(conn)?,
+    })
+}

@@ -1,0 +1,108 @@
+//! Diesel table definitions, matching `migrations/`.
+
+diesel::table! {
+    sync_runs (id) {
+        id -> Int8,
+        source -> Text,
+        trigger -> Text,
+        requested_by -> Nullable<Text>,
+        dry_run -> Bool,
+        status -> Text,
+        started_at -> Timestamptz,
+        heartbeat_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+        mapping_file -> Text,
+        mapping_hash -> Text,
+        counts -> Jsonb,
+        payloads -> Jsonb,
+        issues -> Jsonb,
+        message -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    raw_payloads (hash) {
+        hash -> Text,
+        body -> Bytea,
+        content_type -> Nullable<Text>,
+        bytes -> Int4,
+        first_run_id -> Nullable<Int8>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    http_cache (url) {
+        url -> Text,
+        etag -> Nullable<Text>,
+        last_modified -> Nullable<Text>,
+        payload_hash -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    procedures (source, code) {
+        source -> Text,
+        code -> Text,
+        name -> Text,
+        search_key -> Text,
+        local_code -> Text,
+        content_hash -> Text,
+        version -> Int4,
+        status -> Text,
+        missing_runs -> Int4,
+        first_run_id -> Int8,
+        last_changed_run_id -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    procedure_versions (source, code, version) {
+        source -> Text,
+        code -> Text,
+        version -> Int4,
+        run_id -> Int8,
+        content_hash -> Text,
+        record -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    procedure_aliases (source, local_code, code, valid_from) {
+        source -> Text,
+        local_code -> Text,
+        code -> Text,
+        valid_from -> Timestamptz,
+        valid_to -> Nullable<Timestamptz>,
+        run_id -> Int8,
+    }
+}
+
+diesel::table! {
+    procedure_changes (id) {
+        id -> Int8,
+        run_id -> Int8,
+        source -> Text,
+        code -> Text,
+        name -> Text,
+        kind -> Text,
+        field -> Nullable<Text>,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(procedure_changes -> sync_runs (run_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    sync_runs,
+    raw_payloads,
+    http_cache,
+    procedures,
+    procedure_versions,
+    procedure_aliases,
+    procedure_changes,
+);

@@ -1,0 +1,557 @@
+//! Field rules: how one model field is read from a record node and turned into a clean value
+//! (text cleaning, placeholders, value maps, numbers, dates, lists, sub-records).
+//!
+//! Rules are compiled once from the mapping file against [`crate::model::PROCEDURE_SCHEMA`], so a
+//! misspelt field or a rule of the wrong shape is refused at load, not at run time.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use super::path::{Node, Path};
+use crate::model::{FieldKind, FieldSchema};
+use crate::text;
+
+/// A problem reading one field of one record.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FieldIssue {
+    /// The field, with positions inside lists: `channels[1].fees[0].amount`.
+    pub field: String,
+    /// The path the rule reads.
+    pub path: String,
+    pub message: String,
+}
+
+/// What to do with a value the `map` table does not list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Unmapped {
+    /// Keep the source's value as it is.
+    #[default]
+    Keep,
+    /// Use the rule's default (or empty).
+    Default,
+    /// Report a warning and use the default.
+    Warn,
+}
+
+/// The rule as written in TOML (the long form; a bare string is a `path`).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RuleToml {
+    path: Option<String>,
+    each: Option<String>,
+    fields: Option<BTreeMap<String, toml::Value>>,
+    #[serde(default)]
+    clean: Vec<String>,
+    map: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    unmapped: Unmapped,
+    default: Option<String>,
+    #[serde(default)]
+    keep_placeholders: bool,
+    format: Option<String>,
+    split: Option<String>,
+    join: Option<String>,
+    required: Option<bool>,
+}
+
+/// One compiled field rule.
+#[derive(Debug, Clone)]
+pub struct FieldRule {
+    pub name: &'static str,
+    kind: FieldKind,
+    /// Scalars and text lists: where the values are. Records: the `each` path. Record: its base.
+    path: Option<Path>,
+    html: bool,
+    trim_dot: bool,
+    upper: bool,
+    lower: bool,
+    map: Option<HashMap<String, String>>,
+    unmapped: Unmapped,
+    default: Option<String>,
+    keep_placeholders: bool,
+    format: Option<String>,
+    split: Option<String>,
+    join: Option<String>,
+    required: bool,
+    fields: Vec<FieldRule>,
+}
+
+/// Compiles the `[fields]` table (or a nested `fields`) against a schema. `key` is the dotted
+/// location used in error messages.
+pub fn compile_fields(
+    table: &BTreeMap<String, toml::Value>,
+    schema: &'static [FieldSchema],
+    key: &str,
+    top_level: bool,
+) -> Result<Vec<FieldRule>, (String, String)> {
+    let mut rules = Vec::new();
+    for (name, value) in table {
+        let location = format!("{key}.{name}");
+        let Some(field) = schema.iter().find(|f| f.name == name) else {
+            let known: Vec<&str> = schema.iter().map(|f| f.name).collect();
+            return Err((
+                location,
+                format!("unknown field; known fields here: {}", known.join(", ")),
+            ));
+        };
+        rules.push(compile_rule(field, value, &location, top_level)?);
+    }
+    if top_level {
+        for required in ["code", "name"] {
+            if !table.contains_key(required) {
+                return Err((format!("{key}.{required}"), "this field is required".into()));
+            }
+        }
+    }
+    Ok(rules)
+}
+
+fn compile_rule(
+    field: &FieldSchema,
+    value: &toml::Value,
+    location: &str,
+    top_level: bool,
+) -> Result<FieldRule, (String, String)> {
+    let err = |message: String| (location.to_string(), message);
+    let spec: RuleToml = match value {
+        toml::Value::String(path) => RuleToml {
+            path: Some(path.clone()),
+            ..Default::default()
+        },
+        toml::Value::Table(_) => value
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| err(e.message().to_string()))?,
+        _ => return Err(err("expected a path string or a table".into())),
+    };
+    let parse_path = |raw: &Option<String>| -> Result<Option<Path>, (String, String)> {
+        raw.as_deref().map(Path::parse).transpose().map_err(err)
+    };
+    let path = match field.kind {
+        FieldKind::Records(_) => {
+            if spec.path.is_some() && spec.each.is_none() {
+                return Err(err(
+                    "is a list of records: write { each = \"PATH\", fields = { ... } }".into(),
+                ));
+            }
+            parse_path(&spec.each)?
+        }
+        FieldKind::TextList => {
+            if spec.path.is_some() && spec.each.is_some() {
+                return Err(err("give `each` or `path`, not both".into()));
+            }
+            parse_path(if spec.each.is_some() {
+                &spec.each
+            } else {
+                &spec.path
+            })?
+        }
+        _ => {
+            if spec.each.is_some() {
+                return Err(err(
+                    "`each` makes a list, but this field holds a single value".into(),
+                ));
+            }
+            parse_path(&spec.path)?
+        }
+    };
+    let fields = match (field.kind, &spec.fields) {
+        (FieldKind::Records(sub) | FieldKind::Record(sub), Some(table)) => {
+            compile_fields(table, sub, location, false)?
+        }
+        (FieldKind::Records(_) | FieldKind::Record(_), None) => {
+            return Err(err(
+                "needs a `fields` table describing its sub-fields".into()
+            ));
+        }
+        (_, Some(_)) => return Err(err("`fields` is only for lists of records".into())),
+        (_, None) => Vec::new(),
+    };
+    if path.is_none() && spec.default.is_none() && !matches!(field.kind, FieldKind::Record(_)) {
+        return Err(err(
+            "needs a `path` (or `each` for lists), or a `default`".into()
+        ));
+    }
+    if spec.format.is_some() && field.kind != FieldKind::Date {
+        return Err(err("`format` is only for date fields".into()));
+    }
+    let mut rule = FieldRule {
+        name: field.name,
+        kind: field.kind,
+        path,
+        html: false,
+        trim_dot: false,
+        upper: false,
+        lower: false,
+        map: spec.map.map(|m| {
+            m.into_iter()
+                .flat_map(|(k, v)| [(k.clone(), v.clone()), (text::comparison_key(&k), v)])
+                .collect()
+        }),
+        unmapped: spec.unmapped,
+        default: spec.default,
+        keep_placeholders: spec.keep_placeholders,
+        format: spec.format,
+        split: spec.split,
+        join: spec.join,
+        required: spec
+            .required
+            .unwrap_or(top_level && matches!(field.name, "code" | "name")),
+        fields,
+    };
+    for step in &spec.clean {
+        match step.as_str() {
+            "html" => rule.html = true,
+            "trim_dot" => rule.trim_dot = true,
+            "upper" => rule.upper = true,
+            "lower" => rule.lower = true,
+            // Always applied to every text; accepted so that mappings may say so.
+            "space" | "nfc" | "entities" | "trim" => {}
+            other => {
+                return Err(err(format!(
+                    "unknown clean step `{other}`; known: html, trim_dot, upper, lower (space, nfc, entities and trim are always applied)"
+                )));
+            }
+        }
+    }
+    Ok(rule)
+}
+
+/// Collects the issues met while reading one record.
+#[derive(Debug, Default)]
+pub struct ReadContext<'a> {
+    pub placeholders: &'a [String],
+    /// Problems that make the record unusable (a required field is missing).
+    pub errors: Vec<FieldIssue>,
+    /// Problems worth reporting that leave the record usable (an unreadable number).
+    pub warnings: Vec<FieldIssue>,
+}
+
+impl FieldRule {
+    /// Reads this field from `node`. `at` is the field's location for messages.
+    pub fn read<N: Node>(&self, node: &N, at: &str, ctx: &mut ReadContext<'_>) -> Value {
+        let issue = |message: String| FieldIssue {
+            field: at.to_string(),
+            path: self
+                .path
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+            message,
+        };
+        match self.kind {
+            FieldKind::Records(_) => {
+                let nodes = self
+                    .path
+                    .as_ref()
+                    .map(|p| p.nodes(node))
+                    .unwrap_or_default();
+                let items: Vec<Value> = nodes
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, n)| read_record(&self.fields, n, &format!("{at}[{i}]"), ctx))
+                    .filter(|v| !is_blank(v))
+                    .collect();
+                Value::Array(items)
+            }
+            FieldKind::Record(_) => match &self.path {
+                None => read_record(&self.fields, node, at, ctx),
+                Some(path) => match path.nodes(node).into_iter().next() {
+                    Some(base) => read_record(&self.fields, base, at, ctx),
+                    // Absent: every sub-field takes the model's default.
+                    None => Value::Object(Map::new()),
+                },
+            },
+            FieldKind::TextList => {
+                let mut items = Vec::new();
+                for raw in self.raw_texts(node) {
+                    let cleaned = self.clean(&raw, ctx, &issue);
+                    match &self.split {
+                        Some(sep) => items.extend(
+                            cleaned
+                                .split(sep.as_str())
+                                .map(str::trim)
+                                .filter(|s| !s.is_empty())
+                                .map(str::to_string),
+                        ),
+                        None if !cleaned.is_empty() => items.push(cleaned),
+                        None => {}
+                    }
+                }
+                if items.is_empty() {
+                    items.extend(self.default.clone());
+                }
+                Value::Array(items.into_iter().map(Value::String).collect())
+            }
+            FieldKind::Text | FieldKind::Number | FieldKind::Bool | FieldKind::Date => {
+                let texts: Vec<String> = self
+                    .raw_texts(node)
+                    .into_iter()
+                    .map(|raw| self.clean(&raw, ctx, &issue))
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                let mut value = match &self.join {
+                    Some(sep) => texts.join(sep),
+                    None => texts.into_iter().next().unwrap_or_default(),
+                };
+                if value.is_empty() {
+                    value = self.default.clone().unwrap_or_default();
+                }
+                if value.is_empty() && self.required {
+                    ctx.errors
+                        .push(issue("required value is missing or empty".into()));
+                }
+                self.convert(value, ctx, &issue)
+            }
+        }
+    }
+
+    fn raw_texts<'n, N: Node>(&self, node: &'n N) -> Vec<std::borrow::Cow<'n, str>> {
+        self.path
+            .as_ref()
+            .map(|p| p.texts(node))
+            .unwrap_or_default()
+    }
+
+    fn clean(
+        &self,
+        raw: &str,
+        ctx: &mut ReadContext<'_>,
+        issue: &dyn Fn(String) -> FieldIssue,
+    ) -> String {
+        let mut value = if self.html {
+            text::html_to_text(raw)
+        } else {
+            text::clean(raw)
+        };
+        if !self.keep_placeholders && text::is_placeholder(&value, ctx.placeholders) {
+            value.clear();
+        }
+        if self.trim_dot {
+            while value.ends_with('.') {
+                value.pop();
+            }
+            value.truncate(value.trim_end().len());
+        }
+        if self.upper {
+            value = value.to_uppercase();
+        }
+        if self.lower {
+            value = value.to_lowercase();
+        }
+        if let (Some(map), false) = (&self.map, value.is_empty()) {
+            let hit = map
+                .get(&value)
+                .or_else(|| map.get(&text::comparison_key(&value)));
+            value = match (hit, self.unmapped) {
+                (Some(mapped), _) => mapped.clone(),
+                (None, Unmapped::Keep) => value,
+                (None, Unmapped::Default) => String::new(),
+                (None, Unmapped::Warn) => {
+                    ctx.warnings
+                        .push(issue(format!("value `{value}` is not in the map")));
+                    String::new()
+                }
+            };
+        }
+        value
+    }
+
+    fn convert(
+        &self,
+        value: String,
+        ctx: &mut ReadContext<'_>,
+        issue: &dyn Fn(String) -> FieldIssue,
+    ) -> Value {
+        match self.kind {
+            FieldKind::Number if value.is_empty() => Value::Null,
+            FieldKind::Number => match parse_number(&value) {
+                Some(n) => number_value(n),
+                None => {
+                    ctx.warnings
+                        .push(issue(format!("`{value}` is not a number; left empty")));
+                    Value::Null
+                }
+            },
+            FieldKind::Bool if value.is_empty() => Value::Null,
+            FieldKind::Bool => match parse_bool(&value) {
+                Some(b) => Value::Bool(b),
+                None => {
+                    ctx.warnings
+                        .push(issue(format!("`{value}` is not yes/no; left empty")));
+                    Value::Null
+                }
+            },
+            FieldKind::Date if value.is_empty() => Value::String(String::new()),
+            FieldKind::Date => match parse_date(&value, self.format.as_deref()) {
+                Some(d) => Value::String(d.format("%Y-%m-%d").to_string()),
+                None => {
+                    ctx.warnings.push(issue(format!(
+                        "`{value}` is not a date this rule can read; left empty"
+                    )));
+                    Value::String(String::new())
+                }
+            },
+            _ => Value::String(value),
+        }
+    }
+}
+
+/// Reads a record (or sub-record) with the given rules.
+pub fn read_record<N: Node>(
+    rules: &[FieldRule],
+    node: &N,
+    at: &str,
+    ctx: &mut ReadContext<'_>,
+) -> Value {
+    let mut map = Map::new();
+    for rule in rules {
+        let location = if at.is_empty() {
+            rule.name.to_string()
+        } else {
+            format!("{at}.{}", rule.name)
+        };
+        map.insert(rule.name.to_string(), rule.read(node, &location, ctx));
+    }
+    Value::Object(map)
+}
+
+/// True for values that carry nothing: empty strings, nulls, empty lists, all-blank objects.
+fn is_blank(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.values().all(is_blank),
+        _ => false,
+    }
+}
+
+fn number_value(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        Value::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)
+    }
+}
+
+/// Reads a number the way Vietnamese portals write them: `30.000` and `30,000` are thirty
+/// thousand, `1,5` and `0.5` are fractions, a currency or unit after the number is ignored
+/// (`30.000 đồng`, `15 ngày`). `None` when there is no number at the start.
+pub fn parse_number(text: &str) -> Option<f64> {
+    let trimmed = text.trim();
+    let (negative, rest) = match trimmed.strip_prefix('-') {
+        Some(r) => (true, r.trim_start()),
+        None => (false, trimmed),
+    };
+    let numeric: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || matches!(c, '.' | ',' | ' ' | '\u{a0}'))
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let numeric = numeric.trim_end_matches(['.', ',']);
+    if !numeric.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    let last_dot = numeric.rfind('.');
+    let last_comma = numeric.rfind(',');
+    let grouped_by_three = |sep: char| numeric.split(sep).skip(1).all(|g| g.len() == 3);
+    let normalized: String = match (last_dot, last_comma) {
+        (Some(d), Some(c)) => {
+            let (thousands, decimal) = if d > c { (',', '.') } else { ('.', ',') };
+            numeric
+                .chars()
+                .filter(|&ch| ch != thousands)
+                .map(|ch| if ch == decimal { '.' } else { ch })
+                .collect()
+        }
+        (Some(_), None) if grouped_by_three('.') => numeric.replace('.', ""),
+        (None, Some(_)) if grouped_by_three(',') => numeric.replace(',', ""),
+        (Some(_), None) => numeric.to_string(),
+        (None, Some(_)) => numeric.replace(',', "."),
+        (None, None) => numeric.to_string(),
+    };
+    let value: f64 = normalized.parse().ok()?;
+    Some(if negative { -value } else { value })
+}
+
+fn parse_bool(text: &str) -> Option<bool> {
+    match text::search_key(text).as_str() {
+        "1" | "true" | "co" | "yes" | "x" => Some(true),
+        "0" | "false" | "khong" | "no" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads a date in the given chrono format, or in any of the formats the portals use:
+/// `DD-MM-YYYY`, `dd/MM/yyyy`, `yyyyMMddHHmmss`, ISO date or date-time.
+pub fn parse_date(text: &str, format: Option<&str>) -> Option<NaiveDate> {
+    let text = text.trim();
+    if let Some(fmt) = format {
+        return NaiveDate::parse_from_str(text, fmt).ok().or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(text, fmt)
+                .ok()
+                .map(|d| d.date())
+        });
+    }
+    for fmt in ["%d-%m-%Y", "%d/%m/%Y", "%Y-%m-%d", "%d.%m.%Y"] {
+        if let Ok(d) = NaiveDate::parse_from_str(text, fmt) {
+            return Some(d);
+        }
+    }
+    if text.len() == 14 && text.chars().all(|c| c.is_ascii_digit()) {
+        return chrono::NaiveDateTime::parse_from_str(text, "%Y%m%d%H%M%S")
+            .ok()
+            .map(|d| d.date());
+    }
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(dt.with_timezone(&crate::vietnam_offset()).date_naive());
+    }
+    text.get(..10)
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_in_vietnamese_notation() {
+        assert_eq!(parse_number("30.000"), Some(30000.0));
+        assert_eq!(parse_number("30.000 đồng"), Some(30000.0));
+        assert_eq!(parse_number("1.500.000đ"), Some(1_500_000.0));
+        assert_eq!(parse_number("30,000"), Some(30000.0));
+        assert_eq!(parse_number("1,5 ngày"), Some(1.5));
+        assert_eq!(parse_number("0.5"), Some(0.5));
+        assert_eq!(parse_number("1.234,5"), Some(1234.5));
+        assert_eq!(parse_number("15 ngày làm việc"), Some(15.0));
+        assert_eq!(parse_number("Theo quy định"), None);
+    }
+
+    #[test]
+    fn dates_in_portal_formats() {
+        let d = NaiveDate::from_ymd_opt(2025, 12, 9).unwrap();
+        assert_eq!(parse_date("09-12-2025", None), Some(d));
+        assert_eq!(parse_date("09/12/2025", None), Some(d));
+        assert_eq!(parse_date("20251209103000", None), Some(d));
+        assert_eq!(parse_date("2025-12-09", None), Some(d));
+        assert_eq!(
+            parse_date("2025-12-08T20:00:00Z", None),
+            Some(d),
+            "UTC evening is the next day in Vietnam"
+        );
+        assert_eq!(parse_date("9/12/2025", Some("%d/%m/%Y")), Some(d));
+        assert_eq!(parse_date("không rõ", None), None);
+    }
+
+    #[test]
+    fn yes_no() {
+        assert_eq!(parse_bool("1"), Some(true));
+        assert_eq!(parse_bool("Không"), Some(false));
+        assert_eq!(parse_bool("maybe"), None);
+    }
+}

@@ -1,0 +1,171 @@
+//! JSON extractor: parses a response and hands each record (the nodes the record path reaches)
+//! to the caller. Numbers and booleans read as text, as the portals mean them.
+
+use std::borrow::Cow;
+
+use serde_json::Value;
+
+use super::ParseError;
+use super::path::{Node, Path};
+
+impl Node for Value {
+    fn children<'a>(&'a self, name: &str, out: &mut Vec<&'a Self>) {
+        match self {
+            Value::Array(items) => items.iter().for_each(|item| item.children(name, out)),
+            Value::Object(map) => match map.get(name) {
+                Some(Value::Array(items)) => out.extend(items.iter()),
+                Some(Value::Null) | None => {}
+                Some(child) => out.push(child),
+            },
+            _ => {}
+        }
+    }
+
+    fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Value::String(s) => Some(Cow::Borrowed(s)),
+            Value::Number(n) => Some(Cow::Owned(n.to_string())),
+            Value::Bool(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+            _ => None,
+        }
+    }
+
+    fn attribute(&self, name: &str) -> Option<Cow<'_, str>> {
+        match self {
+            Value::Object(map) => map.get(name).and_then(Node::text),
+            _ => None,
+        }
+    }
+}
+
+/// Parses `body`, reads the document-level `captures` (first value of each) and calls
+/// `on_record` for every record node. Arrays reached by the record path are flattened.
+pub fn scan(
+    body: &str,
+    records: &Path,
+    captures: &[Option<&Path>],
+    max_depth: usize,
+    on_record: &mut dyn FnMut(&Value),
+) -> Result<Vec<Option<String>>, ParseError> {
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    let root: Value = parse_bounded(&mut deserializer, body, max_depth)?;
+    let captured = captures
+        .iter()
+        .map(|path| {
+            path.and_then(|p| p.texts(&root).into_iter().find(|t| !t.trim().is_empty()))
+                .map(|t| t.trim().to_string())
+        })
+        .collect();
+    let mut nodes = records.nodes(&root);
+    if records.segments.is_empty() {
+        if let Value::Array(items) = &root {
+            nodes = items.iter().collect();
+        }
+    }
+    for node in nodes {
+        on_record(node);
+    }
+    Ok(captured)
+}
+
+/// Refuses documents nested deeper than `max_depth` before parsing them, so that hostile input
+/// is rejected with a clear message rather than by serde_json's fixed limit, then parses.
+fn parse_bounded(
+    deserializer: &mut serde_json::Deserializer<serde_json::de::StrRead<'_>>,
+    body: &str,
+    max_depth: usize,
+) -> Result<Value, ParseError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (offset, byte) in body.bytes().enumerate() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max_depth {
+                    return Err(ParseError {
+                        message: format!("nesting deeper than {max_depth} levels"),
+                        offset: Some(offset as u64),
+                    });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let value = serde::Deserialize::deserialize(&mut *deserializer).map_err(|e| ParseError {
+        message: e.to_string(),
+        offset: None,
+    })?;
+    deserializer.end().map_err(|e| ParseError {
+        message: e.to_string(),
+        offset: None,
+    })?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(body: &str, each: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let path = Path::parse(each).unwrap();
+        scan(body, &path, &[], 64, &mut |n| {
+            out.push(Path::parse("TTHC_MA").unwrap().texts(n)[0].to_string())
+        })
+        .unwrap();
+        out
+    }
+
+    #[test]
+    fn root_array_is_the_record_list() {
+        let body = r#"[{"TTHC_MA":"1.001193"},{"TTHC_MA":"1.000656"}]"#;
+        assert_eq!(codes(body, ""), vec!["1.001193", "1.000656"]);
+    }
+
+    #[test]
+    fn nested_record_path_and_captures() {
+        let body = r#"{"data":{"total":"2","items":[{"TTHC_MA":"a"},{"TTHC_MA":"b"}]}}"#;
+        assert_eq!(codes(body, "data/items"), vec!["a", "b"]);
+        let total = Path::parse("data/total").unwrap();
+        let got = scan(
+            body,
+            &Path::parse("data/items").unwrap(),
+            &[Some(&total)],
+            64,
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(got, vec![Some("2".to_string())]);
+    }
+
+    #[test]
+    fn truncated_json_is_an_error() {
+        let err = scan(
+            r#"[{"TTHC_MA":"a"},{"TT"#,
+            &Path::default(),
+            &[],
+            64,
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(err.message.contains("EOF"), "{}", err.message);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let body = "[".repeat(100) + &"]".repeat(100);
+        assert!(scan(&body, &Path::default(), &[], 64, &mut |_| {}).is_err());
+    }
+}

@@ -1,0 +1,489 @@
+//! Mapping files: a declarative description of one portal format (request, paging, where the
+//! records are, how each model field is read), and the extraction of procedures from a response
+//! with it. A new portal with the same concepts needs a new mapping file, not new Rust.
+//!
+//! The language is documented for operators in `mappings/README.md`.
+
+pub mod field;
+pub mod json;
+pub mod path;
+pub mod request;
+pub mod xml;
+
+use std::collections::BTreeMap;
+use std::path::{Path as FsPath, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+pub use field::FieldIssue;
+use field::{FieldRule, ReadContext};
+use path::{Node, Path};
+pub use request::{Method, PagingSpec, PagingStyle, RequestSpec};
+
+use crate::model::{self, PROCEDURE_SCHEMA, Procedure};
+use crate::text::DEFAULT_PLACEHOLDERS;
+
+/// How deep a response may nest before it is refused as hostile.
+pub const DEFAULT_MAX_DEPTH: usize = 64;
+
+/// Everything that can go wrong loading a mapping or reading a response with it.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("mapping {file}: cannot read the file: {message}")]
+    Read { file: PathBuf, message: String },
+    #[error("mapping {file}: not valid TOML: {message}")]
+    Toml { file: PathBuf, message: String },
+    #[error("mapping {file}: `{key}`: {message}")]
+    Invalid {
+        file: PathBuf,
+        key: String,
+        message: String,
+    },
+    #[error("mapping {file}: the response is not valid {format}: {message}{}", offset.map(|o| format!(" (near byte {o})")).unwrap_or_default())]
+    Parse {
+        file: PathBuf,
+        format: Format,
+        message: String,
+        offset: Option<u64>,
+    },
+}
+
+/// A response that could not be parsed at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParseError {
+    pub message: String,
+    pub offset: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Json,
+    Xml,
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Json => "JSON",
+            Format::Xml => "XML",
+        })
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MappingToml {
+    format: Format,
+    #[serde(default)]
+    description: String,
+    request: RequestSpec,
+    paging: Option<request::PagingToml>,
+    records: RecordsToml,
+    fields: BTreeMap<String, toml::Value>,
+    placeholders: Option<Vec<String>>,
+    max_depth: Option<usize>,
+    /// Defaults for request placeholders; a source's `vars` override them.
+    #[serde(default)]
+    vars: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordsToml {
+    #[serde(default)]
+    each: String,
+}
+
+/// A loaded, validated mapping.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    pub file: PathBuf,
+    /// SHA-256 of the file, recorded with every run so a run can be tied to the mapping it used.
+    pub hash: String,
+    pub format: Format,
+    pub description: String,
+    pub request: RequestSpec,
+    pub paging: PagingSpec,
+    pub records: Path,
+    /// Default values of request placeholders.
+    pub vars: BTreeMap<String, String>,
+    fields: Vec<FieldRule>,
+    placeholders: Vec<String>,
+    max_depth: usize,
+}
+
+/// What one response said about paging, besides its records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PageSummary {
+    pub records: usize,
+    pub declared_total: Option<u64>,
+    pub declared_pages: Option<u64>,
+    pub next_cursor: Option<String>,
+}
+
+/// One record read from a response.
+#[derive(Debug, Clone)]
+pub struct Extracted {
+    /// 1-based position of the record within its response.
+    pub position: usize,
+    /// The procedure, or the code (when readable) and the reasons it could not be used.
+    pub result: Result<Procedure, RecordError>,
+    pub warnings: Vec<FieldIssue>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordError {
+    pub code: Option<String>,
+    pub issues: Vec<FieldIssue>,
+}
+
+impl Mapping {
+    /// Loads and validates a mapping file.
+    pub fn load(file: &FsPath) -> Result<Mapping, MappingError> {
+        let content = std::fs::read_to_string(file).map_err(|e| MappingError::Read {
+            file: file.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Mapping::parse(file, &content)
+    }
+
+    /// Validates a mapping given as text; `file` names it in errors.
+    pub fn parse(file: &FsPath, content: &str) -> Result<Mapping, MappingError> {
+        let invalid = |(key, message): (String, String)| MappingError::Invalid {
+            file: file.to_path_buf(),
+            key,
+            message,
+        };
+        let raw: MappingToml = toml::from_str(content).map_err(|e| MappingError::Toml {
+            file: file.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let records =
+            Path::parse(&raw.records.each).map_err(|m| invalid(("records.each".into(), m)))?;
+        let fields = field::compile_fields(&raw.fields, PROCEDURE_SCHEMA, "fields", true)
+            .map_err(invalid)?;
+        let paging = PagingSpec::compile(raw.paging).map_err(invalid)?;
+        let mapping = Mapping {
+            file: file.to_path_buf(),
+            hash: model::hex(&Sha256::digest(content.as_bytes())),
+            format: raw.format,
+            description: raw.description,
+            request: raw.request,
+            paging,
+            records,
+            vars: raw.vars,
+            fields,
+            placeholders: raw
+                .placeholders
+                .unwrap_or_else(|| DEFAULT_PLACEHOLDERS.iter().map(|s| s.to_string()).collect()),
+            max_depth: raw.max_depth.unwrap_or(DEFAULT_MAX_DEPTH),
+        };
+        mapping.check_templates().map_err(invalid)?;
+        Ok(mapping)
+    }
+
+    /// Every placeholder in the request must be a built-in variable or a source variable; the
+    /// source's variables are only known later, so here only the syntax is checked, and
+    /// [`Mapping::missing_variables`] checks names against a source.
+    fn check_templates(&self) -> Result<(), (String, String)> {
+        if self.request.url.trim().is_empty() {
+            return Err(("request.url".into(), "must not be empty".into()));
+        }
+        Ok(())
+    }
+
+    /// The placeholders used by the request that neither the built-ins, the mapping's `[vars]`
+    /// nor the source's `vars` provide.
+    pub fn missing_variables(&self, vars: &BTreeMap<String, String>) -> Vec<String> {
+        let mut templates = vec![self.request.url.as_str()];
+        templates.extend(self.request.query.values().map(String::as_str));
+        templates.extend(self.request.form.values().map(String::as_str));
+        templates.extend(self.request.headers.values().map(String::as_str));
+        let mut missing: Vec<String> = templates
+            .into_iter()
+            .flat_map(request::placeholders)
+            .filter(|n| {
+                !request::BUILTIN_VARIABLES.contains(&n.as_str())
+                    && !vars.contains_key(n)
+                    && !self.vars.contains_key(n)
+            })
+            .collect();
+        missing.sort();
+        missing.dedup();
+        missing
+    }
+
+    /// Reads every record of one response, calling `on_record` for each, and returns what the
+    /// response said about paging. Fails only when the response cannot be parsed at all.
+    pub fn extract(
+        &self,
+        body: &str,
+        on_record: &mut dyn FnMut(Extracted),
+    ) -> Result<PageSummary, MappingError> {
+        let captures = [
+            self.paging.total.as_ref(),
+            self.paging.pages.as_ref(),
+            self.paging.cursor.as_ref(),
+        ];
+        let mut position = 0usize;
+        let scanned = match self.format {
+            Format::Json => json::scan(
+                body,
+                &self.records,
+                &captures,
+                self.max_depth,
+                &mut |node| {
+                    position += 1;
+                    on_record(self.read(node, position));
+                },
+            ),
+            Format::Xml => xml::scan(
+                body,
+                &self.records,
+                &captures,
+                self.max_depth,
+                &mut |node| {
+                    position += 1;
+                    on_record(self.read(node, position));
+                },
+            ),
+        };
+        let captured = scanned.map_err(|e| MappingError::Parse {
+            file: self.file.clone(),
+            format: self.format,
+            message: e.message,
+            offset: e.offset,
+        })?;
+        let number = |i: usize| {
+            captured
+                .get(i)
+                .cloned()
+                .flatten()
+                .and_then(|t| field::parse_number(&t))
+                .map(|n| n as u64)
+        };
+        Ok(PageSummary {
+            records: position,
+            declared_total: number(0),
+            declared_pages: number(1),
+            next_cursor: captured.get(2).cloned().flatten().filter(|c| !c.is_empty()),
+        })
+    }
+
+    fn read<N: Node>(&self, node: &N, position: usize) -> Extracted {
+        let mut ctx = ReadContext {
+            placeholders: &self.placeholders,
+            ..Default::default()
+        };
+        let value = field::read_record(&self.fields, node, "", &mut ctx);
+        let code = value
+            .get("code")
+            .and_then(|v| v.as_str())
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
+        let result = if ctx.errors.is_empty() {
+            serde_json::from_value::<Procedure>(value)
+                .map(Procedure::normalised)
+                .map_err(|e| RecordError {
+                    code: code.clone(),
+                    issues: vec![FieldIssue {
+                        field: String::new(),
+                        path: String::new(),
+                        message: e.to_string(),
+                    }],
+                })
+        } else {
+            Err(RecordError {
+                code,
+                issues: ctx.errors,
+            })
+        };
+        Extracted {
+            position,
+            result,
+            warnings: ctx.warnings,
+        }
+    }
+}
+
+impl Procedure {
+    /// Fills what follows from other fields: the canonical online mode from the source's label.
+    fn normalised(mut self) -> Procedure {
+        if !matches!(self.online_mode.as_str(), "none" | "partial" | "full") {
+            let from = if self.online_mode.is_empty() {
+                &self.online_label
+            } else {
+                &self.online_mode
+            };
+            self.online_mode = model::online_mode_from_label(from).to_string();
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(toml: &str) -> Result<Mapping, MappingError> {
+        Mapping::parse(FsPath::new("mappings/test.toml"), toml)
+    }
+
+    const MINIMAL: &str = r#"
+format = "json"
+[request]
+url = "{base_url}/list"
+[records]
+each = ""
+[fields]
+code = "TTHC_MA"
+name = "NAME"
+"#;
+
+    #[test]
+    fn unknown_field_is_named_with_the_file() {
+        let err = mapping(&MINIMAL.replace("name = \"NAME\"", "name = \"NAME\"\nnmae = \"X\""))
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("mappings/test.toml")
+                && msg.contains("fields.nmae")
+                && msg.contains("unknown field"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn required_fields_and_shapes_are_checked() {
+        let err = mapping(&MINIMAL.replace("code = \"TTHC_MA\"\n", "")).unwrap_err();
+        assert!(err.to_string().contains("fields.code"), "{err}");
+        let err = mapping(&format!("{MINIMAL}channels = \"KENH\"\n")).unwrap_err();
+        assert!(err.to_string().contains("list of records"), "{err}");
+        let err = mapping(&format!(
+            "{MINIMAL}levels = {{ path = \"A\", clean = [\"bogus\"] }}\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("unknown clean step"), "{err}");
+    }
+
+    #[test]
+    fn missing_record_field_names_field_record_and_path() {
+        let m = mapping(MINIMAL).unwrap();
+        let mut got = Vec::new();
+        m.extract(
+            r#"[{"TTHC_MA":"1.001193"},{"TTHC_MA":"2","NAME":"x"}]"#,
+            &mut |e| got.push(e),
+        )
+        .unwrap();
+        let err = got[0].result.clone().unwrap_err();
+        assert_eq!(err.code.as_deref(), Some("1.001193"));
+        assert_eq!(err.issues[0].field, "name");
+        assert_eq!(err.issues[0].path, "NAME");
+        assert!(got[1].result.is_ok());
+    }
+
+    #[test]
+    fn unparseable_response_names_the_mapping() {
+        let m = mapping(MINIMAL).unwrap();
+        let err = m.extract("[{", &mut |_| {}).unwrap_err();
+        assert!(
+            err.to_string().contains("mappings/test.toml")
+                && err.to_string().contains("not valid JSON"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn missing_variables_are_listed() {
+        let m = mapping(&MINIMAL.replace("{base_url}/list", "{base_url}/list?agency={agency}"))
+            .unwrap();
+        assert_eq!(m.missing_variables(&BTreeMap::new()), vec!["agency"]);
+    }
+}
+
+/// The mapping files shipped in `mappings/`, checked against realistic responses.
+#[cfg(test)]
+mod shipped {
+    use super::*;
+    use crate::synthetic;
+
+    fn shipped(name: &str) -> Mapping {
+        Mapping::load(
+            &FsPath::new(env!("CARGO_MANIFEST_DIR"))
+                .join("mappings")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    fn extract_all(m: &Mapping, body: &str) -> (Vec<Procedure>, Vec<FieldIssue>, PageSummary) {
+        let mut records = Vec::new();
+        let mut warnings = Vec::new();
+        let summary = m
+            .extract(body, &mut |e| {
+                warnings.extend(e.warnings);
+                records.push(e.result.unwrap());
+            })
+            .unwrap();
+        (records, warnings, summary)
+    }
+
+    #[test]
+    fn lgsp_xml_reads_full_details() {
+        let m = shipped("lgsp-xml.toml");
+        let (records, warnings, summary) = extract_all(&m, &synthetic::lgsp_page(30, 1, 100, 0, 0));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(summary.records, 30);
+        assert_eq!(summary.declared_total, Some(30));
+        assert_eq!(summary.declared_pages, Some(1));
+        let p = &records[0];
+        assert_eq!(p.code, "1.001193");
+        assert!(p.local_code.starts_with("1.001193.000.00.00.H"));
+        assert_eq!(p.name, "Đăng ký khai sinh");
+        assert_eq!(p.levels, vec!["Cấp Xã", "Cấp Tỉnh"]);
+        assert_eq!(p.channels.len(), 3);
+        assert_eq!(p.channels[1].kind, "online");
+        assert!(p.channels[0].fees[0].amount.is_some());
+        assert_eq!(p.channels[0].deadlines[0].unit, "Ngày làm việc");
+        assert_eq!(p.documents.len(), 2);
+        assert_eq!(p.documents[0].items.len(), 3);
+        assert_eq!(p.documents[0].items[0].originals, Some(1.0));
+        assert_eq!(p.steps[0].steps.len(), 3);
+        assert_eq!(p.legal_basis.len(), 3);
+        assert_eq!(p.legal_basis[0].date.len(), 10, "ISO date");
+        assert_eq!(
+            p.conditions, "",
+            "placeholder \"Không có yêu cầu điều kiện\" is empty"
+        );
+        assert!(p.decision.number.ends_with("/QĐ-UBND"));
+        assert!(p.decision.date.starts_with("2025-"));
+        assert!(["none", "partial", "full"].contains(&p.online_mode.as_str()));
+        assert_eq!(p.online_label.is_empty(), p.online_mode == "none");
+        assert_eq!(p.applicants, vec!["Công dân Việt Nam", "Tổ chức"]);
+        assert_eq!(p.sectors[0].name, "Hộ tịch");
+    }
+
+    #[test]
+    fn dvcqg_list_reads_the_real_capture() {
+        let m = shipped("dvcqg-list.toml");
+        let body = include_str!("../../tests/fixtures/dvcqg/list-citizen-1000.json");
+        let (records, warnings, summary) = extract_all(&m, body);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(records.len(), 1000);
+        assert_eq!(summary.declared_total, Some(2507));
+        assert_eq!(records[0].code, "1.004194");
+        assert_eq!(records[0].name, "Đăng ký tạm trú");
+        assert_eq!(records[0].kind, "Công dân");
+        assert_eq!(records[0].vertical, Some(true));
+        // The capture has decomposed (NFD) names; they are stored in NFC.
+        use unicode_normalization::UnicodeNormalization;
+        assert!(
+            records
+                .iter()
+                .all(|r| r.name.nfc().collect::<String>() == r.name)
+        );
+        assert!(records.iter().all(|r| !r.name.contains("  ")));
+    }
+}

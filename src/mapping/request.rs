@@ -1,0 +1,191 @@
+//! The request and paging parts of a mapping file, and the `{placeholder}` templates they use.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use super::path::Path;
+
+/// How to ask the portal for one page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestSpec {
+    #[serde(default = "default_method")]
+    pub method: Method,
+    pub url: String,
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+    #[serde(default)]
+    pub form: BTreeMap<String, String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
+}
+
+fn default_method() -> Method {
+    Method::Get
+}
+
+/// How pages follow one another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PagingStyle {
+    /// `{page}` counts from `first` up.
+    Page,
+    /// `{offset}` counts from `first` up in steps of `size`.
+    Offset,
+    /// `{cursor}` is read from each response at the `cursor` path.
+    Cursor,
+    /// One request is the whole result.
+    #[default]
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PagingToml {
+    #[serde(default)]
+    pub style: PagingStyle,
+    pub first: Option<u64>,
+    pub size: Option<u64>,
+    pub total: Option<String>,
+    pub pages: Option<String>,
+    pub cursor: Option<String>,
+    pub max_pages: Option<u64>,
+}
+
+/// The compiled `[paging]` table.
+#[derive(Debug, Clone)]
+pub struct PagingSpec {
+    pub style: PagingStyle,
+    pub first: u64,
+    pub size: u64,
+    /// Where the response declares the total number of records.
+    pub total: Option<Path>,
+    /// Where the response declares the number of pages.
+    pub pages: Option<Path>,
+    /// Where the response gives the next cursor.
+    pub cursor: Option<Path>,
+    /// A safety stop: more pages than this is an error, not a catalogue.
+    pub max_pages: u64,
+}
+
+impl PagingSpec {
+    pub(super) fn compile(raw: Option<PagingToml>) -> Result<PagingSpec, (String, String)> {
+        let raw = raw.unwrap_or(PagingToml {
+            style: PagingStyle::None,
+            first: None,
+            size: None,
+            total: None,
+            pages: None,
+            cursor: None,
+            max_pages: None,
+        });
+        let path = |key: &str, value: &Option<String>| {
+            value
+                .as_deref()
+                .map(Path::parse)
+                .transpose()
+                .map_err(|m| (format!("paging.{key}"), m))
+        };
+        let spec = PagingSpec {
+            style: raw.style,
+            first: raw.first.unwrap_or(if raw.style == PagingStyle::Offset {
+                0
+            } else {
+                1
+            }),
+            size: raw.size.unwrap_or(100),
+            total: path("total", &raw.total)?,
+            pages: path("pages", &raw.pages)?,
+            cursor: path("cursor", &raw.cursor)?,
+            max_pages: raw.max_pages.unwrap_or(10_000),
+        };
+        if spec.size == 0 {
+            return Err(("paging.size".into(), "must be at least 1".into()));
+        }
+        if spec.style == PagingStyle::Cursor && spec.cursor.is_none() {
+            return Err((
+                "paging.cursor".into(),
+                "cursor paging needs the path of the next cursor".into(),
+            ));
+        }
+        Ok(spec)
+    }
+}
+
+/// The names a template may use besides the source's own `vars`.
+pub const BUILTIN_VARIABLES: &[&str] = &["base_url", "page", "page_size", "offset", "cursor"];
+
+/// Replaces `{name}` placeholders. A `{` not followed by a name and `}` is literal text, so JSON
+/// bodies can be written as they are. An unknown name is an error naming it.
+pub fn render(
+    template: &str,
+    lookup: &mut dyn FnMut(&str) -> Option<String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let name_len = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(after.len());
+        if name_len > 0 && after[name_len..].starts_with('}') {
+            let name = &after[..name_len];
+            match lookup(name) {
+                Some(value) => out.push_str(&value),
+                None => return Err(format!("unknown placeholder `{{{name}}}`")),
+            }
+            rest = &after[name_len + 1..];
+        } else {
+            out.push('{');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The placeholder names a template uses.
+pub fn placeholders(template: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let _ = render(template, &mut |name| {
+        names.push(name.to_string());
+        Some(String::new())
+    });
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_keeps_json_braces() {
+        let t = r#"{"p_Page_Size":{page_size},"p_Page_Index":{page}}"#;
+        let got = render(t, &mut |n| match n {
+            "page" => Some("2".into()),
+            "page_size" => Some("1000".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(got, r#"{"p_Page_Size":1000,"p_Page_Index":2}"#);
+        assert_eq!(placeholders(t), vec!["page_size", "page"]);
+    }
+
+    #[test]
+    fn render_rejects_unknown_names() {
+        assert!(
+            render("{nope}", &mut |_| None)
+                .unwrap_err()
+                .contains("{nope}")
+        );
+    }
+}

@@ -1,0 +1,276 @@
+//! Streaming XML extractor (quick-xml): walks the document once, builds a small tree only for
+//! the element the record path points at, hands it to the caller and drops it. Memory stays
+//! bounded by the largest single record, not by the number of records.
+//!
+//! Element names are matched by local name, whatever the namespace prefix. Entity references
+//! other than the five XML ones and character references are never expanded (a DOCTYPE cannot
+//! define entities here); HTML entity names are left as `&name;` for the text cleaner.
+
+use std::borrow::Cow;
+
+use quick_xml::Reader;
+use quick_xml::XmlVersion;
+use quick_xml::events::{BytesStart, Event};
+
+use super::ParseError;
+use super::path::{Node, Path};
+
+/// One element of a record's subtree.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Element {
+    pub name: String,
+    pub attributes: Vec<(String, String)>,
+    pub children: Vec<Element>,
+    pub text: String,
+}
+
+impl Element {
+    fn from_start(start: &BytesStart<'_>) -> Element {
+        let name = start.local_name().as_ref().to_string();
+        let attributes = start
+            .attributes()
+            .filter_map(Result::ok)
+            .map(|attr| {
+                let key = attr.key.local_name().as_ref().to_string();
+                let value = attr
+                    .normalized_value(XmlVersion::Implicit1_0)
+                    .map(Cow::into_owned)
+                    .unwrap_or_else(|_| attr.value.clone().into_owned());
+                (key, value)
+            })
+            .collect();
+        Element {
+            name,
+            attributes,
+            children: Vec::new(),
+            text: String::new(),
+        }
+    }
+
+    fn collect_text(&self, out: &mut String) {
+        if !self.text.trim().is_empty() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push_str(&self.text);
+        }
+        for child in &self.children {
+            child.collect_text(out);
+        }
+    }
+}
+
+impl Node for Element {
+    fn children<'a>(&'a self, name: &str, out: &mut Vec<&'a Self>) {
+        out.extend(self.children.iter().filter(|c| c.name == name));
+    }
+
+    fn text(&self) -> Option<Cow<'_, str>> {
+        if self.children.is_empty() {
+            return Some(Cow::Borrowed(&self.text));
+        }
+        let mut all = String::new();
+        self.collect_text(&mut all);
+        Some(Cow::Owned(all))
+    }
+
+    fn attribute(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| Cow::Borrowed(v.as_str()))
+    }
+}
+
+/// The text a general reference stands for: character references resolved, the five XML
+/// entities resolved, anything else kept literally as `&name;`.
+fn reference_text(name: &str) -> Cow<'static, str> {
+    if let Some(num) = name.strip_prefix('#') {
+        let parsed = match num.strip_prefix('x').or_else(|| num.strip_prefix('X')) {
+            Some(hex) => u32::from_str_radix(hex, 16).ok(),
+            None => num.parse::<u32>().ok(),
+        };
+        return match parsed.and_then(char::from_u32) {
+            Some(c) if c != '\0' => Cow::Owned(c.to_string()),
+            _ => Cow::Borrowed(""),
+        };
+    }
+    match name {
+        "lt" => Cow::Borrowed("<"),
+        "gt" => Cow::Borrowed(">"),
+        "amp" => Cow::Borrowed("&"),
+        "apos" => Cow::Borrowed("'"),
+        "quot" => Cow::Borrowed("\""),
+        other => Cow::Owned(format!("&{other};")),
+    }
+}
+
+fn path_matches(stack: &[String], path: &Path) -> bool {
+    stack.len() == path.segments.len() && stack.iter().zip(&path.segments).all(|(a, b)| a == b)
+}
+
+/// Streaming state: where we are in the document, the record being built, the capture running.
+struct Scanner<'p> {
+    records: &'p Path,
+    captures: &'p [Option<&'p Path>],
+    stack: Vec<String>,
+    building: Vec<Element>,
+    captured: Vec<Option<String>>,
+    capturing: Option<(usize, String)>,
+}
+
+impl Scanner<'_> {
+    fn open(&mut self, start: &BytesStart<'_>) {
+        self.stack.push(start.local_name().as_ref().to_string());
+        if !self.building.is_empty() || path_matches(&self.stack, self.records) {
+            self.building.push(Element::from_start(start));
+        } else if self.capturing.is_none() {
+            let stack = &self.stack;
+            let hit = self
+                .captures
+                .iter()
+                .position(|c| c.is_some_and(|p| p.attribute.is_none() && path_matches(stack, p)));
+            if let Some(i) = hit.filter(|&i| self.captured[i].is_none()) {
+                self.capturing = Some((i, String::new()));
+            }
+        }
+    }
+
+    fn text(&mut self, piece: &str) {
+        if let Some(top) = self.building.last_mut() {
+            top.text.push_str(piece);
+        } else if let Some((_, text)) = self.capturing.as_mut() {
+            text.push_str(piece);
+        }
+    }
+
+    fn close(&mut self, on_record: &mut dyn FnMut(&Element)) {
+        if let Some(element) = self.building.pop() {
+            match self.building.last_mut() {
+                Some(parent) => parent.children.push(element),
+                None => on_record(&element),
+            }
+        } else if let Some((i, text)) = self.capturing.take() {
+            self.captured[i] = Some(text.trim().to_string());
+        }
+        self.stack.pop();
+    }
+}
+
+/// Streams `body`, calling `on_record` for each element at the record path and returning the
+/// text of the first element at each capture path.
+pub fn scan(
+    body: &str,
+    records: &Path,
+    captures: &[Option<&Path>],
+    max_depth: usize,
+    on_record: &mut dyn FnMut(&Element),
+) -> Result<Vec<Option<String>>, ParseError> {
+    let mut reader = Reader::from_str(body);
+    reader.config_mut().check_end_names = true;
+    let mut scanner = Scanner {
+        records,
+        captures,
+        stack: Vec::new(),
+        building: Vec::new(),
+        captured: vec![None; captures.len()],
+        capturing: None,
+    };
+    loop {
+        let event = reader.read_event().map_err(|e| ParseError {
+            message: e.to_string(),
+            offset: Some(reader.error_position()),
+        })?;
+        match event {
+            Event::Start(start) => scanner.open(&start),
+            Event::Empty(start) => {
+                scanner.open(&start);
+                scanner.close(on_record);
+            }
+            Event::End(_) => scanner.close(on_record),
+            Event::Text(t) => scanner.text(&t.xml10_content()),
+            Event::CData(c) => scanner.text(&c.into_inner()),
+            Event::GeneralRef(r) => scanner.text(&reference_text(&r.into_inner())),
+            Event::Eof => break,
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
+        }
+        if scanner.stack.len() > max_depth {
+            return Err(ParseError {
+                message: format!("nesting deeper than {max_depth} levels"),
+                offset: Some(reader.buffer_position()),
+            });
+        }
+    }
+    if !scanner.stack.is_empty() {
+        return Err(ParseError {
+            message: format!(
+                "document ends inside <{}> (truncated response?)",
+                scanner.stack.join("/")
+            ),
+            offset: Some(reader.buffer_position()),
+        });
+    }
+    Ok(scanner.captured)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>
+<LayDanhSachTTHCResponse><KetQua><TongSo>2</TongSo><DanhSach>
+<ThuTuc><MATTHCQG>1.001193</MATTHCQG><TENTTHC>&#272;&#259;ng k&yacute; khai sinh</TENTTHC>
+  <CACHTHUCTHUCHIEN><KENH MA="1"><PHILEPHI><SOTIEN>0</SOTIEN></PHILEPHI></KENH><KENH MA="2"/></CACHTHUCTHUCHIEN></ThuTuc>
+<ThuTuc><MATTHCQG>1.000656</MATTHCQG><TENTTHC><![CDATA[Đăng ký khai tử & <b>x</b>]]></TENTTHC></ThuTuc>
+</DanhSach></KetQua></LayDanhSachTTHCResponse></soap:Body></soap:Envelope>"#;
+
+    fn run(doc: &str) -> Result<(Vec<Element>, Vec<Option<String>>), ParseError> {
+        let records =
+            Path::parse("Envelope/Body/LayDanhSachTTHCResponse/KetQua/DanhSach/ThuTuc").unwrap();
+        let total = Path::parse("Envelope/Body/LayDanhSachTTHCResponse/KetQua/TongSo").unwrap();
+        let mut out = Vec::new();
+        let caps = scan(doc, &records, &[Some(&total)], 64, &mut |e| {
+            out.push(e.clone())
+        })?;
+        Ok((out, caps))
+    }
+
+    #[test]
+    fn extracts_records_by_local_name_and_captures_total() {
+        let (records, caps) = run(DOC).unwrap();
+        assert_eq!(caps, vec![Some("2".to_string())]);
+        assert_eq!(records.len(), 2);
+        let name = Path::parse("TENTTHC").unwrap();
+        assert_eq!(name.texts(&records[0])[0], "Đăng k&yacute; khai sinh");
+        assert_eq!(name.texts(&records[1])[0], "Đăng ký khai tử & <b>x</b>");
+        let kinds = Path::parse("CACHTHUCTHUCHIEN/KENH/@MA").unwrap();
+        assert_eq!(kinds.texts(&records[0]), vec!["1", "2"]);
+        let fee = Path::parse("CACHTHUCTHUCHIEN/KENH/PHILEPHI/SOTIEN").unwrap();
+        assert_eq!(fee.texts(&records[0]), vec!["0"]);
+    }
+
+    #[test]
+    fn truncated_document_is_an_error() {
+        let cut = &DOC[..DOC.len() / 2];
+        let err = run(cut).unwrap_err();
+        assert!(
+            err.message.contains("truncated") || err.offset.is_some(),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn doctype_entities_are_never_expanded() {
+        let doc = r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "AAAAAAAAAA"><!ENTITY b "&a;&a;&a;&a;">]>
+<Envelope><Body><LayDanhSachTTHCResponse><KetQua><DanhSach><ThuTuc><TENTTHC>&b;</TENTTHC></ThuTuc></DanhSach></KetQua></LayDanhSachTTHCResponse></Body></Envelope>"#;
+        let (records, _) = run(doc).unwrap();
+        assert_eq!(Path::parse("TENTTHC").unwrap().texts(&records[0])[0], "&b;");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused() {
+        let doc = "<a>".repeat(100) + &"</a>".repeat(100);
+        assert!(run(&doc).unwrap_err().message.contains("nesting"));
+    }
+}

@@ -1,0 +1,361 @@
+//! The canonical procedure record every source is mapped into, and the schema that tells a
+//! mapping file which fields exist and of what kind.
+//!
+//! The model is deliberately plain data (serde structs): mapping produces it, `sync::diff`
+//! compares it, storage keeps it as JSON, publishing renders it.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::text;
+
+/// One administrative procedure (thủ tục hành chính) as one source describes it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Procedure {
+    /// National code `X.NNNNNN`; the identity of the record within its source.
+    pub code: String,
+    /// The source's own code (e.g. `1.001612.000.00.00.H48`), kept as an alias.
+    pub local_code: String,
+    pub name: String,
+    /// Loại thủ tục / who it is for, as the source labels it.
+    pub kind: String,
+    /// Cấp thực hiện: Cấp Bộ, Cấp Tỉnh, Cấp Xã...
+    pub levels: Vec<String>,
+    /// Canonical online mode: `none`, `partial` (một phần, level 3) or `full` (toàn trình, level 4).
+    pub online_mode: String,
+    /// The online-service label exactly as the source gave it (`TOANTRINH`, `4`...).
+    pub online_label: String,
+    /// Ngành dọc (police, tax, social insurance...).
+    pub vertical: Option<bool>,
+    pub sectors: Vec<Sector>,
+    pub agencies: Vec<Agency>,
+    pub applicants: Vec<String>,
+    pub channels: Vec<Channel>,
+    pub documents: Vec<DocumentCase>,
+    pub steps: Vec<StepCase>,
+    pub legal_basis: Vec<LegalBasis>,
+    pub conditions: String,
+    pub results: Vec<String>,
+    pub decision: Decision,
+    pub online_url: String,
+    pub status: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sector {
+    pub code: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Agency {
+    pub code: String,
+    pub name: String,
+}
+
+/// Cách thức thực hiện: one way to submit, with its own deadlines and fees.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Channel {
+    /// `in_person`, `online` or `postal` (canonical), or the source's label when unknown.
+    pub kind: String,
+    pub deadlines: Vec<Deadline>,
+    pub fees: Vec<Fee>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Deadline {
+    #[serde(serialize_with = "whole_numbers_as_integers")]
+    pub amount: Option<f64>,
+    pub unit: String,
+    pub note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Fee {
+    pub code: String,
+    /// In đồng.
+    #[serde(serialize_with = "whole_numbers_as_integers")]
+    pub amount: Option<f64>,
+    pub unit: String,
+    pub note: String,
+}
+
+/// Thành phần hồ sơ for one case (trường hợp).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DocumentCase {
+    pub case: String,
+    pub items: Vec<Document>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Document {
+    pub code: String,
+    pub name: String,
+    pub form_name: String,
+    pub form_url: String,
+    #[serde(serialize_with = "whole_numbers_as_integers")]
+    pub originals: Option<f64>,
+    #[serde(serialize_with = "whole_numbers_as_integers")]
+    pub copies: Option<f64>,
+}
+
+/// Trình tự thực hiện for one case.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StepCase {
+    pub case: String,
+    pub steps: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LegalBasis {
+    pub number: String,
+    pub title: String,
+    /// ISO date (`YYYY-MM-DD`) when the source gave one that could be read.
+    pub date: String,
+    pub issuer: String,
+}
+
+/// The publishing decision (quyết định công bố).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Decision {
+    pub number: String,
+    pub date: String,
+}
+
+/// Writes `30000.0` as `30000`: fees and counts read as people write them, in JSON and on pages.
+fn whole_numbers_as_integers<S: serde::Serializer>(
+    value: &Option<f64>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => serializer.serialize_some(&(*n as i64)),
+        Some(n) => serializer.serialize_some(n),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// What kind of value a field holds; the mapping layer converts extracted text accordingly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldKind {
+    Text,
+    Number,
+    Bool,
+    /// An ISO date (`YYYY-MM-DD`), converted from the source's format.
+    Date,
+    TextList,
+    /// A list of sub-records described by the given schema.
+    Records(&'static [FieldSchema]),
+    /// A single nested record (e.g. the decision) described by the given schema.
+    Record(&'static [FieldSchema]),
+}
+
+/// One field a mapping may fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldSchema {
+    pub name: &'static str,
+    pub kind: FieldKind,
+}
+
+const fn field(name: &'static str, kind: FieldKind) -> FieldSchema {
+    FieldSchema { name, kind }
+}
+
+use FieldKind::*;
+
+const SECTOR: &[FieldSchema] = &[field("code", Text), field("name", Text)];
+const AGENCY: &[FieldSchema] = &[field("code", Text), field("name", Text)];
+const DEADLINE: &[FieldSchema] = &[
+    field("amount", Number),
+    field("unit", Text),
+    field("note", Text),
+];
+const FEE: &[FieldSchema] = &[
+    field("code", Text),
+    field("amount", Number),
+    field("unit", Text),
+    field("note", Text),
+];
+const CHANNEL: &[FieldSchema] = &[
+    field("kind", Text),
+    field("deadlines", Records(DEADLINE)),
+    field("fees", Records(FEE)),
+];
+const DOCUMENT: &[FieldSchema] = &[
+    field("code", Text),
+    field("name", Text),
+    field("form_name", Text),
+    field("form_url", Text),
+    field("originals", Number),
+    field("copies", Number),
+];
+const DOCUMENT_CASE: &[FieldSchema] = &[field("case", Text), field("items", Records(DOCUMENT))];
+const STEP_CASE: &[FieldSchema] = &[field("case", Text), field("steps", TextList)];
+const LEGAL_BASIS: &[FieldSchema] = &[
+    field("number", Text),
+    field("title", Text),
+    field("date", Date),
+    field("issuer", Text),
+];
+const DECISION: &[FieldSchema] = &[field("number", Text), field("date", Date)];
+
+/// Every field of [`Procedure`] a mapping can fill, with its kind.
+pub const PROCEDURE_SCHEMA: &[FieldSchema] = &[
+    field("code", Text),
+    field("local_code", Text),
+    field("name", Text),
+    field("kind", Text),
+    field("levels", TextList),
+    field("online_mode", Text),
+    field("online_label", Text),
+    field("vertical", Bool),
+    field("sectors", Records(SECTOR)),
+    field("agencies", Records(AGENCY)),
+    field("applicants", TextList),
+    field("channels", Records(CHANNEL)),
+    field("documents", Records(DOCUMENT_CASE)),
+    field("steps", Records(STEP_CASE)),
+    field("legal_basis", Records(LEGAL_BASIS)),
+    field("conditions", Text),
+    field("results", TextList),
+    field("decision", Record(DECISION)),
+    field("online_url", Text),
+    field("status", Text),
+];
+
+/// A procedure turned into JSON in its two forms: as stored (what the source said) and as
+/// compared (every text replaced by its [`text::comparison_key`]), with the content hash.
+#[derive(Debug, Clone)]
+pub struct Fingerprinted {
+    pub record: serde_json::Value,
+    pub comparable: serde_json::Value,
+    pub hash: String,
+}
+
+impl Procedure {
+    /// The stored form, the comparison form and the hash of the comparison form.
+    pub fn fingerprint(&self) -> Fingerprinted {
+        let record = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
+        let comparable = comparable_form(&record);
+        let canonical = serde_json::to_vec(&comparable).unwrap_or_default();
+        let hash = hex(&Sha256::digest(&canonical));
+        Fingerprinted {
+            record,
+            comparable,
+            hash,
+        }
+    }
+}
+
+/// Replaces every string in a JSON value by its comparison key (URLs are kept as they are: their
+/// case is significant).
+pub fn comparable_form(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => {
+            Value::String(s.clone())
+        }
+        Value::String(s) => Value::String(text::comparison_key(s)),
+        Value::Array(items) => Value::Array(items.iter().map(comparable_form).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), comparable_form(v)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// Lower-case hexadecimal of a byte string.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// Canonical online mode from a source label in either vocabulary (Decree 43/2011 levels 1-4 or
+/// Decree 42/2022 một phần / toàn trình).
+pub fn online_mode_from_label(label: &str) -> &'static str {
+    let key = text::search_key(label).replace(' ', "");
+    match key.as_str() {
+        "4" | "muc4" | "mucdo4" | "toantrinh" | "full" => "full",
+        "3" | "muc3" | "mucdo3" | "motphan" | "partial" => "partial",
+        _ => "none",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    /// Builds a JSON value with every schema field filled, so that a schema field the model lacks
+    /// (or one of the wrong kind) makes deserialisation fail.
+    fn sample_for(schema: &[FieldSchema]) -> Value {
+        let mut map = serde_json::Map::new();
+        for f in schema {
+            let v = match f.kind {
+                Text | Date => json!("x"),
+                Number => json!(1.5),
+                Bool => json!(true),
+                TextList => json!(["a", "b"]),
+                Records(sub) => Value::Array(vec![sample_for(sub)]),
+                Record(sub) => sample_for(sub),
+            };
+            map.insert(f.name.to_string(), v);
+        }
+        Value::Object(map)
+    }
+
+    #[test]
+    fn schema_matches_model_exactly() {
+        let sample = sample_for(PROCEDURE_SCHEMA);
+        let parsed: Procedure = serde_json::from_value(sample.clone()).expect("schema fits model");
+        assert_eq!(serde_json::to_value(&parsed).unwrap(), sample);
+    }
+
+    #[test]
+    fn fingerprint_ignores_cosmetic_differences() {
+        let a = Procedure {
+            code: "1.001193".into(),
+            name: "Đăng ký khai sinh".into(),
+            conditions: "hòa giải".into(),
+            ..Default::default()
+        };
+        let b = Procedure {
+            name: "Thủ tục đăng ký  khai sinh.".into(),
+            conditions: "hoà giải".into(),
+            ..a.clone()
+        };
+        assert_eq!(a.fingerprint().hash, b.fingerprint().hash);
+        let c = Procedure {
+            conditions: "hóa giải".into(),
+            ..a.clone()
+        };
+        assert_ne!(a.fingerprint().hash, c.fingerprint().hash);
+    }
+
+    #[test]
+    fn online_mode_understands_both_vocabularies() {
+        assert_eq!(online_mode_from_label("TOANTRINH"), "full");
+        assert_eq!(online_mode_from_label("Toàn trình"), "full");
+        assert_eq!(online_mode_from_label("4"), "full");
+        assert_eq!(online_mode_from_label("Một phần"), "partial");
+        assert_eq!(online_mode_from_label("3"), "partial");
+        assert_eq!(online_mode_from_label(""), "none");
+    }
+}

@@ -1,0 +1,649 @@
+//! One run of one source, end to end: take the source's lock, record the run, page through the
+//! portal (the one generic loop: render request → fetch → archive → decode → extract →
+//! fingerprint → classify), then write all changes in one transaction and close the run record.
+//!
+//! A run that fails at any point writes nothing but its run record (with what it saw).
+
+pub mod diff;
+pub mod spool;
+pub mod store;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::config::Source;
+use crate::db::{self, Pool, SourceLock, StoreError, payloads, procedures, runs};
+use crate::fetch::paging::{Next, PageVars, Pager, PagingError};
+use crate::fetch::{FetchError, Fetched, Fetcher, PageRequest, decode};
+use crate::mapping::request::render;
+use crate::mapping::{Extracted, MappingError, Method};
+use crate::model;
+use diff::{Stored, Verdict};
+use spool::{Pending, Spool};
+pub use store::{ChangeSummary, RowsWritten};
+
+/// Why a run could not complete. Each message names the source, the URL or file, and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("source `{source_name}` is already being synced{}; wait for that run to finish (see `tthc-sync runs`)", by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default())]
+    Busy {
+        source_name: String,
+        by: Option<String>,
+    },
+    #[error(
+        "source `{source_name}`: the bearer token is read from the environment variable {var}, which is not set; export it and run again"
+    )]
+    MissingToken { source_name: String, var: String },
+    #[error("source `{source_name}`: building the request from mapping {mapping}: {message}")]
+    Request {
+        source_name: String,
+        mapping: String,
+        message: String,
+    },
+    #[error(
+        "source `{source_name}`: {error}. Nothing was changed; check that the portal is reachable and answering, then run the sync again"
+    )]
+    Fetch {
+        source_name: String,
+        error: FetchError,
+    },
+    #[error(
+        "source `{source_name}`: {url}: {message}. Nothing was changed; ask the portal's operator about the encoding or declare it in the response"
+    )]
+    Decode {
+        source_name: String,
+        url: String,
+        message: String,
+    },
+    #[error(
+        "source `{source_name}`: {url}: {error}. Nothing was changed; the response may be truncated or the portal's format may have changed (check with `tthc-sync mapping check`)"
+    )]
+    Mapping {
+        source_name: String,
+        url: String,
+        error: MappingError,
+    },
+    #[error("source `{source_name}`: {url}: {error}. Nothing was changed")]
+    Paging {
+        source_name: String,
+        url: String,
+        error: PagingError,
+    },
+    #[error("source `{source_name}`: {error}")]
+    Store {
+        source_name: String,
+        error: StoreError,
+    },
+    #[error("source `{source_name}`: temporary file: {message}")]
+    Spool {
+        source_name: String,
+        message: String,
+    },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+}
+
+/// The kind of a problem met during a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueKind {
+    Fetch,
+    Parse,
+    Mapping,
+    Validation,
+    Store,
+}
+
+/// A problem worth reporting, tied to the record it concerns when there is one.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct RunIssue {
+    pub kind: IssueKind,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// Counts of one run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Counts {
+    pub pages: u64,
+    pub records_seen: u64,
+    pub declared_total: Option<u64>,
+    pub added: u64,
+    pub modified: u64,
+    pub unchanged: u64,
+    pub missing: u64,
+    pub removed: u64,
+    pub restored: u64,
+    pub skipped: u64,
+}
+
+/// The result of a run, for people and scripts.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub run_id: i64,
+    pub source: String,
+    pub dry_run: bool,
+    pub status: RunStatus,
+    pub counts: Counts,
+    pub issues: Vec<RunIssue>,
+    pub changes: Vec<ChangeSummary>,
+    pub rows_written: RowsWritten,
+    pub duration_ms: u64,
+}
+
+/// What started a run.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub dry_run: bool,
+    /// `cli`, `schedule`, `manual`...
+    pub trigger: String,
+    pub requested_by: Option<String>,
+}
+
+/// Progress of a run, for a progress bar.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub source: String,
+    pub pages: u64,
+    pub records: u64,
+    pub declared_total: Option<u64>,
+}
+
+/// Shared resources for runs.
+#[derive(Clone)]
+pub struct SyncContext {
+    pub pool: Pool,
+    pub fetcher: Fetcher,
+    pub on_progress: Option<Arc<dyn Fn(&Progress) + Send + Sync>>,
+}
+
+/// The state a run accumulates; kept outside the fallible part so a failed run still reports
+/// what it saw.
+#[derive(Default)]
+struct RunState {
+    counts: Counts,
+    issues: Vec<RunIssue>,
+    seen: HashSet<String>,
+}
+
+/// Runs one source: the whole pipeline, recorded as one run.
+pub async fn run_source(
+    ctx: &SyncContext,
+    source: &Source,
+    options: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let name = source.name.clone();
+    let store_err = |error: StoreError| SyncError::Store {
+        source_name: name.clone(),
+        error,
+    };
+    let lock = {
+        let pool = ctx.pool.clone();
+        let source_name = name.clone();
+        tokio::task::spawn_blocking(move || SourceLock::try_acquire(&pool, &source_name))
+            .await
+            .map_err(|e| store_err(StoreError::Task(e.to_string())))?
+            .map_err(store_err)?
+    };
+    let Some(lock) = lock else {
+        let source_name = name.clone();
+        let holder = db::blocking(&ctx.pool, move |conn| runs::running(conn, &source_name))
+            .await
+            .ok()
+            .flatten();
+        return Err(SyncError::Busy {
+            source_name: name,
+            by: holder.map(|r| {
+                format!(
+                    "run #{} (started {} by {})",
+                    r.id,
+                    r.started_at
+                        .with_timezone(&crate::vietnam_offset())
+                        .format("%Y-%m-%d %H:%M"),
+                    r.trigger
+                )
+            }),
+        });
+    };
+
+    let run_id = {
+        let source_name = name.clone();
+        let trigger = options.trigger.clone();
+        let requested_by = options.requested_by.clone();
+        let dry_run = options.dry_run;
+        let mapping_file = source.mapping.file.display().to_string();
+        let mapping_hash = source.mapping.hash.clone();
+        db::blocking(&ctx.pool, move |conn| {
+            let id = runs::start(conn, &runs::NewRun {
+                source: &source_name,
+                trigger: &trigger,
+                requested_by: requested_by.as_deref(),
+                dry_run,
+                mapping_file: &mapping_file,
+                mapping_hash: &mapping_hash,
+            })?;
+            let abandoned = runs::abandon_running(conn, &source_name, id)?;
+            if abandoned > 0 {
+                tracing::warn!(source = %source_name, abandoned, "earlier runs had stopped without finishing; marked abandoned");
+            }
+            Ok(id)
+        })
+        .await
+        .map_err(store_err)?
+    };
+    tracing::info!(source = %name, run_id, dry_run = options.dry_run, "sync started");
+
+    let mut state = RunState::default();
+    let outcome = execute(ctx, source, options, run_id, &mut state).await;
+    let (status, message) = match &outcome {
+        Ok(_) => (RunStatus::Succeeded, None),
+        Err(error) => {
+            state.issues.push(RunIssue {
+                kind: issue_kind(error),
+                message: error.to_string(),
+                record: None,
+                field: None,
+                path: None,
+                url: error_url(error),
+            });
+            (RunStatus::Failed, Some(error.to_string()))
+        }
+    };
+    let end = runs::RunEnd {
+        status: match status {
+            RunStatus::Succeeded => "succeeded".into(),
+            RunStatus::Failed => "failed".into(),
+        },
+        counts: serde_json::to_value(&state.counts).unwrap_or_default(),
+        issues: serde_json::to_value(&state.issues).unwrap_or_default(),
+        message: message.clone(),
+    };
+    let finished = db::blocking(&ctx.pool, move |conn| {
+        let result = runs::finish(conn, run_id, &end);
+        drop(lock);
+        result
+    })
+    .await;
+    let (changes, rows_written) = outcome?;
+    finished.map_err(store_err)?;
+    tracing::info!(source = %name, run_id, added = state.counts.added, modified = state.counts.modified, unchanged = state.counts.unchanged, "sync finished");
+    Ok(SyncReport {
+        run_id,
+        source: name,
+        dry_run: options.dry_run,
+        status,
+        counts: state.counts,
+        issues: state.issues,
+        changes,
+        rows_written,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+fn issue_kind(error: &SyncError) -> IssueKind {
+    match error {
+        SyncError::Fetch { .. } | SyncError::MissingToken { .. } | SyncError::Busy { .. } => {
+            IssueKind::Fetch
+        }
+        SyncError::Decode { .. } | SyncError::Paging { .. } => IssueKind::Parse,
+        SyncError::Mapping {
+            error: MappingError::Parse { .. },
+            ..
+        } => IssueKind::Parse,
+        SyncError::Mapping { .. } | SyncError::Request { .. } => IssueKind::Mapping,
+        SyncError::Store { .. } | SyncError::Spool { .. } => IssueKind::Store,
+    }
+}
+
+fn error_url(error: &SyncError) -> Option<String> {
+    match error {
+        SyncError::Fetch { error, .. } => Some(error.url().to_string()),
+        SyncError::Decode { url, .. }
+        | SyncError::Mapping { url, .. }
+        | SyncError::Paging { url, .. } => Some(url.clone()),
+        _ => None,
+    }
+}
+
+/// The fallible body of a run: fetch everything, then write everything.
+async fn execute(
+    ctx: &SyncContext,
+    source: &Source,
+    options: &SyncOptions,
+    run_id: i64,
+    state: &mut RunState,
+) -> Result<(Vec<ChangeSummary>, RowsWritten), SyncError> {
+    let name = source.name.clone();
+    let store_err = |error: StoreError| SyncError::Store {
+        source_name: name.clone(),
+        error,
+    };
+    let spool_err = |e: std::io::Error| SyncError::Spool {
+        source_name: name.clone(),
+        message: e.to_string(),
+    };
+    let bearer_token = match &source.bearer_token_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| SyncError::MissingToken {
+            source_name: name.clone(),
+            var: var.clone(),
+        })?),
+        None => None,
+    };
+    let stored = {
+        let source_name = name.clone();
+        db::blocking(&ctx.pool, move |conn| {
+            procedures::load_state(conn, &source_name)
+        })
+        .await
+        .map_err(store_err)?
+    };
+    let mut spool = Spool::new().map_err(spool_err)?;
+    let mut pager = Pager::new(&source.mapping.paging, source.page_size);
+    loop {
+        let vars = pager.current().clone();
+        let request = build_request(source, &vars, bearer_token.clone())?;
+        let (fetched, body, hash) = fetch_and_archive(ctx, source, request, run_id).await?;
+        let text = decode::body_to_text(&body, fetched.content_type.as_deref()).map_err(|e| {
+            SyncError::Decode {
+                source_name: name.clone(),
+                url: fetched.url.clone(),
+                message: e.0,
+            }
+        })?;
+        let mut spool_error = None;
+        let summary = source
+            .mapping
+            .extract(&text, &mut |extracted| {
+                if spool_error.is_none() {
+                    spool_error = take_record(
+                        extracted,
+                        &stored,
+                        &mut spool,
+                        state,
+                        &fetched.url,
+                        vars.sequence,
+                    )
+                    .err();
+                }
+            })
+            .map_err(|error| SyncError::Mapping {
+                source_name: name.clone(),
+                url: fetched.url.clone(),
+                error,
+            })?;
+        if let Some(e) = spool_error {
+            return Err(spool_err(e));
+        }
+        state.counts.pages += 1;
+        let next = pager
+            .advance(&summary, &hash)
+            .map_err(|error| SyncError::Paging {
+                source_name: name.clone(),
+                url: fetched.url.clone(),
+                error,
+            })?;
+        state.counts.declared_total = pager.declared_total();
+        if let Some(report) = &ctx.on_progress {
+            report(&Progress {
+                source: name.clone(),
+                pages: state.counts.pages,
+                records: pager.records(),
+                declared_total: pager.declared_total(),
+            });
+        }
+        match next {
+            Next::Done(stop) => {
+                tracing::debug!(source = %name, ?stop, pages = state.counts.pages, "paging finished");
+                break;
+            }
+            Next::Fetch(_) => {
+                if !source.delay.is_zero() {
+                    tokio::time::sleep(source.delay).await;
+                }
+            }
+        }
+    }
+
+    let absences = diff::absences(&stored, &state.seen, source.removal_grace_runs);
+    for absence in &absences {
+        match absence.status {
+            diff::Status::Removed => state.counts.removed += 1,
+            _ => state.counts.missing += 1,
+        }
+    }
+    let plan = store::WritePlan {
+        run_id,
+        source: name.clone(),
+        stored,
+        spool: spool.into_reader().map_err(spool_err)?,
+        absences,
+        dry_run: options.dry_run,
+    };
+    db::blocking(&ctx.pool, move |conn| store::apply(conn, plan))
+        .await
+        .map_err(store_err)
+}
+
+/// Classifies one extracted record and spools it when it must be written.
+fn take_record(
+    extracted: Extracted,
+    stored: &HashMap<String, Stored>,
+    spool: &mut Spool,
+    state: &mut RunState,
+    url: &str,
+    page: u64,
+) -> std::io::Result<()> {
+    state.counts.records_seen += 1;
+    let position = format!("page {page}, record {}", extracted.position);
+    for warning in extracted.warnings {
+        state.issues.push(RunIssue {
+            kind: IssueKind::Validation,
+            message: warning.message,
+            record: None,
+            field: Some(warning.field),
+            path: Some(warning.path),
+            url: Some(url.to_string()),
+        });
+        if let Some(last) = state.issues.last_mut() {
+            last.record = Some(position.clone());
+        }
+    }
+    let procedure = match extracted.result {
+        Ok(p) => p,
+        Err(error) => {
+            state.counts.skipped += 1;
+            let record = error
+                .code
+                .clone()
+                .map_or(position.clone(), |c| format!("{c} ({position})"));
+            // A record we could not read still exists upstream: never count it as missing.
+            if let Some(code) = error.code {
+                state.seen.insert(code);
+            }
+            for issue in error.issues {
+                state.issues.push(RunIssue {
+                    kind: IssueKind::Mapping,
+                    message: issue.message,
+                    record: Some(record.clone()),
+                    field: Some(issue.field).filter(|f| !f.is_empty()),
+                    path: Some(issue.path).filter(|p| !p.is_empty()),
+                    url: Some(url.to_string()),
+                });
+            }
+            return Ok(());
+        }
+    };
+    if !state.seen.insert(procedure.code.clone()) {
+        state.counts.skipped += 1;
+        state.issues.push(RunIssue {
+            kind: IssueKind::Validation,
+            message: "the same code appears twice in this result; the first record was kept".into(),
+            record: Some(format!("{} ({position})", procedure.code)),
+            field: Some("code".into()),
+            path: None,
+            url: Some(url.to_string()),
+        });
+        return Ok(());
+    }
+    let fingerprint = procedure.fingerprint();
+    let verdict = diff::classify(stored.get(&procedure.code), &fingerprint.hash);
+    match verdict {
+        Verdict::Added => state.counts.added += 1,
+        Verdict::Modified => state.counts.modified += 1,
+        Verdict::Unchanged => state.counts.unchanged += 1,
+        Verdict::Restored { .. } => state.counts.restored += 1,
+    }
+    if verdict != Verdict::Unchanged {
+        spool.push(&Pending {
+            code: procedure.code,
+            name: procedure.name,
+            local_code: procedure.local_code,
+            hash: fingerprint.hash,
+            verdict,
+            record: fingerprint.record,
+        })?;
+    }
+    Ok(())
+}
+
+/// Renders the mapping's request for one page.
+fn build_request(
+    source: &Source,
+    vars: &PageVars,
+    bearer_token: Option<String>,
+) -> Result<PageRequest, SyncError> {
+    let base_url = source.base_url.as_str().trim_end_matches('/').to_string();
+    let mut lookup = |name: &str| -> Option<String> {
+        match name {
+            "base_url" => Some(base_url.clone()),
+            "page" => Some(vars.page.to_string()),
+            "page_size" => Some(vars.page_size.to_string()),
+            "offset" => Some(vars.offset.to_string()),
+            "cursor" => Some(vars.cursor.clone().unwrap_or_default()),
+            other => source
+                .vars
+                .get(other)
+                .or_else(|| source.mapping.vars.get(other))
+                .cloned(),
+        }
+    };
+    let request_err = |message: String| SyncError::Request {
+        source_name: source.name.clone(),
+        mapping: source.mapping.file.display().to_string(),
+        message,
+    };
+    let spec = &source.mapping.request;
+    let url_text = render(&spec.url, &mut lookup).map_err(request_err)?;
+    let url = url::Url::parse(&url_text)
+        .map_err(|e| request_err(format!("`{url_text}` is not a URL: {e}")))?;
+    let mut pairs = |map: &std::collections::BTreeMap<String, String>| -> Result<Vec<(String, String)>, SyncError> {
+        map.iter()
+            .map(|(k, v)| Ok((k.clone(), render(v, &mut lookup).map_err(request_err)?)))
+            .collect()
+    };
+    Ok(PageRequest {
+        method: spec.method,
+        query: pairs(&spec.query)?,
+        form: pairs(&spec.form)?,
+        headers: pairs(&spec.headers)?,
+        url,
+        bearer_token,
+        validators: None,
+    })
+}
+
+/// Fetches a page (conditionally when the portal gave validators before), archives the body by
+/// hash and appends it to the run record.
+async fn fetch_and_archive(
+    ctx: &SyncContext,
+    source: &Source,
+    mut request: PageRequest,
+    run_id: i64,
+) -> Result<(Fetched, bytes::Bytes, String), SyncError> {
+    let name = source.name.clone();
+    let store_err = |error: StoreError| SyncError::Store {
+        source_name: name.clone(),
+        error,
+    };
+    let cache_key = request.display_url();
+    let cached = if request.method == Method::Get && request.url.scheme() != "file" {
+        let key = cache_key.clone();
+        db::blocking(&ctx.pool, move |conn| payloads::cached(conn, &key))
+            .await
+            .map_err(store_err)?
+    } else {
+        None
+    };
+    request.validators = cached.as_ref().map(|(v, _)| v.clone());
+    let fetched = ctx
+        .fetcher
+        .fetch(&request)
+        .await
+        .map_err(|error| SyncError::Fetch {
+            source_name: name.clone(),
+            error,
+        })?;
+    let (body, hash, content_type) = match (&cached, fetched.not_modified) {
+        (Some((_, hash)), true) => {
+            let hash = hash.clone();
+            let key = hash.clone();
+            let (body, content_type) =
+                db::blocking(&ctx.pool, move |conn| payloads::load(conn, &key))
+                    .await
+                    .map_err(store_err)?
+                    .unwrap_or_default();
+            (bytes::Bytes::from(body), hash, content_type)
+        }
+        _ => {
+            let hash = model::hex(&Sha256::digest(&fetched.body));
+            (fetched.body.clone(), hash, fetched.content_type.clone())
+        }
+    };
+    let record = serde_json::json!({
+        "url": fetched.url,
+        "status": fetched.status,
+        "bytes": body.len(),
+        "hash": hash,
+        "not_modified": fetched.not_modified,
+    });
+    {
+        let body = body.clone();
+        let hash = hash.clone();
+        let validators = fetched.validators.clone();
+        let cache =
+            (request.method == Method::Get && request.url.scheme() != "file").then_some(cache_key);
+        let content_type = content_type.clone();
+        db::blocking(&ctx.pool, move |conn| {
+            payloads::archive(conn, &hash, &body, content_type.as_deref(), run_id)?;
+            if let Some(url) = cache {
+                payloads::remember(conn, &url, &validators, &hash)?;
+            }
+            runs::record_payload(conn, run_id, &record)
+        })
+        .await
+        .map_err(store_err)?;
+    }
+    let fetched = Fetched {
+        content_type,
+        ..fetched
+    };
+    Ok((fetched, body, hash))
+}

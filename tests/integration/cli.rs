@@ -1,0 +1,200 @@
+//! The real binary: commands, output, exit codes, and two syncs racing for one source.
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use tthc_sync::synthetic;
+
+use crate::support::portal::{FakePortal, Reply, lgsp_list};
+use crate::support::{TestConfig, TestDb, lgsp_source};
+
+fn tthc(config: &TestConfig, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tthc-sync"))
+        .arg("--config")
+        .arg(&config.path)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_then_list_search_and_show() {
+    let db = TestDb::new();
+    let portal = FakePortal::start(lgsp_list(|page, size| {
+        synthetic::lgsp_page(50, page, size, 0, 0)
+    }));
+    let config = TestConfig::new(&db, "", &lgsp_source("lgsp", &portal.base_url, ""));
+
+    let out = tthc(&config, &["sync"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("lgsp: run #1") && stdout.contains("50 added"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("+ 1.001193 Đăng ký khai sinh"), "{stdout}");
+
+    let out = tthc(&config, &["procedures", "--search", "dang ky khai sinh"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("1.001193   lgsp       Đăng ký khai sinh"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = tthc(
+        &config,
+        &["--json", "procedures", "--search", "dang ky khai sinh"],
+    );
+    let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["code"] == "1.001193")
+    );
+
+    let out = tthc(&config, &["procedure", "1.001193"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("\"channels\""),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = tthc(&config, &["--json", "runs"]);
+    let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(runs[0]["status"], "succeeded");
+    assert_eq!(runs[0]["counts"]["added"], 50);
+
+    let out = tthc(&config, &["changes", "--since", "2020-01-01"]);
+    assert!(text(&out.stdout).contains("added"), "{}", text(&out.stdout));
+
+    let out = tthc(&config, &["sync", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("DRY RUN") && text(&out.stdout).contains("50 unchanged"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_for_failures_and_bad_configuration() {
+    let db = TestDb::new();
+    let portal = FakePortal::start(|_| Reply::status(500));
+    let config = TestConfig::new(
+        &db,
+        "retries = 0",
+        &lgsp_source("lgsp", &portal.base_url, ""),
+    );
+
+    let out = tthc(&config, &["sync"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("source `lgsp`")
+            && stderr.contains("HTTP 500")
+            && stderr.contains(&portal.base_url),
+        "{stderr}"
+    );
+
+    let bad = TestConfig::new(&db, "", &lgsp_source("lgsp", "ftp://nowhere", ""));
+    let out = tthc(&bad, &["sync"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("tthc-sync.toml") && stderr.contains("source[0].base_url"),
+        "{stderr}"
+    );
+
+    let out = tthc(&config, &["sync", "--source", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no source named `nope`"));
+
+    let out = tthc(&config, &["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_syncs_of_one_source_at_once_never_overlap() {
+    let db = TestDb::new();
+    let portal = FakePortal::start(lgsp_list(|page, size| {
+        synthetic::lgsp_page(250, page, size, 0, 0)
+    }));
+    let slow = lgsp_list(|page, size| synthetic::lgsp_page(250, page, size, 0, 0));
+    portal.respond(move |seen| slow(seen).delayed(Duration::from_millis(400)));
+    let config = TestConfig::new(&db, "", &lgsp_source("lgsp", &portal.base_url, ""));
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_tthc-sync"))
+            .arg("--config")
+            .arg(&config.path)
+            .arg("sync")
+            .env_remove("DATABASE_URL")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(), spawn());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+
+    let mut codes = [a.status.code(), b.status.code()];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [Some(0), Some(4)],
+        "one runs, the other is turned away:\n{}\n{}",
+        text(&a.stderr),
+        text(&b.stderr)
+    );
+    let loser = if a.status.code() == Some(4) { &a } else { &b };
+    assert!(
+        text(&loser.stderr).contains("already being synced"),
+        "{}",
+        text(&loser.stderr)
+    );
+    assert_eq!(db.data_rows(), (250, 250, 250, 250), "no duplicated rows");
+    assert_eq!(db.runs(), vec![("succeeded".to_string(), None)]);
+}
+
+#[test]
+fn mapping_check_prints_what_a_sample_yields() {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = dir.path().join("page.xml");
+    std::fs::write(&sample, synthetic::lgsp_page(5, 1, 100, 0, 0)).unwrap();
+    let mapping = concat!(env!("CARGO_MANIFEST_DIR"), "/mappings/lgsp-xml.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_tthc-sync"))
+        .args(["mapping", "check", mapping, "--sample"])
+        .arg(&sample)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("5 record(s)") && stdout.contains("\"name\": \"Đăng ký khai sinh\""),
+        "{stdout}"
+    );
+
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(
+        &broken,
+        std::fs::read_to_string(mapping)
+            .unwrap()
+            .replace("code = \"MATTHCQG\"", "code = \"MATTHCQG\"\ncolour = \"X\""),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_tthc-sync"))
+        .args(["mapping", "check"])
+        .arg(&broken)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("fields.colour"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -1,0 +1,7 @@
+//! Integration tests: real PostgreSQL (a database per test, cloned from a migrated template),
+//! fake portals over real HTTP on 127.0.0.1, and the real binary for the command line.
+
+mod cli;
+mod failures;
+mod support;
+mod sync_catalogue;

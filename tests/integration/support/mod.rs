@@ -1,0 +1,289 @@
+//! Test support: a fresh PostgreSQL database per test (cloned from a migrated template), fake
+//! portals on 127.0.0.1, and configuration files pointing at them.
+
+pub mod portal;
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+use sha2::{Digest, Sha256};
+
+use tthc_sync::config::Config;
+use tthc_sync::db;
+
+/// The server the tests use; its `postgres` database is the maintenance connection.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".into())
+}
+
+fn url_for(database: &str) -> String {
+    let mut url = url::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{database}"));
+    url.to_string()
+}
+
+/// The template's name changes whenever the migrations change.
+fn template_name() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        let mut hasher = Sha256::new();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut files: Vec<PathBuf> = walk(&dir);
+        files.sort();
+        for f in files {
+            hasher.update(f.to_string_lossy().as_bytes());
+            hasher.update(std::fs::read(&f).unwrap());
+        }
+        let digest = hasher.finalize();
+        format!("tthc_test_tpl_{}", tthc_sync::model::hex(&digest[..6]))
+    })
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(walk(&path))
+        } else {
+            out.push(path)
+        }
+    }
+    out
+}
+
+#[derive(QueryableByName)]
+struct Exists {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    exists: bool,
+}
+
+fn ensure_template() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let mut admin =
+            PgConnection::establish(&admin_url()).expect("PostgreSQL is running (see .ci/run)");
+        // Serialise template creation across test processes.
+        diesel::sql_query("SELECT pg_advisory_lock(727272)")
+            .execute(&mut admin)
+            .unwrap();
+        let name = template_name();
+        let exists = diesel::sql_query(
+            "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS exists",
+        )
+        .bind::<Text, _>(name)
+        .get_result::<Exists>(&mut admin)
+        .unwrap()
+        .exists;
+        if !exists {
+            let building = format!("{name}_building");
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {building}"))
+                .execute(&mut admin)
+                .unwrap();
+            diesel::sql_query(format!("CREATE DATABASE {building}"))
+                .execute(&mut admin)
+                .unwrap();
+            {
+                let mut conn = PgConnection::establish(&url_for(&building)).unwrap();
+                db::migrate(&mut conn).unwrap();
+            }
+            diesel::sql_query(format!("ALTER DATABASE {building} RENAME TO {name}"))
+                .execute(&mut admin)
+                .unwrap();
+        }
+        diesel::sql_query("SELECT pg_advisory_unlock(727272)")
+            .execute(&mut admin)
+            .unwrap();
+    });
+}
+
+/// A database of its own for one test, dropped at the end.
+pub struct TestDb {
+    pub url: String,
+    name: String,
+}
+
+impl TestDb {
+    pub fn new() -> TestDb {
+        ensure_template();
+        let name = format!("tthc_test_{}_{}", std::process::id(), rand::random::<u32>());
+        let mut admin = PgConnection::establish(&admin_url()).unwrap();
+        let mut attempt = 0;
+        loop {
+            match diesel::sql_query(format!(
+                "CREATE DATABASE {name} TEMPLATE {}",
+                template_name()
+            ))
+            .execute(&mut admin)
+            {
+                Ok(_) => break,
+                // Another test may be cloning the template at this very moment.
+                Err(e) if attempt < 50 && e.to_string().contains("being accessed") => {
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                Err(e) => panic!("creating test database: {e}"),
+            }
+        }
+        TestDb {
+            url: url_for(&name),
+            name,
+        }
+    }
+
+    pub fn conn(&self) -> PgConnection {
+        PgConnection::establish(&self.url).unwrap()
+    }
+
+    pub fn pool(&self) -> db::Pool {
+        db::pool(&self.url, 4).unwrap()
+    }
+
+    /// Rows in a table.
+    pub fn count(&self, table: &str) -> i64 {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        diesel::sql_query(format!("SELECT count(*) AS n FROM {table}"))
+            .get_result::<N>(&mut self.conn())
+            .unwrap()
+            .n
+    }
+
+    /// Row counts of (procedures, procedure_versions, procedure_changes, procedure_aliases).
+    pub fn data_rows(&self) -> (i64, i64, i64, i64) {
+        (
+            self.count("procedures"),
+            self.count("procedure_versions"),
+            self.count("procedure_changes"),
+            self.count("procedure_aliases"),
+        )
+    }
+
+    /// Every procedure row with its transaction id: any rewrite of a row changes its `xmin`, so
+    /// equal snapshots mean nothing was written.
+    pub fn row_snapshot(&self) -> Vec<(String, String, String)> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            source: String,
+            #[diesel(sql_type = Text)]
+            code: String,
+            #[diesel(sql_type = Text)]
+            xmin: String,
+        }
+        diesel::sql_query(
+            "SELECT source, code, xmin::text AS xmin FROM procedures ORDER BY source, code",
+        )
+        .load::<Row>(&mut self.conn())
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.source, r.code, r.xmin))
+        .collect()
+    }
+
+    /// Runs of a source, oldest first: (status, message).
+    pub fn runs(&self) -> Vec<(String, Option<String>)> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = Text)]
+            status: String,
+            #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+            message: Option<String>,
+        }
+        diesel::sql_query("SELECT status, message FROM sync_runs ORDER BY id")
+            .load::<Row>(&mut self.conn())
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.status, r.message))
+            .collect()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Ok(mut admin) = PgConnection::establish(&admin_url()) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut admin);
+        }
+    }
+}
+
+/// Writes a config file in a temporary directory using the repository's `mappings/`.
+pub struct TestConfig {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+impl TestConfig {
+    /// `sources` is the TOML of the `[[source]]` tables; `fetch` extra `[fetch]` keys.
+    pub fn new(db: &TestDb, fetch: &str, sources: &str) -> TestConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tthc-sync.toml");
+        let mappings = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        let text = format!(
+            "database_url = \"{}\"\nmappings_dir = \"{}\"\n\n[fetch]\nretry_base_delay_ms = 10\nretry_max_delay_ms = 50\n{fetch}\n\n{sources}\n",
+            db.url,
+            mappings.display()
+        );
+        std::fs::write(&path, text).unwrap();
+        TestConfig { _dir: dir, path }
+    }
+
+    pub fn load(&self) -> Config {
+        Config::load(&self.path, None).unwrap()
+    }
+}
+
+/// Runs one source through the library, as `tthc-sync sync --source NAME` does.
+pub async fn sync(
+    config: &Config,
+    db: &TestDb,
+    source: &str,
+    dry_run: bool,
+) -> Result<tthc_sync::sync::SyncReport, tthc_sync::sync::SyncError> {
+    let ctx = tthc_sync::sync::SyncContext {
+        pool: db.pool(),
+        fetcher: tthc_sync::fetch::Fetcher::new(&config.fetch).unwrap(),
+        on_progress: None,
+    };
+    let options = tthc_sync::sync::SyncOptions {
+        dry_run,
+        trigger: "test".into(),
+        requested_by: None,
+    };
+    tthc_sync::sync::run_source(&ctx, config.source(source).unwrap(), &options).await
+}
+
+/// A source table for the national portal's list.
+pub fn dvcqg_source(name: &str, base_url: &str, extra: &str) -> String {
+    format!(
+        "[[source]]\nname = \"{name}\"\nmapping = \"dvcqg-list.toml\"\nbase_url = \"{base_url}\"\n{extra}\n"
+    )
+}
+
+/// A source table for an LGSP XML export.
+pub fn lgsp_source(name: &str, base_url: &str, extra: &str) -> String {
+    format!(
+        "[[source]]\nname = \"{name}\"\nmapping = \"lgsp-xml.toml\"\nbase_url = \"{base_url}\"\n{extra}\n"
+    )
+}
+
+/// The real national-portal captures, as one list of rows.
+pub fn dvcqg_rows() -> Vec<serde_json::Value> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/dvcqg");
+    let mut rows: Vec<serde_json::Value> = Vec::new();
+    for file in ["list-citizen-1000.json", "list-page.json"] {
+        let text = std::fs::read_to_string(dir.join(file)).unwrap();
+        rows.extend(serde_json::from_str::<Vec<serde_json::Value>>(&text).unwrap());
+    }
+    rows
+}
