@@ -1,1 +1,251 @@
-fn main() {}
+//! Benchmark harness (not a test): serves a synthetic catalogue of N procedures with full details
+//! in the LGSP XML shape from a fake portal on 127.0.0.1 in pages of 100, runs the real
+//! `tthc-sync sync` binary against it, and reports wall time, records per second, peak RSS of
+//! the sync process and rows written, for: a cold sync, an unchanged re-sync, and a re-sync
+//! with 5 % of records changed.
+//!
+//!     cargo bench --bench sync                      # N = 2,000 and 20,000
+//!     cargo bench --bench sync -- --n 20000 --change-per-mille 50
+//!
+//! Needs PostgreSQL (TEST_DATABASE_URL, default postgres://root@127.0.0.1:5432/postgres).
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use diesel::prelude::*;
+use diesel::sql_types::BigInt;
+
+use tthc_sync::synthetic;
+
+struct Portal {
+    /// Rendered pages per generation.
+    generations: Vec<Vec<Bytes>>,
+    current: AtomicUsize,
+}
+
+fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".into())
+}
+
+fn database_url(name: &str) -> String {
+    let mut url = url::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Rows inserted, updated or deleted so far in the tables holding procedure data.
+fn data_rows_written(conn: &mut PgConnection) -> i64 {
+    diesel::sql_query(
+        "SELECT COALESCE(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint AS n FROM pg_stat_user_tables \
+         WHERE relname IN ('procedures', 'procedure_versions', 'procedure_changes', 'procedure_aliases', 'raw_payloads', 'http_cache')",
+    )
+    .get_result::<Count>(conn)
+    .map(|c| c.n)
+    .unwrap_or(-1)
+}
+
+/// Runs the binary, returning (wall seconds, CPU seconds, peak RSS in MiB, exit code).
+fn run_sync(config: &std::path::Path, label: &str) -> (f64, f64, f64, i32) {
+    let started = Instant::now();
+    // TTHC_BENCH_WRAP="perf record -g -o target/perf-{run}.data" profiles each sync (the peak
+    // RSS shown is then the wrapper's).
+    let slug: String = label.chars().filter(char::is_ascii_alphanumeric).collect();
+    let wrap = std::env::var("TTHC_BENCH_WRAP")
+        .unwrap_or_default()
+        .replace("{run}", &slug);
+    let mut words = wrap.split_whitespace();
+    let mut command = match words.next() {
+        Some(program) => {
+            let mut c = Command::new(program);
+            c.args(words).arg(env!("CARGO_BIN_EXE_tthc-sync"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_tthc-sync")),
+    };
+    let child = command
+        .arg("--config")
+        .arg(config)
+        .arg("sync")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start tthc-sync");
+    let mut status = 0;
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child with valid pointers to locals.
+    let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert!(waited > 0, "wait4 failed");
+    let wall = started.elapsed().as_secs_f64();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    let cpu = seconds(usage.ru_utime) + seconds(usage.ru_stime);
+    (wall, cpu, usage.ru_maxrss as f64 / 1024.0, code)
+}
+
+fn bench(n: u64, change_per_mille: u64, page_size: u64) {
+    let pages = n.div_ceil(page_size);
+    eprintln!("rendering {pages} pages of {n} synthetic procedures…");
+    let render = |generation| -> Vec<Bytes> {
+        (1..=pages)
+            .map(|p| {
+                Bytes::from(synthetic::lgsp_page(
+                    n,
+                    p,
+                    page_size,
+                    generation,
+                    change_per_mille,
+                ))
+            })
+            .collect()
+    };
+    let generations = vec![render(0), render(1)];
+    let payload_mib = generations[0].iter().map(|b| b.len()).sum::<usize>() as f64 / 1048576.0;
+    let portal = Arc::new(Portal {
+        generations,
+        current: AtomicUsize::new(0),
+    });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .route(
+            "/LayDanhSachTTHC",
+            axum::routing::get(
+                |State(portal): State<Arc<Portal>>,
+                 Query(q): Query<std::collections::HashMap<String, String>>| async move {
+                    let page: usize = q
+                        .get("TrangHienTai")
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(1);
+                    let generation = &portal.generations[portal.current.load(Ordering::SeqCst)];
+                    match generation.get(page.saturating_sub(1)) {
+                        Some(body) => (
+                            StatusCode::OK,
+                            [("content-type", "text/xml; charset=utf-8")],
+                            body.clone(),
+                        ),
+                        None => (
+                            StatusCode::NOT_FOUND,
+                            [("content-type", "text/plain")],
+                            Bytes::from_static(b"no such page"),
+                        ),
+                    }
+                },
+            ),
+        )
+        .with_state(portal.clone());
+    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let db_name = format!("tthc_bench_{n}_{}", std::process::id());
+    let mut admin = PgConnection::establish(&admin_url()).expect("PostgreSQL is running");
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {db_name}"))
+        .execute(&mut admin)
+        .unwrap();
+    diesel::sql_query(format!("CREATE DATABASE {db_name}"))
+        .execute(&mut admin)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tthc-sync.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"{}\"\nmappings_dir = \"{}/mappings\"\n\n[[source]]\nname = \"bench\"\nmapping = \"lgsp-xml.toml\"\nbase_url = \"http://{addr}\"\npage_size = {page_size}\ndelay_ms = 0\n",
+            database_url(&db_name),
+            env!("CARGO_MANIFEST_DIR")
+        ),
+    )
+    .unwrap();
+    let migrated = Command::new(env!("CARGO_BIN_EXE_tthc-sync"))
+        .arg("--config")
+        .arg(&config)
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert!(
+        migrated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    let mut conn = PgConnection::establish(&database_url(&db_name)).unwrap();
+
+    println!(
+        "\nN = {n} procedures, {pages} pages of {page_size}, {payload_mib:.1} MiB of XML per full fetch"
+    );
+    println!(
+        "{:<28} {:>8} {:>8} {:>12} {:>10} {:>14}",
+        "run", "wall s", "cpu s", "records/s", "peak MiB", "rows written"
+    );
+    for (label, generation) in [
+        ("cold sync", 0),
+        ("re-sync, unchanged", 0),
+        (
+            &*format!("re-sync, {:.1} % changed", change_per_mille as f64 / 10.0),
+            1,
+        ),
+    ] {
+        portal.current.store(generation, Ordering::SeqCst);
+        let before = data_rows_written(&mut conn);
+        let (wall, cpu, rss, code) = run_sync(&config, label);
+        assert_eq!(code, 0, "{label}: tthc-sync sync failed");
+        std::thread::sleep(std::time::Duration::from_millis(700)); // let the server's statistics settle
+        let _ = diesel::sql_query("SELECT pg_stat_clear_snapshot()").execute(&mut conn);
+        let written = data_rows_written(&mut conn) - before;
+        println!(
+            "{label:<28} {wall:>8.2} {cpu:>8.2} {:>12.0} {rss:>10.1} {written:>14}",
+            n as f64 / wall
+        );
+    }
+    drop(conn);
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .unwrap();
+    runtime.shutdown_background();
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let sizes: Vec<u64> = value("--n")
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().parse().expect("--n takes numbers"))
+                .collect()
+        })
+        .unwrap_or_else(|| vec![2_000, 20_000]);
+    let change_per_mille = value("--change-per-mille")
+        .map(|v| v.parse().expect("a number"))
+        .unwrap_or(50);
+    let page_size = value("--page-size")
+        .map(|v| v.parse().expect("a number"))
+        .unwrap_or(100);
+    for n in sizes {
+        bench(n, change_per_mille, page_size);
+    }
+}

@@ -327,7 +327,7 @@ fn sync_command(config: &Config, args: &SyncArgs, as_json: bool) -> Result<Outco
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         bar
     });
-    let on_progress: Option<Arc<dyn Fn(&sync::Progress) + Send + Sync>> = bar.clone().map(|bar| {
+    let on_progress: Option<sync::ProgressFn> = bar.clone().map(|bar| {
         Arc::new(move |p: &sync::Progress| {
             let total = p
                 .declared_total
@@ -337,7 +337,7 @@ fn sync_command(config: &Config, args: &SyncArgs, as_json: bool) -> Result<Outco
                 "{}: page {}, {} records{total}",
                 p.source, p.pages, p.records
             ));
-        }) as Arc<dyn Fn(&sync::Progress) + Send + Sync>
+        }) as sync::ProgressFn
     });
     let ctx = SyncContext {
         pool,
@@ -443,7 +443,7 @@ fn print_report(r: &SyncReport) {
     if !r.issues.is_empty() {
         println!("  {} problem(s):", r.issues.len());
         for issue in r.issues.iter().take(SHOWN) {
-            let place = [issue.record.as_deref(), issue.field.as_deref().map(|f| f)]
+            let place = [issue.record.as_deref(), issue.field.as_deref()]
                 .into_iter()
                 .flatten()
                 .collect::<Vec<_>>()
@@ -479,33 +479,42 @@ fn print_runs(list: &[runs::Run]) {
                     (f - r.started_at).num_milliseconds() as f64 / 1000.0
                 )
             })
-            .unwrap_or_else(|| "—".into());
+            .unwrap_or_else(|| "…".into());
+        let mut counts = vec![
+            format!("{} added", n("added")),
+            format!("{} modified", n("modified")),
+            format!("{} unchanged", n("unchanged")),
+        ];
+        for (key, label) in [
+            ("restored", "restored"),
+            ("missing", "missing"),
+            ("removed", "removed"),
+            ("skipped", "skipped"),
+        ] {
+            if n(key) > 0 {
+                counts.push(format!("{} {label}", n(key)));
+            }
+        }
         println!(
-            "#{:<5} {} {:<10} {:<10}{} {:>6} {:>4} rec: +{} ~{} ={} ↺{} ?{} -{} skipped {}{}",
+            "#{:<5} {}  {:<10} {:<10}{} {:>6}  {} records on {} page(s): {}",
             r.id,
             local_time(r.started_at),
             r.source,
             r.status,
-            if r.dry_run { " (dry)" } else { "" },
+            if r.dry_run { " (dry run)" } else { "" },
             took,
+            n("records_seen"),
             n("pages"),
-            n("added"),
-            n("modified"),
-            n("unchanged"),
-            n("restored"),
-            n("missing"),
-            n("removed"),
-            n("skipped"),
-            r.message
-                .as_ref()
-                .map(|m| format!("\n       {m}"))
-                .unwrap_or_default()
+            counts.join(", ")
         );
+        if let Some(message) = &r.message {
+            println!("       {message}");
+        }
     }
 }
 
 fn mapping_check(
-    file: &PathBuf,
+    file: &std::path::Path,
     sample: Option<&PathBuf>,
     show: usize,
     as_json: bool,

@@ -26,7 +26,7 @@ pub enum ConfigError {
     Mapping {
         file: PathBuf,
         source_name: String,
-        error: MappingError,
+        error: Box<MappingError>,
     },
 }
 
@@ -94,6 +94,9 @@ struct SourceToml {
     name: String,
     mapping: String,
     base_url: String,
+    /// Overrides the mapping's request URL (e.g. `{base_url}/page-{page}.json` for exports saved
+    /// as files).
+    url: Option<String>,
     #[serde(default)]
     delay_ms: u64,
     page_size: Option<u64>,
@@ -215,11 +218,18 @@ impl Config {
                 ));
             }
             let mapping_path = mappings_dir.join(&s.mapping);
-            let mapping = Mapping::load(&mapping_path).map_err(|error| ConfigError::Mapping {
-                file: file.to_path_buf(),
-                source_name: s.name.clone(),
-                error,
-            })?;
+            let mut mapping =
+                Mapping::load(&mapping_path).map_err(|error| ConfigError::Mapping {
+                    file: file.to_path_buf(),
+                    source_name: s.name.clone(),
+                    error: Box::new(error),
+                })?;
+            if let Some(url) = &s.url {
+                if url.trim().is_empty() {
+                    return Err(invalid(key("url"), "must not be empty".into()));
+                }
+                mapping.request.url = url.clone();
+            }
             let base_url =
                 parse_base_url(&s.base_url, &base_dir).map_err(|m| invalid(key("base_url"), m))?;
             let missing = mapping.missing_variables(&s.vars);

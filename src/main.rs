@@ -4,6 +4,11 @@
 
 mod cli;
 
+/// mimalloc: glibc's allocator fragments and slows down under this workload (many small
+/// allocations per record across threads); measured in `benches/sync.rs`.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::Parser;

@@ -233,27 +233,93 @@ pub const PROCEDURE_SCHEMA: &[FieldSchema] = &[
     field("status", Text),
 ];
 
-/// A procedure turned into JSON in its two forms: as stored (what the source said) and as
-/// compared (every text replaced by its [`text::comparison_key`]), with the content hash.
-#[derive(Debug, Clone)]
-pub struct Fingerprinted {
-    pub record: serde_json::Value,
-    pub comparable: serde_json::Value,
-    pub hash: String,
+impl Procedure {
+    /// The content hash: SHA-256 of the record's canonical JSON with every text replaced by its
+    /// [`text::comparison_key`], so cosmetic differences upstream do not count as changes.
+    /// Computed in one streaming pass, without building the comparable form.
+    pub fn content_hash(&self) -> String {
+        let mut writer = HashWriter(Sha256::new());
+        let mut serializer =
+            serde_json::Serializer::with_formatter(&mut writer, ComparableFormatter::default());
+        // Serialising plain data into a hasher cannot fail.
+        let _ = self.serialize(&mut serializer);
+        hex(&writer.0.finalize())
+    }
+
+    /// The record as stored: JSON text of what the source said (cleaned).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
-impl Procedure {
-    /// The stored form, the comparison form and the hash of the comparison form.
-    pub fn fingerprint(&self) -> Fingerprinted {
-        let record = serde_json::to_value(self).unwrap_or(serde_json::Value::Null);
-        let comparable = comparable_form(&record);
-        let canonical = serde_json::to_vec(&comparable).unwrap_or_default();
-        let hash = hex(&Sha256::digest(&canonical));
-        Fingerprinted {
-            record,
-            comparable,
-            hash,
-        }
+/// An `io::Write` that feeds a SHA-256.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A JSON formatter writing each string as its comparison key (length-prefixed, so the output
+/// stays unambiguous), for [`Procedure::content_hash`].
+#[derive(Default)]
+struct ComparableFormatter {
+    text: String,
+}
+
+impl serde_json::ser::Formatter for ComparableFormatter {
+    fn begin_string<W: ?Sized + std::io::Write>(&mut self, _writer: &mut W) -> std::io::Result<()> {
+        self.text.clear();
+        Ok(())
+    }
+
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        _writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        self.text.push_str(fragment);
+        Ok(())
+    }
+
+    fn write_char_escape<W: ?Sized + std::io::Write>(
+        &mut self,
+        _writer: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> std::io::Result<()> {
+        use serde_json::ser::CharEscape::*;
+        self.text.push(match escape {
+            Quote => '"',
+            ReverseSolidus => '\\',
+            Solidus => '/',
+            Backspace => '\u{8}',
+            FormFeed => '\u{c}',
+            LineFeed => '\n',
+            CarriageReturn => '\r',
+            Tab => '\t',
+            AsciiControl(byte) => byte as char,
+        });
+        Ok(())
+    }
+
+    fn end_string<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
+        let key = comparable_text(&self.text);
+        writer.write_all(&(key.len() as u64).to_le_bytes())?;
+        writer.write_all(key.as_bytes())
+    }
+}
+
+/// The comparable form of one text: its comparison key, except URLs, whose case matters.
+fn comparable_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with("http://") || text.starts_with("https://") {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(text::comparison_key(text))
     }
 }
 
@@ -262,10 +328,7 @@ impl Procedure {
 pub fn comparable_form(value: &serde_json::Value) -> serde_json::Value {
     use serde_json::Value;
     match value {
-        Value::String(s) if s.starts_with("http://") || s.starts_with("https://") => {
-            Value::String(s.clone())
-        }
-        Value::String(s) => Value::String(text::comparison_key(s)),
+        Value::String(s) => Value::String(comparable_text(s).into_owned()),
         Value::Array(items) => Value::Array(items.iter().map(comparable_form).collect()),
         Value::Object(map) => Value::Object(
             map.iter()
@@ -341,12 +404,12 @@ mod tests {
             conditions: "hoà giải".into(),
             ..a.clone()
         };
-        assert_eq!(a.fingerprint().hash, b.fingerprint().hash);
+        assert_eq!(a.content_hash(), b.content_hash());
         let c = Procedure {
             conditions: "hóa giải".into(),
             ..a.clone()
         };
-        assert_ne!(a.fingerprint().hash, c.fingerprint().hash);
+        assert_ne!(a.content_hash(), c.content_hash());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! "dang ky khai sinh" finds "Đăng ký khai sinh".
 
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use unicode_normalization::{UnicodeNormalization, char::is_combining_mark, is_nfc_quick};
 
@@ -24,6 +25,40 @@ pub const DEFAULT_PLACEHOLDERS: &[&str] = &[
 /// Decodes HTML entities (`&ecirc;`, `&#7871;`, `&amp;`), normalises to NFC, turns every kind of
 /// whitespace (NBSP, tabs, line breaks) into single spaces, strips control characters and trims.
 pub fn clean(raw: &str) -> String {
+    clean_cow(raw).into_owned()
+}
+
+/// [`clean`] without copying text that is clean already (the usual case for stored records).
+pub fn clean_cow(raw: &str) -> Cow<'_, str> {
+    if is_clean(raw) {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(clean_owned(raw))
+    }
+}
+
+/// True when [`clean`] would return the text unchanged.
+fn is_clean(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    if bytes.first() == Some(&b' ') || bytes.last() == Some(&b' ') || text.contains("  ") {
+        return false;
+    }
+    let ascii_ok = bytes
+        .iter()
+        .all(|&b| b >= 0x80 || (b >= 0x20 && b != 0x7f && b != b'&'));
+    if !ascii_ok {
+        return false;
+    }
+    if text.is_ascii() {
+        return true;
+    }
+    let odd = text.chars().any(|c| {
+        !c.is_ascii() && matches!(c, '\u{80}'..='\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200f}' | '\u{2028}'..='\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}')
+    });
+    !odd && is_nfc_quick(text.chars()) == unicode_normalization::IsNormalized::Yes
+}
+
+fn clean_owned(raw: &str) -> String {
     let decoded: Cow<str> = if raw.contains('&') {
         html_escape::decode_html_entities(raw)
     } else {
@@ -110,13 +145,33 @@ pub fn html_to_text(html: &str) -> String {
     clean(&text)
 }
 
-/// True when a cleaned text is one of the placeholders (compared by [`comparison_key`]).
-pub fn is_placeholder(cleaned: &str, placeholders: &[String]) -> bool {
-    if cleaned.is_empty() {
-        return true;
+/// Placeholder texts ("Không có thông tin"...) prepared for fast matching.
+#[derive(Debug, Clone, Default)]
+pub struct Placeholders {
+    keys: Vec<String>,
+    longest: usize,
+}
+
+impl Placeholders {
+    pub fn new<S: AsRef<str>>(texts: &[S]) -> Placeholders {
+        let keys: Vec<String> = texts.iter().map(|t| comparison_key(t.as_ref())).collect();
+        let longest = keys.iter().map(String::len).max().unwrap_or(0);
+        Placeholders { keys, longest }
     }
-    let key = comparison_key(cleaned);
-    placeholders.iter().any(|p| comparison_key(p) == key)
+
+    /// True when a cleaned text is empty or one of the placeholders (compared by
+    /// [`comparison_key`], so case, tone placement and a trailing dot do not matter).
+    pub fn matches(&self, cleaned: &str) -> bool {
+        if cleaned.is_empty() {
+            return true;
+        }
+        // A key is never much longer than its text: long texts cannot be placeholders.
+        if cleaned.len() > self.longest + 8 {
+            return false;
+        }
+        let key = comparison_key(cleaned);
+        self.keys.iter().any(|k| *k == key)
+    }
 }
 
 /// Tone marks are the five combining accents Vietnamese puts on a vowel to mark the tone; the
@@ -125,38 +180,117 @@ fn is_tone_mark(c: char) -> bool {
     matches!(c, '\u{300}' | '\u{301}' | '\u{303}' | '\u{309}' | '\u{323}')
 }
 
+/// First and last code points of the precomposed Latin letters Vietnamese uses.
+const LATIN_FIRST: u32 = 0xC0;
+const LATIN_LAST: u32 = 0x1EFF;
+
+/// How a Latin letter enters a comparison key: lower-cased, canonically decomposed, with its
+/// tone marks set aside.
+struct KeyLetter {
+    base: String,
+    tones: Vec<char>,
+}
+
+/// For each code point in `LATIN_FIRST..=LATIN_LAST`: the letter's key form, or `None` for
+/// symbols. Built once from the Unicode tables.
+fn latin_table() -> &'static [Option<KeyLetter>] {
+    static TABLE: OnceLock<Vec<Option<KeyLetter>>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (LATIN_FIRST..=LATIN_LAST)
+            .map(|cp| {
+                let c =
+                    char::from_u32(cp).filter(|c| c.is_alphanumeric() || is_combining_mark(*c))?;
+                let lower: String = c.to_lowercase().collect();
+                let decomposed: Vec<char> = lower.nfd().collect();
+                Some(KeyLetter {
+                    base: decomposed.iter().filter(|d| !is_tone_mark(**d)).collect(),
+                    tones: decomposed
+                        .iter()
+                        .copied()
+                        .filter(|d| is_tone_mark(*d))
+                        .collect(),
+                })
+            })
+            .collect()
+    })
+}
+
+/// What one character contributes to a comparison key.
+enum KeyPart<'t> {
+    Letter(&'t str, &'t [char]),
+    Tone(char),
+    Separator,
+}
+
 /// The key two texts are compared by: equal keys mean the same text for change detection.
 ///
 /// Ignores: Unicode form (NFC/NFD), where a syllable's tone mark sits ("hoà" = "hòa",
 /// "thuỷ" = "thủy"), letter case, whitespace differences, HTML entities, a trailing dot, and a
-/// leading "Thủ tục ". Everything else is significant.
+/// leading "Thủ tục ". Everything else is significant. Keys are for comparing and hashing only
+/// (they are decomposed, with each syllable's tones at its end), never for display.
 pub fn comparison_key(text: &str) -> String {
-    let lower = clean(text).to_lowercase();
-    let lower = lower.strip_prefix("thủ tục ").unwrap_or(&lower);
-    let mut out = String::with_capacity(lower.len() + 8);
-    let mut word = String::new();
-    let mut tones = String::new();
-    let flush = |word: &mut String, tones: &mut String, out: &mut String| {
-        out.push_str(word);
-        // The tone goes after the syllable: placement inside it no longer matters.
-        out.push_str(tones);
-        word.clear();
-        tones.clear();
-    };
-    for c in lower.nfd() {
-        if is_tone_mark(c) {
-            tones.push(c);
-        } else if c.is_alphanumeric() || is_combining_mark(c) {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut tones, &mut out);
-            out.push(c);
+    let cleaned = clean_cow(text);
+    let mut key = String::with_capacity(cleaned.len() + 8);
+    if cleaned.is_ascii() {
+        key.extend(cleaned.bytes().map(|b| b.to_ascii_lowercase() as char));
+    } else {
+        let table = latin_table();
+        // The tones go after their syllable, in a fixed order: placement no longer matters.
+        let mut tones: Vec<char> = Vec::new();
+        let mut scratch = String::new();
+        for c in cleaned.chars() {
+            let cp = c as u32;
+            let part = if c.is_ascii() {
+                if c.is_ascii_alphanumeric() {
+                    key.push(c.to_ascii_lowercase());
+                    continue;
+                }
+                KeyPart::Separator
+            } else if is_tone_mark(c) {
+                KeyPart::Tone(c)
+            } else if (LATIN_FIRST..=LATIN_LAST).contains(&cp) {
+                match &table[(cp - LATIN_FIRST) as usize] {
+                    Some(letter) => KeyPart::Letter(&letter.base, &letter.tones),
+                    None => KeyPart::Separator,
+                }
+            } else if is_combining_mark(c) || c.is_alphanumeric() {
+                scratch.clear();
+                for lower in c.to_lowercase() {
+                    unicode_normalization::char::decompose_canonical(lower, |d| {
+                        if is_tone_mark(d) {
+                            tones.push(d)
+                        } else {
+                            scratch.push(d)
+                        }
+                    });
+                }
+                KeyPart::Letter(&scratch, &[])
+            } else {
+                KeyPart::Separator
+            };
+            match part {
+                KeyPart::Letter(base, marks) => {
+                    key.push_str(base);
+                    tones.extend_from_slice(marks);
+                }
+                KeyPart::Tone(mark) => tones.push(mark),
+                KeyPart::Separator => {
+                    tones.sort_unstable();
+                    key.extend(tones.drain(..));
+                    key.push(c);
+                }
+            }
         }
+        tones.sort_unstable();
+        key.extend(tones.drain(..));
     }
-    flush(&mut word, &mut tones, &mut out);
-    let mut key: String = out.nfc().collect();
     key.truncate(key.trim_end_matches(['.', ' ']).len());
-    key
+    // "thủ tục " in key form: tones after their syllables.
+    const PREFIX: &str = "thu\u{309} tuc\u{323} ";
+    match key.strip_prefix(PREFIX) {
+        Some(rest) if !rest.is_empty() => rest.to_string(),
+        _ => key,
+    }
 }
 
 /// The diacritics-folded, lower-case form used for search: "Đăng ký khai sinh" → "dang ky khai
@@ -252,10 +386,22 @@ mod tests {
 
     #[test]
     fn placeholders_are_recognised_loosely() {
-        let p: Vec<String> = DEFAULT_PLACEHOLDERS.iter().map(|s| s.to_string()).collect();
-        assert!(is_placeholder("không có thông tin.", &p));
-        assert!(is_placeholder("", &p));
-        assert!(!is_placeholder("Không có thông tin về hộ tịch", &p));
+        let p = Placeholders::new(DEFAULT_PLACEHOLDERS);
+        assert!(p.matches("không có thông tin."));
+        assert!(p.matches("Không Có Thông Tin"));
+        assert!(p.matches(""));
+        assert!(!p.matches("Không có thông tin về hộ tịch"));
+    }
+
+    #[test]
+    fn keys_set_tones_aside_and_keep_other_marks() {
+        assert_eq!(comparison_key("Hộ"), "ho\u{302}\u{323}");
+        assert_eq!(comparison_key("hoà"), comparison_key("hòa"));
+        assert_eq!(
+            comparison_key("ỡứò"),
+            comparison_key("ơưo\u{303}\u{301}\u{300}")
+        );
+        assert_ne!(comparison_key("ô"), comparison_key("o"));
     }
 
     proptest! {
@@ -263,6 +409,18 @@ mod tests {
         fn clean_is_idempotent(s in "\\PC{0,40}") {
             let once = clean(&s);
             prop_assert_eq!(clean(&once), once.clone());
+        }
+
+        #[test]
+        fn tone_placement_never_matters(s in "[a-zàáảãạăằắẳẵặâầấẩẫậđèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵ ]{0,30}") {
+            // Moving every tone mark to the end of its word must not change the key.
+            let moved: String = s.split(' ').map(|w| {
+                let nfd: String = w.nfd().collect();
+                let tones: String = nfd.chars().filter(|c| is_tone_mark(*c)).collect();
+                let rest: String = nfd.chars().filter(|c| !is_tone_mark(*c)).collect();
+                format!("{rest}{tones}").nfc().collect::<String>()
+            }).collect::<Vec<_>>().join(" ");
+            prop_assert_eq!(comparison_key(&s), comparison_key(&moved));
         }
 
         #[test]

@@ -34,10 +34,10 @@ pub fn archive(
 }
 
 /// An archived body and its content type.
-pub fn load(
-    conn: &mut PgConnection,
-    hash: &str,
-) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+pub type Archived = (Vec<u8>, Option<String>);
+
+/// The archived body with this hash, if any.
+pub fn load(conn: &mut PgConnection, hash: &str) -> Result<Option<Archived>, StoreError> {
     Ok(raw_payloads::table
         .find(hash)
         .select((raw_payloads::body, raw_payloads::content_type))

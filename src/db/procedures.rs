@@ -5,9 +5,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use diesel::pg::PgConnection;
+use std::io::Write;
+
+use diesel::pg::{Pg, PgConnection};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Int4, Jsonb, Nullable, Text, Timestamptz};
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::{Array, BigInt, Int4, Json, Nullable, Text, Timestamptz};
 use serde::Serialize;
 
 use super::StoreError;
@@ -23,6 +26,7 @@ pub struct NewProcedure {
     pub search_key: String,
     pub local_code: String,
     pub content_hash: String,
+    pub raw_hash: Option<String>,
     pub version: i32,
     pub status: String,
     pub missing_runs: i32,
@@ -38,7 +42,19 @@ pub struct NewVersion {
     pub version: i32,
     pub run_id: i64,
     pub content_hash: String,
-    pub record: serde_json::Value,
+    pub record: JsonText,
+}
+
+/// JSON text bound as `json` as it is, without a round trip through `serde_json::Value`.
+#[derive(Debug, Clone, diesel::expression::AsExpression)]
+#[diesel(sql_type = Json)]
+pub struct JsonText(pub String);
+
+impl ToSql<Json, Pg> for JsonText {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        out.write_all(self.0.as_bytes())?;
+        Ok(IsNull::No)
+    }
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -71,7 +87,20 @@ pub struct ProcedureUpdate {
     pub search_key: String,
     pub local_code: String,
     pub content_hash: String,
+    pub raw_hash: Option<String>,
     pub version: i32,
+}
+
+#[derive(Queryable)]
+struct StateRow {
+    code: String,
+    content_hash: String,
+    raw_hash: Option<String>,
+    status: String,
+    missing_runs: i32,
+    version: i32,
+    local_code: String,
+    name: String,
 }
 
 /// What is stored for every procedure of a source, keyed by code.
@@ -79,11 +108,12 @@ pub fn load_state(
     conn: &mut PgConnection,
     source: &str,
 ) -> Result<HashMap<String, Stored>, StoreError> {
-    let rows: Vec<(String, String, String, i32, i32, String, String)> = procedures::table
+    let rows: Vec<StateRow> = procedures::table
         .filter(procedures::source.eq(source))
         .select((
             procedures::code,
             procedures::content_hash,
+            procedures::raw_hash,
             procedures::status,
             procedures::missing_runs,
             procedures::version,
@@ -93,21 +123,18 @@ pub fn load_state(
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(
-            |(code, hash, status, missing_runs, version, local_code, name)| {
-                (
-                    code,
-                    Stored {
-                        hash,
-                        status: Status::parse(&status),
-                        missing_runs,
-                        version,
-                        local_code,
-                        name,
-                    },
-                )
-            },
-        )
+        .map(|r| {
+            let stored = Stored {
+                hash: r.content_hash,
+                raw_hash: r.raw_hash,
+                status: Status::parse(&r.status),
+                missing_runs: r.missing_runs,
+                version: r.version,
+                local_code: r.local_code,
+                name: r.name,
+            };
+            (r.code, stored)
+        })
         .collect())
 }
 
@@ -115,7 +142,7 @@ pub fn load_state(
 struct CodeRecord {
     #[diesel(sql_type = Text)]
     code: String,
-    #[diesel(sql_type = Jsonb)]
+    #[diesel(sql_type = Json)]
     record: serde_json::Value,
 }
 
@@ -166,31 +193,25 @@ pub fn insert_changes(conn: &mut PgConnection, rows: &[NewChange]) -> Result<(),
     Ok(())
 }
 
-/// Closes the open aliases of the given codes whose local code changed, and opens new ones.
+/// Closes the open alias of each of `closing` (codes whose local code changed) and opens the
+/// `opening` ones.
 pub fn replace_aliases(
     conn: &mut PgConnection,
     source: &str,
-    rows: &[NewAlias],
+    closing: &[&str],
+    opening: &[NewAlias],
 ) -> Result<(), StoreError> {
-    if rows.is_empty() {
-        return Ok(());
+    if !closing.is_empty() {
+        diesel::sql_query(
+            "UPDATE procedure_aliases SET valid_to = now() WHERE source = $1 AND code = ANY($2) AND valid_to IS NULL",
+        )
+        .bind::<Text, _>(source)
+        .bind::<Array<Text>, _>(closing)
+        .execute(conn)?;
     }
-    let codes: Vec<&str> = rows.iter().map(|r| r.code.as_str()).collect();
-    let locals: Vec<&str> = rows.iter().map(|r| r.local_code.as_str()).collect();
-    diesel::sql_query(
-        "UPDATE procedure_aliases a SET valid_to = now() \
-         FROM unnest($2::text[], $3::text[]) AS u(code, local_code) \
-         WHERE a.source = $1 AND a.code = u.code AND a.valid_to IS NULL AND a.local_code <> u.local_code",
-    )
-    .bind::<Text, _>(source)
-    .bind::<Array<Text>, _>(&codes)
-    .bind::<Array<Text>, _>(&locals)
-    .execute(conn)?;
-    let fresh: Vec<&NewAlias> = rows.iter().filter(|r| !r.local_code.is_empty()).collect();
-    if !fresh.is_empty() {
-        diesel::insert_into(procedure_aliases::table)
-            .values(fresh.into_iter().cloned().collect::<Vec<_>>())
-            .on_conflict_do_nothing()
+    if !opening.is_empty() {
+        diesel::copy_from(procedure_aliases::table)
+            .from_insertable(opening)
             .execute(conn)?;
     }
     Ok(())
@@ -210,10 +231,10 @@ pub fn update_procedures(
     let versions: Vec<i32> = rows.iter().map(|r| r.version).collect();
     diesel::sql_query(
         "UPDATE procedures p SET name = u.name, search_key = u.search_key, local_code = u.local_code, \
-         content_hash = u.content_hash, version = u.version, status = 'active', missing_runs = 0, \
+         content_hash = u.content_hash, raw_hash = u.raw_hash, version = u.version, status = 'active', missing_runs = 0, \
          last_changed_run_id = $2, updated_at = now() \
-         FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int4[]) \
-           AS u(code, name, search_key, local_code, content_hash, version) \
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int4[], $9::text[]) \
+           AS u(code, name, search_key, local_code, content_hash, version, raw_hash) \
          WHERE p.source = $1 AND p.code = u.code",
     )
     .bind::<Text, _>(source)
@@ -224,6 +245,7 @@ pub fn update_procedures(
     .bind::<Array<Text>, _>(column(|r| &r.local_code))
     .bind::<Array<Text>, _>(column(|r| &r.content_hash))
     .bind::<Array<Int4>, _>(&versions)
+    .bind::<Array<Nullable<Text>>, _>(rows.iter().map(|r| r.raw_hash.as_deref()).collect::<Vec<_>>())
     .execute(conn)?;
     Ok(())
 }
@@ -315,7 +337,7 @@ pub struct VersionRow {
     pub run_id: i64,
     #[diesel(sql_type = Timestamptz)]
     pub created_at: DateTime<Utc>,
-    #[diesel(sql_type = Jsonb)]
+    #[diesel(sql_type = Json)]
     pub record: serde_json::Value,
 }
 

@@ -49,6 +49,7 @@ diesel::table! {
         search_key -> Text,
         local_code -> Text,
         content_hash -> Text,
+        raw_hash -> Nullable<Text>,
         version -> Int4,
         status -> Text,
         missing_runs -> Int4,
@@ -65,7 +66,7 @@ diesel::table! {
         version -> Int4,
         run_id -> Int8,
         content_hash -> Text,
-        record -> Jsonb,
+        record -> Json,
         created_at -> Timestamptz,
     }
 }

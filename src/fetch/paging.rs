@@ -85,6 +85,31 @@ impl Pager {
         self.records
     }
 
+    /// The page that would follow the current one, to fetch ahead while the current one is
+    /// read: only for page and offset paging, and not when the declared total says the current
+    /// page is the last. Whether it is really needed is decided by [`Pager::advance`].
+    pub fn peek_next(&self) -> Option<PageVars> {
+        if !matches!(self.spec.style, PagingStyle::Page | PagingStyle::Offset) {
+            return None;
+        }
+        if self
+            .declared_total
+            .is_some_and(|total| self.records + self.page_size >= total)
+        {
+            return None;
+        }
+        if self.current.sequence >= self.spec.max_pages {
+            return None;
+        }
+        Some(PageVars {
+            sequence: self.current.sequence + 1,
+            page: self.current.page + 1,
+            offset: self.current.offset + self.page_size,
+            page_size: self.page_size,
+            cursor: None,
+        })
+    }
+
     /// Takes in what the current page held and says what to do next.
     pub fn advance(&mut self, page: &PageSummary, payload_hash: &str) -> Result<Next, PagingError> {
         let fetched = self.current.sequence;
@@ -223,6 +248,22 @@ mod tests {
             p.advance(&with(None), "b").unwrap(),
             Next::Done(Stop::NoNextCursor)
         );
+    }
+
+    #[test]
+    fn fetching_ahead_matches_what_advance_asks_for() {
+        let mut p = Pager::new(&spec(PagingStyle::Page), 2);
+        let ahead = p.peek_next().expect("page paging fetches ahead");
+        assert_eq!(
+            p.advance(&page(2, Some(3)), "a").unwrap(),
+            Next::Fetch(ahead)
+        );
+        assert_eq!(
+            p.peek_next(),
+            None,
+            "the declared total says page 2 is the last"
+        );
+        assert_eq!(Pager::new(&spec(PagingStyle::None), 2).peek_next(), None);
     }
 
     #[test]

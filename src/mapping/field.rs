@@ -222,9 +222,9 @@ fn compile_rule(
 }
 
 /// Collects the issues met while reading one record.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ReadContext<'a> {
-    pub placeholders: &'a [String],
+    pub placeholders: &'a text::Placeholders,
     /// Problems that make the record unusable (a required field is missing).
     pub errors: Vec<FieldIssue>,
     /// Problems worth reporting that leave the record usable (an unreadable number).
@@ -328,7 +328,7 @@ impl FieldRule {
         } else {
             text::clean(raw)
         };
-        if !self.keep_placeholders && text::is_placeholder(&value, ctx.placeholders) {
+        if !self.keep_placeholders && ctx.placeholders.matches(&value) {
             value.clear();
         }
         if self.trim_dot {

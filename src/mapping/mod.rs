@@ -110,7 +110,7 @@ pub struct Mapping {
     /// Default values of request placeholders.
     pub vars: BTreeMap<String, String>,
     fields: Vec<FieldRule>,
-    placeholders: Vec<String>,
+    placeholders: crate::text::Placeholders,
     max_depth: usize,
 }
 
@@ -123,11 +123,23 @@ pub struct PageSummary {
     pub next_cursor: Option<String>,
 }
 
+/// One record of a response, as the extractor met it.
+#[derive(Debug, Clone)]
+pub enum RecordEvent {
+    /// Recognised by its raw hash, so not read.
+    Known {
+        raw_hash: String,
+    },
+    Read(Extracted),
+}
+
 /// One record read from a response.
 #[derive(Debug, Clone)]
 pub struct Extracted {
     /// 1-based position of the record within its response.
     pub position: usize,
+    /// SHA-256 of the mapping and the record's raw text.
+    pub raw_hash: String,
     /// The procedure, or the code (when readable) and the reasons it could not be used.
     pub result: Result<Procedure, RecordError>,
     pub warnings: Vec<FieldIssue>,
@@ -175,9 +187,10 @@ impl Mapping {
             records,
             vars: raw.vars,
             fields,
-            placeholders: raw
-                .placeholders
-                .unwrap_or_else(|| DEFAULT_PLACEHOLDERS.iter().map(|s| s.to_string()).collect()),
+            placeholders: match raw.placeholders {
+                Some(list) => crate::text::Placeholders::new(&list),
+                None => crate::text::Placeholders::new(DEFAULT_PLACEHOLDERS),
+            },
             max_depth: raw.max_depth.unwrap_or(DEFAULT_MAX_DEPTH),
         };
         mapping.check_templates().map_err(invalid)?;
@@ -222,6 +235,22 @@ impl Mapping {
         body: &str,
         on_record: &mut dyn FnMut(Extracted),
     ) -> Result<PageSummary, MappingError> {
+        self.extract_skipping(body, &|_| false, &mut |event| {
+            if let RecordEvent::Read(extracted) = event {
+                on_record(extracted)
+            }
+        })
+    }
+
+    /// Like [`Mapping::extract`], but a record whose raw hash `known` recognises is not read at
+    /// all: the same bytes through the same mapping always give the same record, so a record
+    /// seen unchanged before costs a hash, not a mapping.
+    pub fn extract_skipping(
+        &self,
+        body: &str,
+        known: &dyn Fn(&str) -> bool,
+        on_record: &mut dyn FnMut(RecordEvent),
+    ) -> Result<PageSummary, MappingError> {
         let captures = [
             self.paging.total.as_ref(),
             self.paging.pages.as_ref(),
@@ -236,19 +265,39 @@ impl Mapping {
                 self.max_depth,
                 &mut |node| {
                     position += 1;
-                    on_record(self.read(node, position));
+                    let raw_hash = self.raw_hash(&serde_json::to_vec(node).unwrap_or_default());
+                    if known(&raw_hash) {
+                        on_record(RecordEvent::Known { raw_hash });
+                    } else {
+                        on_record(RecordEvent::Read(self.read(node, position, raw_hash)));
+                    }
                 },
             ),
-            Format::Xml => xml::scan(
-                body,
-                &self.records,
-                &captures,
-                self.max_depth,
-                &mut |node| {
-                    position += 1;
-                    on_record(self.read(node, position));
-                },
-            ),
+            Format::Xml => xml::scan(body, &self.records, &captures, self.max_depth, &mut |raw| {
+                position += 1;
+                let raw_hash = self.raw_hash(raw.as_bytes());
+                if known(&raw_hash) {
+                    on_record(RecordEvent::Known { raw_hash });
+                    return;
+                }
+                let extracted = match xml::parse_record(raw, self.max_depth) {
+                    Ok(element) => self.read(&element, position, raw_hash),
+                    Err(e) => Extracted {
+                        position,
+                        raw_hash,
+                        result: Err(RecordError {
+                            code: None,
+                            issues: vec![FieldIssue {
+                                field: String::new(),
+                                path: String::new(),
+                                message: e.message,
+                            }],
+                        }),
+                        warnings: Vec::new(),
+                    },
+                };
+                on_record(RecordEvent::Read(extracted));
+            }),
         };
         let captured = scanned.map_err(|e| MappingError::Parse {
             file: self.file.clone(),
@@ -272,10 +321,20 @@ impl Mapping {
         })
     }
 
-    fn read<N: Node>(&self, node: &N, position: usize) -> Extracted {
+    /// Identifies a record's raw text under this mapping.
+    fn raw_hash(&self, raw: &[u8]) -> String {
+        let mut hasher = Sha256::new();
+        hasher.update(self.hash.as_bytes());
+        hasher.update(b"\n");
+        hasher.update(raw);
+        model::hex(&hasher.finalize())
+    }
+
+    fn read<N: Node>(&self, node: &N, position: usize, raw_hash: String) -> Extracted {
         let mut ctx = ReadContext {
             placeholders: &self.placeholders,
-            ..Default::default()
+            errors: Vec::new(),
+            warnings: Vec::new(),
         };
         let value = field::read_record(&self.fields, node, "", &mut ctx);
         let code = value
@@ -302,6 +361,7 @@ impl Mapping {
         };
         Extracted {
             position,
+            raw_hash,
             result,
             warnings: ctx.warnings,
         }

@@ -109,12 +109,10 @@ fn path_matches(stack: &[String], path: &Path) -> bool {
     stack.len() == path.segments.len() && stack.iter().zip(&path.segments).all(|(a, b)| a == b)
 }
 
-/// Streaming state: where we are in the document, the record being built, the capture running.
+/// Document-level streaming state: where we are, and the capture running.
 struct Scanner<'p> {
-    records: &'p Path,
     captures: &'p [Option<&'p Path>],
     stack: Vec<String>,
-    building: Vec<Element>,
     captured: Vec<Option<String>>,
     capturing: Option<(usize, String)>,
 }
@@ -122,9 +120,7 @@ struct Scanner<'p> {
 impl Scanner<'_> {
     fn open(&mut self, start: &BytesStart<'_>) {
         self.stack.push(start.local_name().as_ref().to_string());
-        if !self.building.is_empty() || path_matches(&self.stack, self.records) {
-            self.building.push(Element::from_start(start));
-        } else if self.capturing.is_none() {
+        if self.capturing.is_none() {
             let stack = &self.stack;
             let hit = self
                 .captures
@@ -137,57 +133,66 @@ impl Scanner<'_> {
     }
 
     fn text(&mut self, piece: &str) {
-        if let Some(top) = self.building.last_mut() {
-            top.text.push_str(piece);
-        } else if let Some((_, text)) = self.capturing.as_mut() {
+        if let Some((_, text)) = self.capturing.as_mut() {
             text.push_str(piece);
         }
     }
 
-    fn close(&mut self, on_record: &mut dyn FnMut(&Element)) {
-        if let Some(element) = self.building.pop() {
-            match self.building.last_mut() {
-                Some(parent) => parent.children.push(element),
-                None => on_record(&element),
-            }
-        } else if let Some((i, text)) = self.capturing.take() {
+    fn close(&mut self) {
+        if let Some((i, text)) = self.capturing.take() {
             self.captured[i] = Some(text.trim().to_string());
         }
         self.stack.pop();
     }
 }
 
-/// Streams `body`, calling `on_record` for each element at the record path and returning the
-/// text of the first element at each capture path.
+fn syntax_error(reader: &Reader<&[u8]>, error: quick_xml::Error) -> ParseError {
+    ParseError {
+        message: error.to_string(),
+        offset: Some(reader.error_position()),
+    }
+}
+
+/// Streams `body`, calling `on_record` with the XML text of each element at the record path
+/// (skipped over without building anything; see [`parse_record`]) and returning the text of the
+/// first element at each capture path.
 pub fn scan(
     body: &str,
     records: &Path,
     captures: &[Option<&Path>],
     max_depth: usize,
-    on_record: &mut dyn FnMut(&Element),
+    on_record: &mut dyn FnMut(&str),
 ) -> Result<Vec<Option<String>>, ParseError> {
     let mut reader = Reader::from_str(body);
     reader.config_mut().check_end_names = true;
     let mut scanner = Scanner {
-        records,
         captures,
         stack: Vec::new(),
-        building: Vec::new(),
         captured: vec![None; captures.len()],
         capturing: None,
     };
     loop {
-        let event = reader.read_event().map_err(|e| ParseError {
-            message: e.to_string(),
-            offset: Some(reader.error_position()),
-        })?;
+        let before = reader.buffer_position() as usize;
+        let event = reader.read_event().map_err(|e| syntax_error(&reader, e))?;
         match event {
-            Event::Start(start) => scanner.open(&start),
+            Event::Start(start) => {
+                scanner.open(&start);
+                if path_matches(&scanner.stack, records) {
+                    reader
+                        .read_to_end(start.name())
+                        .map_err(|e| syntax_error(&reader, e))?;
+                    on_record(&body[before..reader.buffer_position() as usize]);
+                    scanner.close();
+                }
+            }
             Event::Empty(start) => {
                 scanner.open(&start);
-                scanner.close(on_record);
+                if path_matches(&scanner.stack, records) {
+                    on_record(&body[before..reader.buffer_position() as usize]);
+                }
+                scanner.close();
             }
-            Event::End(_) => scanner.close(on_record),
+            Event::End(_) => scanner.close(),
             Event::Text(t) => scanner.text(&t.xml10_content()),
             Event::CData(c) => scanner.text(&c.into_inner()),
             Event::GeneralRef(r) => scanner.text(&reference_text(&r.into_inner())),
@@ -213,6 +218,63 @@ pub fn scan(
     Ok(scanner.captured)
 }
 
+/// Builds the tree of one record from its XML text (as handed out by [`scan`]).
+pub fn parse_record(raw: &str, max_depth: usize) -> Result<Element, ParseError> {
+    let mut reader = Reader::from_str(raw);
+    reader.config_mut().check_end_names = true;
+    let mut building: Vec<Element> = Vec::new();
+    loop {
+        let event = reader.read_event().map_err(|e| syntax_error(&reader, e))?;
+        let finished = match event {
+            Event::Start(start) => {
+                building.push(Element::from_start(&start));
+                None
+            }
+            Event::Empty(start) => close(&mut building, Element::from_start(&start)),
+            Event::End(_) => building
+                .pop()
+                .and_then(|element| close(&mut building, element)),
+            Event::Text(t) => append_text(&mut building, &t.xml10_content()),
+            Event::CData(c) => append_text(&mut building, &c.into_inner()),
+            Event::GeneralRef(r) => append_text(&mut building, &reference_text(&r.into_inner())),
+            Event::Eof => {
+                return Err(ParseError {
+                    message: "record ends early".into(),
+                    offset: Some(reader.buffer_position()),
+                });
+            }
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => None,
+        };
+        if let Some(record) = finished {
+            return Ok(record);
+        }
+        if building.len() > max_depth {
+            return Err(ParseError {
+                message: format!("nesting deeper than {max_depth} levels inside a record"),
+                offset: Some(reader.buffer_position()),
+            });
+        }
+    }
+}
+
+fn append_text(building: &mut [Element], piece: &str) -> Option<Element> {
+    if let Some(top) = building.last_mut() {
+        top.text.push_str(piece);
+    }
+    None
+}
+
+/// Attaches a finished element to its parent, or returns it when it is the record itself.
+fn close(building: &mut [Element], element: Element) -> Option<Element> {
+    match building.last_mut() {
+        Some(parent) => {
+            parent.children.push(element);
+            None
+        }
+        None => Some(element),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,10 +291,14 @@ mod tests {
         let records =
             Path::parse("Envelope/Body/LayDanhSachTTHCResponse/KetQua/DanhSach/ThuTuc").unwrap();
         let total = Path::parse("Envelope/Body/LayDanhSachTTHCResponse/KetQua/TongSo").unwrap();
-        let mut out = Vec::new();
-        let caps = scan(doc, &records, &[Some(&total)], 64, &mut |e| {
-            out.push(e.clone())
+        let mut raw = Vec::new();
+        let caps = scan(doc, &records, &[Some(&total)], 64, &mut |r| {
+            raw.push(r.to_string())
         })?;
+        let out = raw
+            .iter()
+            .map(|r| parse_record(r, 64))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok((out, caps))
     }
 
@@ -272,5 +338,28 @@ mod tests {
     fn deep_nesting_is_refused() {
         let doc = "<a>".repeat(100) + &"</a>".repeat(100);
         assert!(run(&doc).unwrap_err().message.contains("nesting"));
+        let record =
+            "<ThuTuc>".to_string() + &"<a>".repeat(100) + &"</a>".repeat(100) + "</ThuTuc>";
+        assert!(
+            parse_record(&record, 64)
+                .unwrap_err()
+                .message
+                .contains("nesting")
+        );
+    }
+
+    #[test]
+    fn records_are_handed_out_as_their_exact_text() {
+        let records = Path::parse("r/x").unwrap();
+        let mut raw = Vec::new();
+        scan(
+            "<r> <x a=\"1\">t<y/></x><x/></r>",
+            &records,
+            &[],
+            64,
+            &mut |r| raw.push(r.to_string()),
+        )
+        .unwrap();
+        assert_eq!(raw, vec!["<x a=\"1\">t<y/></x>", "<x/>"]);
     }
 }

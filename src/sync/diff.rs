@@ -40,6 +40,8 @@ impl Status {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
     pub hash: String,
+    /// The raw hash of the record as last read cleanly (see `Mapping::extract_skipping`).
+    pub raw_hash: Option<String>,
     pub status: Status,
     pub missing_runs: i32,
     pub version: i32,
@@ -168,6 +170,17 @@ fn walk(
                 } else {
                     format!("{at}.{key}")
                 };
+                if b.contains_key(key) != a.contains_key(key) {
+                    let value = |m: &serde_json::Map<String, Value>| {
+                        m.get(key).cloned().unwrap_or(Value::Null)
+                    };
+                    out.push(FieldChange {
+                        field,
+                        before: value(b),
+                        after: value(a),
+                    });
+                    continue;
+                }
                 walk(
                     b.get(key).unwrap_or(&Value::Null),
                     a.get(key).unwrap_or(&Value::Null),
@@ -202,6 +215,7 @@ mod tests {
     fn stored(hash: &str, status: Status, missing_runs: i32) -> Stored {
         Stored {
             hash: hash.into(),
+            raw_hash: None,
             status,
             missing_runs,
             version: 1,

@@ -5,6 +5,7 @@
 //! A run that fails at any point writes nothing but its run record (with what it saw).
 
 pub mod diff;
+mod reader;
 pub mod spool;
 pub mod store;
 
@@ -18,11 +19,11 @@ use sha2::{Digest, Sha256};
 use crate::config::Source;
 use crate::db::{self, Pool, SourceLock, StoreError, payloads, procedures, runs};
 use crate::fetch::paging::{Next, PageVars, Pager, PagingError};
-use crate::fetch::{FetchError, Fetched, Fetcher, PageRequest, decode};
+use crate::fetch::{FetchError, Fetched, Fetcher, PageRequest};
 use crate::mapping::request::render;
-use crate::mapping::{Extracted, MappingError, Method};
+use crate::mapping::{MappingError, Method};
 use crate::model;
-use diff::{Stored, Verdict};
+use diff::Verdict;
 use spool::{Pending, Spool};
 pub use store::{ChangeSummary, RowsWritten};
 
@@ -65,7 +66,7 @@ pub enum SyncError {
     Mapping {
         source_name: String,
         url: String,
-        error: MappingError,
+        error: Box<MappingError>,
     },
     #[error("source `{source_name}`: {url}: {error}. Nothing was changed")]
     Paging {
@@ -166,12 +167,15 @@ pub struct Progress {
     pub declared_total: Option<u64>,
 }
 
+/// Called after every page with the run's progress.
+pub type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
 /// Shared resources for runs.
 #[derive(Clone)]
 pub struct SyncContext {
     pub pool: Pool,
     pub fetcher: Fetcher,
-    pub on_progress: Option<Arc<dyn Fn(&Progress) + Send + Sync>>,
+    pub on_progress: Option<ProgressFn>,
 }
 
 /// The state a run accumulates; kept outside the fallible part so a failed run still reports
@@ -304,10 +308,9 @@ fn issue_kind(error: &SyncError) -> IssueKind {
             IssueKind::Fetch
         }
         SyncError::Decode { .. } | SyncError::Paging { .. } => IssueKind::Parse,
-        SyncError::Mapping {
-            error: MappingError::Parse { .. },
-            ..
-        } => IssueKind::Parse,
+        SyncError::Mapping { error, .. } if matches!(**error, MappingError::Parse { .. }) => {
+            IssueKind::Parse
+        }
         SyncError::Mapping { .. } | SyncError::Request { .. } => IssueKind::Mapping,
         SyncError::Store { .. } | SyncError::Spool { .. } => IssueKind::Store,
     }
@@ -323,7 +326,16 @@ fn error_url(error: &SyncError) -> Option<String> {
     }
 }
 
-/// The fallible body of a run: fetch everything, then write everything.
+/// A fetched page not yet accepted into the run.
+struct PageFetch {
+    vars: PageVars,
+    fetched: Fetched,
+    body: bytes::Bytes,
+    hash: String,
+}
+
+/// The fallible body of a run: fetch and read every page (reading page k while page k+1 is
+/// fetched), then write everything.
 async fn execute(
     ctx: &SyncContext,
     source: &Source,
@@ -349,55 +361,80 @@ async fn execute(
     };
     let stored = {
         let source_name = name.clone();
-        db::blocking(&ctx.pool, move |conn| {
-            procedures::load_state(conn, &source_name)
-        })
-        .await
-        .map_err(store_err)?
+        Arc::new(
+            db::blocking(&ctx.pool, move |conn| {
+                procedures::load_state(conn, &source_name)
+            })
+            .await
+            .map_err(store_err)?,
+        )
     };
+    // Raw hashes of the records stored active: met again byte for byte, they are unchanged.
+    let known: HashMap<String, String> = stored
+        .iter()
+        .filter(|(_, s)| s.status == diff::Status::Active)
+        .filter_map(|(code, s)| s.raw_hash.clone().map(|h| (h, code.clone())))
+        .collect();
+    let context = Arc::new(reader::ReadContext {
+        mapping: source.mapping.clone(),
+        stored: stored.clone(),
+        known,
+    });
+    let started = Instant::now();
     let mut spool = Spool::new().map_err(spool_err)?;
     let mut pager = Pager::new(&source.mapping.paging, source.page_size);
-    loop {
-        let vars = pager.current().clone();
-        let request = build_request(source, &vars, bearer_token.clone())?;
-        let (fetched, body, hash) = fetch_and_archive(ctx, source, request, run_id).await?;
-        let text = decode::body_to_text(&body, fetched.content_type.as_deref()).map_err(|e| {
-            SyncError::Decode {
-                source_name: name.clone(),
-                url: fetched.url.clone(),
-                message: e.0,
+    let fetch = |vars: PageVars, delay: bool| {
+        let token = bearer_token.clone();
+        async move {
+            if delay && !source.delay.is_zero() {
+                tokio::time::sleep(source.delay).await;
             }
-        })?;
-        let mut spool_error = None;
-        let summary = source
-            .mapping
-            .extract(&text, &mut |extracted| {
-                if spool_error.is_none() {
-                    spool_error = take_record(
-                        extracted,
-                        &stored,
-                        &mut spool,
-                        state,
-                        &fetched.url,
-                        vars.sequence,
-                    )
-                    .err();
-                }
+            fetch_page(ctx, source, vars, token).await
+        }
+    };
+    let mut page = fetch(pager.current().clone(), false).await?;
+    loop {
+        archive_page(ctx, &page, run_id).await.map_err(store_err)?;
+        let reading = {
+            let context = context.clone();
+            let body = page.body.clone();
+            let content_type = page.fetched.content_type.clone();
+            tokio::task::spawn_blocking(move || {
+                reader::read_page(&context, &body, content_type.as_deref())
             })
-            .map_err(|error| SyncError::Mapping {
-                source_name: name.clone(),
-                url: fetched.url.clone(),
-                error,
+        };
+        let ahead = pager.peek_next();
+        let (read, prefetched) = tokio::join!(reading, async {
+            match ahead {
+                Some(vars) => Some(fetch(vars, true).await),
+                None => None,
+            }
+        });
+        let url = page.fetched.url.clone();
+        let read = read
+            .map_err(|e| store_err(StoreError::Task(e.to_string())))?
+            .map_err(|e| match e {
+                reader::ReadError::Decode(message) => SyncError::Decode {
+                    source_name: name.clone(),
+                    url: url.clone(),
+                    message,
+                },
+                reader::ReadError::Mapping(error) => SyncError::Mapping {
+                    source_name: name.clone(),
+                    url: url.clone(),
+                    error: Box::new(error),
+                },
             })?;
-        if let Some(e) = spool_error {
-            return Err(spool_err(e));
+        let sequence = page.vars.sequence;
+        for record in read.records {
+            take_record(record, &mut spool, state, &url, sequence).map_err(spool_err)?;
         }
         state.counts.pages += 1;
         let next = pager
-            .advance(&summary, &hash)
+            .advance(&read.summary, &page.hash)
             .map_err(|error| SyncError::Paging {
                 source_name: name.clone(),
-                url: fetched.url.clone(),
+                url: url.clone(),
                 error,
             })?;
         state.counts.declared_total = pager.declared_total();
@@ -409,18 +446,25 @@ async fn execute(
                 declared_total: pager.declared_total(),
             });
         }
-        match next {
+        page = match next {
             Next::Done(stop) => {
                 tracing::debug!(source = %name, ?stop, pages = state.counts.pages, "paging finished");
                 break;
             }
-            Next::Fetch(_) => {
-                if !source.delay.is_zero() {
-                    tokio::time::sleep(source.delay).await;
-                }
-            }
-        }
+            Next::Fetch(vars) => match prefetched {
+                Some(result) if result.as_ref().map_or(true, |p| p.vars == vars) => result?,
+                _ => fetch(vars, true).await?,
+            },
+        };
     }
+    tracing::info!(
+        source = %name,
+        pages = state.counts.pages,
+        records = state.counts.records_seen,
+        to_write = spool.len(),
+        seconds = started.elapsed().as_secs_f64(),
+        "fetched and read"
+    );
 
     let absences = diff::absences(&stored, &state.seen, source.removal_grace_runs);
     for absence in &absences {
@@ -437,37 +481,66 @@ async fn execute(
         absences,
         dry_run: options.dry_run,
     };
-    db::blocking(&ctx.pool, move |conn| store::apply(conn, plan))
+    let writing = Instant::now();
+    let written = db::blocking(&ctx.pool, move |conn| store::apply(conn, plan))
         .await
-        .map_err(store_err)
+        .map_err(store_err)?;
+    tracing::info!(source = %name, seconds = writing.elapsed().as_secs_f64(), rows = ?written.1, "stored");
+    Ok(written)
 }
 
-/// Classifies one extracted record and spools it when it must be written.
+fn duplicate_issue(code: &str, position: &str, url: &str) -> RunIssue {
+    RunIssue {
+        kind: IssueKind::Validation,
+        message: "the same code appears twice in this result; the first record was kept".into(),
+        record: Some(format!("{code} ({position})")),
+        field: Some("code".into()),
+        path: None,
+        url: Some(url.to_string()),
+    }
+}
+
+/// Counts one record of a page, reports its problems, and spools it when it must be written.
 fn take_record(
-    extracted: Extracted,
-    stored: &HashMap<String, Stored>,
+    record: reader::PageRecord,
     spool: &mut Spool,
     state: &mut RunState,
     url: &str,
     page: u64,
 ) -> std::io::Result<()> {
     state.counts.records_seen += 1;
-    let position = format!("page {page}, record {}", extracted.position);
-    for warning in extracted.warnings {
+    let (position, raw_hash, result, warnings) = match record {
+        reader::PageRecord::Known { code } => {
+            if state.seen.insert(code.clone()) {
+                state.counts.unchanged += 1;
+            } else {
+                state.counts.skipped += 1;
+                state
+                    .issues
+                    .push(duplicate_issue(&code, &format!("page {page}"), url));
+            }
+            return Ok(());
+        }
+        reader::PageRecord::Read {
+            position,
+            raw_hash,
+            result,
+            warnings,
+        } => (position, raw_hash, result, warnings),
+    };
+    let position = format!("page {page}, record {position}");
+    for warning in warnings {
         state.issues.push(RunIssue {
             kind: IssueKind::Validation,
             message: warning.message,
-            record: None,
+            record: Some(position.clone()),
             field: Some(warning.field),
             path: Some(warning.path),
             url: Some(url.to_string()),
         });
-        if let Some(last) = state.issues.last_mut() {
-            last.record = Some(position.clone());
-        }
     }
-    let procedure = match extracted.result {
-        Ok(p) => p,
+    let classified = match result {
+        Ok(c) => c,
         Err(error) => {
             state.counts.skipped += 1;
             let record = error
@@ -491,34 +564,28 @@ fn take_record(
             return Ok(());
         }
     };
-    if !state.seen.insert(procedure.code.clone()) {
+    if !state.seen.insert(classified.code.clone()) {
         state.counts.skipped += 1;
-        state.issues.push(RunIssue {
-            kind: IssueKind::Validation,
-            message: "the same code appears twice in this result; the first record was kept".into(),
-            record: Some(format!("{} ({position})", procedure.code)),
-            field: Some("code".into()),
-            path: None,
-            url: Some(url.to_string()),
-        });
+        state
+            .issues
+            .push(duplicate_issue(&classified.code, &position, url));
         return Ok(());
     }
-    let fingerprint = procedure.fingerprint();
-    let verdict = diff::classify(stored.get(&procedure.code), &fingerprint.hash);
-    match verdict {
+    match classified.verdict {
         Verdict::Added => state.counts.added += 1,
         Verdict::Modified => state.counts.modified += 1,
         Verdict::Unchanged => state.counts.unchanged += 1,
         Verdict::Restored { .. } => state.counts.restored += 1,
     }
-    if verdict != Verdict::Unchanged {
+    if let Some(record) = classified.record {
         spool.push(&Pending {
-            code: procedure.code,
-            name: procedure.name,
-            local_code: procedure.local_code,
-            hash: fingerprint.hash,
-            verdict,
-            record: fingerprint.record,
+            code: classified.code,
+            name: classified.name,
+            local_code: classified.local_code,
+            hash: classified.hash,
+            raw_hash,
+            verdict: classified.verdict,
+            record,
         })?;
     }
     Ok(())
@@ -570,22 +637,23 @@ fn build_request(
     })
 }
 
-/// Fetches a page (conditionally when the portal gave validators before), archives the body by
-/// hash and appends it to the run record.
-async fn fetch_and_archive(
+/// Fetches a page, conditionally when the portal gave validators for its URL before (a 304
+/// reuses the archived body).
+async fn fetch_page(
     ctx: &SyncContext,
     source: &Source,
-    mut request: PageRequest,
-    run_id: i64,
-) -> Result<(Fetched, bytes::Bytes, String), SyncError> {
+    vars: PageVars,
+    bearer_token: Option<String>,
+) -> Result<PageFetch, SyncError> {
     let name = source.name.clone();
     let store_err = |error: StoreError| SyncError::Store {
         source_name: name.clone(),
         error,
     };
-    let cache_key = request.display_url();
-    let cached = if request.method == Method::Get && request.url.scheme() != "file" {
-        let key = cache_key.clone();
+    let mut request = build_request(source, &vars, bearer_token)?;
+    let cacheable = request.method == Method::Get && request.url.scheme() != "file";
+    let cached = if cacheable {
+        let key = request.display_url();
         db::blocking(&ctx.pool, move |conn| payloads::cached(conn, &key))
             .await
             .map_err(store_err)?
@@ -593,7 +661,7 @@ async fn fetch_and_archive(
         None
     };
     request.validators = cached.as_ref().map(|(v, _)| v.clone());
-    let fetched = ctx
+    let mut fetched = ctx
         .fetcher
         .fetch(&request)
         .await
@@ -601,49 +669,51 @@ async fn fetch_and_archive(
             source_name: name.clone(),
             error,
         })?;
-    let (body, hash, content_type) = match (&cached, fetched.not_modified) {
+    let (body, hash) = match (cached, fetched.not_modified) {
         (Some((_, hash)), true) => {
-            let hash = hash.clone();
             let key = hash.clone();
             let (body, content_type) =
                 db::blocking(&ctx.pool, move |conn| payloads::load(conn, &key))
                     .await
                     .map_err(store_err)?
                     .unwrap_or_default();
-            (bytes::Bytes::from(body), hash, content_type)
+            fetched.content_type = content_type;
+            (bytes::Bytes::from(body), hash)
         }
         _ => {
             let hash = model::hex(&Sha256::digest(&fetched.body));
-            (fetched.body.clone(), hash, fetched.content_type.clone())
+            (fetched.body.clone(), hash)
         }
     };
-    let record = serde_json::json!({
-        "url": fetched.url,
-        "status": fetched.status,
-        "bytes": body.len(),
-        "hash": hash,
-        "not_modified": fetched.not_modified,
-    });
-    {
-        let body = body.clone();
-        let hash = hash.clone();
-        let validators = fetched.validators.clone();
-        let cache =
-            (request.method == Method::Get && request.url.scheme() != "file").then_some(cache_key);
-        let content_type = content_type.clone();
-        db::blocking(&ctx.pool, move |conn| {
-            payloads::archive(conn, &hash, &body, content_type.as_deref(), run_id)?;
-            if let Some(url) = cache {
-                payloads::remember(conn, &url, &validators, &hash)?;
-            }
-            runs::record_payload(conn, run_id, &record)
-        })
-        .await
-        .map_err(store_err)?;
+    if !cacheable {
+        fetched.validators = crate::fetch::Validators::default();
     }
-    let fetched = Fetched {
-        content_type,
-        ..fetched
-    };
-    Ok((fetched, body, hash))
+    Ok(PageFetch {
+        vars,
+        fetched,
+        body,
+        hash,
+    })
+}
+
+/// Archives an accepted page by hash, remembers its validators, and appends it to the run.
+async fn archive_page(ctx: &SyncContext, page: &PageFetch, run_id: i64) -> Result<(), StoreError> {
+    let record = serde_json::json!({
+        "url": page.fetched.url,
+        "status": page.fetched.status,
+        "bytes": page.body.len(),
+        "hash": page.hash,
+        "not_modified": page.fetched.not_modified,
+    });
+    let body = page.body.clone();
+    let hash = page.hash.clone();
+    let url = page.fetched.url.clone();
+    let validators = page.fetched.validators.clone();
+    let content_type = page.fetched.content_type.clone();
+    db::blocking(&ctx.pool, move |conn| {
+        payloads::archive(conn, &hash, &body, content_type.as_deref(), run_id)?;
+        payloads::remember(conn, &url, &validators, &hash)?;
+        runs::record_payload(conn, run_id, &record)
+    })
+    .await
 }

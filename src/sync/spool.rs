@@ -16,8 +16,12 @@ pub struct Pending {
     pub name: String,
     pub local_code: String,
     pub hash: String,
+    /// Kept only for records read without warnings, so that a record with problems is read
+    /// (and its problems reported) again next time.
+    pub raw_hash: Option<String>,
     pub verdict: Verdict,
-    pub record: serde_json::Value,
+    /// The record's JSON, carried through as text.
+    pub record: Box<serde_json::value::RawValue>,
 }
 
 /// Append side of the spool.
@@ -96,8 +100,12 @@ mod tests {
                     name: "Đăng ký khai sinh".into(),
                     local_code: String::new(),
                     hash: "h".into(),
+                    raw_hash: None,
                     verdict: Verdict::Added,
-                    record: serde_json::json!({"name": "Đăng ký\nkhai sinh"}),
+                    record: serde_json::value::RawValue::from_string(
+                        r#"{"name":"Đăng ký\nkhai sinh"}"#.into(),
+                    )
+                    .unwrap(),
                 })
                 .unwrap();
         }

@@ -11,12 +11,12 @@ use super::diff::{self, Absence, Status, Stored, Verdict};
 use super::spool::{Pending, SpoolReader};
 use crate::db::StoreError;
 use crate::db::procedures::{
-    self as store, NewAlias, NewChange, NewProcedure, NewVersion, ProcedureUpdate,
+    self as store, JsonText, NewAlias, NewChange, NewProcedure, NewVersion, ProcedureUpdate,
 };
 use crate::text;
 
 /// How many spooled records are written per batch.
-const CHUNK: usize = 2_000;
+const CHUNK: usize = 500;
 
 /// One change as reported to people (fields listed for modifications).
 #[derive(Debug, Clone, Serialize)]
@@ -56,7 +56,7 @@ impl From<StoreError> for ApplyError {
 pub struct WritePlan {
     pub run_id: i64,
     pub source: String,
-    pub stored: HashMap<String, Stored>,
+    pub stored: std::sync::Arc<HashMap<String, Stored>>,
     pub spool: SpoolReader,
     pub absences: Vec<Absence>,
     pub dry_run: bool,
@@ -118,6 +118,7 @@ fn write_chunk(
     let mut versions = Vec::new();
     let mut changes = Vec::new();
     let mut aliases = Vec::new();
+    let mut closing: Vec<String> = Vec::new();
     let change = |p: &Pending, kind: &str, field: Option<String>, before, after| NewChange {
         run_id: plan.run_id,
         source: plan.source.clone(),
@@ -148,6 +149,7 @@ fn write_chunk(
                     search_key: text::search_key(&pending.name),
                     local_code: pending.local_code.clone(),
                     content_hash: pending.hash.clone(),
+                    raw_hash: pending.raw_hash.clone(),
                     version,
                     status: Status::Active.as_str().to_string(),
                     missing_runs: 0,
@@ -163,7 +165,9 @@ fn write_chunk(
                 if pending.verdict.new_version() {
                     let empty = serde_json::Value::Null;
                     let before = old_records.get(&pending.code).unwrap_or(&empty);
-                    for c in diff::field_changes(before, &pending.record) {
+                    let after: serde_json::Value = serde_json::from_str(pending.record.get())
+                        .map_err(|e| StoreError::Task(format!("reading the spool: {e}")))?;
+                    for c in diff::field_changes(before, &after) {
                         fields.push(c.field.clone());
                         changes.push(change(
                             &pending,
@@ -180,17 +184,24 @@ fn write_chunk(
                     search_key: text::search_key(&pending.name),
                     local_code: pending.local_code.clone(),
                     content_hash: pending.hash.clone(),
+                    raw_hash: pending.raw_hash.clone(),
                     version,
                 });
             }
         }
-        if stored.map(|s| s.local_code.as_str()).unwrap_or("") != pending.local_code {
-            aliases.push(NewAlias {
-                source: plan.source.clone(),
-                local_code: pending.local_code.clone(),
-                code: pending.code.clone(),
-                run_id: plan.run_id,
-            });
+        let old_local = stored.map(|s| s.local_code.as_str()).unwrap_or("");
+        if old_local != pending.local_code {
+            if !old_local.is_empty() {
+                closing.push(pending.code.clone());
+            }
+            if !pending.local_code.is_empty() {
+                aliases.push(NewAlias {
+                    source: plan.source.clone(),
+                    local_code: pending.local_code.clone(),
+                    code: pending.code.clone(),
+                    run_id: plan.run_id,
+                });
+            }
         }
         let kind = match pending.verdict {
             Verdict::Added => "added",
@@ -210,7 +221,7 @@ fn write_chunk(
                 version,
                 run_id: plan.run_id,
                 content_hash: pending.hash,
-                record: pending.record,
+                record: JsonText(pending.record.get().to_string()),
             });
         }
     }
@@ -218,7 +229,8 @@ fn write_chunk(
     store::update_procedures(conn, &plan.source, plan.run_id, &updates)?;
     store::insert_versions(conn, &versions)?;
     store::insert_changes(conn, &changes)?;
-    store::replace_aliases(conn, &plan.source, &aliases)?;
+    let closing: Vec<&str> = closing.iter().map(String::as_str).collect();
+    store::replace_aliases(conn, &plan.source, &closing, &aliases)?;
     rows.procedures += inserts.len() + updates.len();
     rows.versions += versions.len();
     rows.changes += changes.len();

@@ -141,10 +141,18 @@ async fn transient_failures_are_retried_honouring_retry_after() {
     let calls = Arc::new(AtomicUsize::new(0));
     let counter = calls.clone();
     let good = lgsp_list(|page, size| synthetic::lgsp_page(30, page, size, 0, 0));
-    let portal = FakePortal::start(move |seen| match counter.fetch_add(1, Ordering::SeqCst) {
-        0 => Reply::status(503).header("retry-after", "1"),
-        1 => Reply::status(429),
-        _ => good(seen),
+    // The first two requests for page 1 fail; the run fetches ahead, so count page 1 only.
+    let portal = FakePortal::start(move |seen| {
+        let page_one = seen.query.get("TrangHienTai").map(String::as_str) == Some("1");
+        match if page_one {
+            counter.fetch_add(1, Ordering::SeqCst)
+        } else {
+            2
+        } {
+            0 => Reply::status(503).header("retry-after", "1"),
+            1 => Reply::status(429),
+            _ => good(seen),
+        }
     });
     let config = TestConfig::new(
         &db,
@@ -157,7 +165,13 @@ async fn transient_failures_are_retried_honouring_retry_after() {
     let report = sync(&config, &db, "lgsp", false).await.unwrap();
 
     assert_eq!(report.counts.added, 30);
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    let first_page: Vec<_> = portal
+        .requests()
+        .into_iter()
+        .filter(|r| r.query.get("TrangHienTai").map(String::as_str) == Some("1"))
+        .collect();
+    assert!(calls.load(Ordering::SeqCst) >= 3);
+    assert_eq!(first_page.len(), 3, "503, then 429, then the page");
     assert!(
         started.elapsed() >= Duration::from_secs(1),
         "waited as Retry-After asked"
