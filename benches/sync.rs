@@ -56,6 +56,15 @@ fn data_rows_written(conn: &mut PgConnection) -> i64 {
     .unwrap_or(-1)
 }
 
+/// CPU time (user + system) of all waited-for children so far.
+fn children_cpu_seconds() -> f64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
 /// Runs the binary, returning (wall seconds, CPU seconds, peak RSS in MiB, exit code).
 fn run_sync(config: &std::path::Path, label: &str) -> (f64, f64, f64, i32) {
     let started = Instant::now();
@@ -74,27 +83,48 @@ fn run_sync(config: &std::path::Path, label: &str) -> (f64, f64, f64, i32) {
         }
         None => Command::new(env!("CARGO_BIN_EXE_tthc-sync")),
     };
-    let child = command
+    let mut child = command
         .arg("--config")
         .arg(config)
         .arg("sync")
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start tthc-sync");
-    let mut status = 0;
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waiting for our own child with valid pointers to locals.
-    let waited = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    assert!(waited > 0, "wait4 failed");
-    let wall = started.elapsed().as_secs_f64();
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
+    // ru_maxrss would include the harness's own memory (it survives fork and exec), so the peak
+    // is read from the child's /proc/PID/status (VmHWM, the high-water mark since exec).
+    let pid = child.id();
+    let peak_kib = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let peak_kib = peak_kib.clone();
+        std::thread::spawn(move || {
+            let path = format!("/proc/{pid}/status");
+            while let Ok(status) = std::fs::read_to_string(&path) {
+                if let Some(kib) = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    peak_kib.fetch_max(kib, Ordering::SeqCst);
+                }
+                if status.contains("State:\tZ") {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        })
     };
-    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    let cpu = seconds(usage.ru_utime) + seconds(usage.ru_stime);
-    (wall, cpu, usage.ru_maxrss as f64 / 1024.0, code)
+    let cpu_before = children_cpu_seconds();
+    let status = child.wait().expect("wait for tthc-sync");
+    let wall = started.elapsed().as_secs_f64();
+    let cpu = children_cpu_seconds() - cpu_before;
+    let code = status.code().unwrap_or(-1);
+    let _ = sampler.join();
+    (
+        wall,
+        cpu,
+        peak_kib.load(Ordering::SeqCst) as f64 / 1024.0,
+        code,
+    )
 }
 
 fn bench(n: u64, change_per_mille: u64, page_size: u64) {

@@ -170,7 +170,7 @@ impl Placeholders {
             return false;
         }
         let key = comparison_key(cleaned);
-        self.keys.iter().any(|k| *k == key)
+        self.keys.contains(&key)
     }
 }
 

@@ -130,7 +130,7 @@ pub enum RecordEvent {
     Known {
         raw_hash: String,
     },
-    Read(Extracted),
+    Read(Box<Extracted>),
 }
 
 /// One record read from a response.
@@ -237,7 +237,7 @@ impl Mapping {
     ) -> Result<PageSummary, MappingError> {
         self.extract_skipping(body, &|_| false, &mut |event| {
             if let RecordEvent::Read(extracted) = event {
-                on_record(extracted)
+                on_record(*extracted)
             }
         })
     }
@@ -269,7 +269,9 @@ impl Mapping {
                     if known(&raw_hash) {
                         on_record(RecordEvent::Known { raw_hash });
                     } else {
-                        on_record(RecordEvent::Read(self.read(node, position, raw_hash)));
+                        on_record(RecordEvent::Read(Box::new(
+                            self.read(node, position, raw_hash),
+                        )));
                     }
                 },
             ),
@@ -296,7 +298,7 @@ impl Mapping {
                         warnings: Vec::new(),
                     },
                 };
-                on_record(RecordEvent::Read(extracted));
+                on_record(RecordEvent::Read(Box::new(extracted)));
             }),
         };
         let captured = scanned.map_err(|e| MappingError::Parse {

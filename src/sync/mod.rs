@@ -329,6 +329,8 @@ fn error_url(error: &SyncError) -> Option<String> {
 /// A fetched page not yet accepted into the run.
 struct PageFetch {
     vars: PageVars,
+    /// What the cache held for this URL before the fetch.
+    cached: Option<(crate::fetch::Validators, String)>,
     fetched: Fetched,
     body: bytes::Bytes,
     hash: String,
@@ -394,7 +396,6 @@ async fn execute(
     };
     let mut page = fetch(pager.current().clone(), false).await?;
     loop {
-        archive_page(ctx, &page, run_id).await.map_err(store_err)?;
         let reading = {
             let context = context.clone();
             let body = page.body.clone();
@@ -404,12 +405,15 @@ async fn execute(
             })
         };
         let ahead = pager.peek_next();
-        let (read, prefetched) = tokio::join!(reading, async {
-            match ahead {
-                Some(vars) => Some(fetch(vars, true).await),
-                None => None,
-            }
-        });
+        // Archive and read this page while the next one is fetched.
+        let (archived, read, prefetched) =
+            tokio::join!(archive_page(ctx, &page, run_id), reading, async {
+                match ahead {
+                    Some(vars) => Some(fetch(vars, true).await),
+                    None => None,
+                }
+            });
+        archived.map_err(store_err)?;
         let url = page.fetched.url.clone();
         let read = read
             .map_err(|e| store_err(StoreError::Task(e.to_string())))?
@@ -661,6 +665,7 @@ async fn fetch_page(
         None
     };
     request.validators = cached.as_ref().map(|(v, _)| v.clone());
+    let previously = cached.clone();
     let mut fetched = ctx
         .fetcher
         .fetch(&request)
@@ -690,6 +695,7 @@ async fn fetch_page(
     }
     Ok(PageFetch {
         vars,
+        cached: previously,
         fetched,
         body,
         hash,
@@ -710,9 +716,15 @@ async fn archive_page(ctx: &SyncContext, page: &PageFetch, run_id: i64) -> Resul
     let url = page.fetched.url.clone();
     let validators = page.fetched.validators.clone();
     let content_type = page.fetched.content_type.clone();
+    let unchanged_cache = page
+        .cached
+        .as_ref()
+        .is_some_and(|(v, h)| *v == validators && *h == hash);
     db::blocking(&ctx.pool, move |conn| {
         payloads::archive(conn, &hash, &body, content_type.as_deref(), run_id)?;
-        payloads::remember(conn, &url, &validators, &hash)?;
+        if !unchanged_cache {
+            payloads::remember(conn, &url, &validators, &hash)?;
+        }
         runs::record_payload(conn, run_id, &record)
     })
     .await
