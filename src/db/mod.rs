@@ -61,10 +61,12 @@ pub fn pool(url: &str, max_size: u32) -> Result<Pool, StoreError> {
         message,
     };
     // Probe first: r2d2 only reports a timeout, the direct attempt says why.
-    PgConnection::establish(url).map_err(|e| connect_error(e.to_string()))?;
+    PgConnection::establish(url).map_err(|e| connect_error(e.to_string().trim().to_string()))?;
     R2d2Pool::builder()
         .max_size(max_size)
-        .min_idle(Some(1))
+        // No connections opened in the background: a connection being opened while the process
+        // exits crashes in OpenSSL's exit handler (libpq negotiates TLS).
+        .min_idle(Some(0))
         .connection_timeout(Duration::from_secs(15))
         .build(manager)
         .map_err(|e| connect_error(e.to_string()))

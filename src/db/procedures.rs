@@ -79,7 +79,27 @@ pub struct NewAlias {
     pub run_id: i64,
 }
 
-/// New content (or renewed state) for an existing procedure.
+impl NewProcedure {
+    /// A procedure first seen in run `run_id`, active.
+    pub fn first_seen(source: &str, row: ProcedureUpdate, run_id: i64) -> NewProcedure {
+        NewProcedure {
+            source: source.to_string(),
+            code: row.code,
+            name: row.name,
+            search_key: row.search_key,
+            local_code: row.local_code,
+            content_hash: row.content_hash,
+            raw_hash: row.raw_hash,
+            version: row.version,
+            status: Status::Active.as_str().to_string(),
+            missing_runs: 0,
+            first_run_id: run_id,
+            last_changed_run_id: run_id,
+        }
+    }
+}
+
+/// The content of a procedure row: new content (or renewed state) for an existing procedure.
 #[derive(Debug, Clone)]
 pub struct ProcedureUpdate {
     pub code: String,
@@ -166,31 +186,28 @@ pub fn current_records(
     Ok(rows.into_iter().map(|r| (r.code, r.record)).collect())
 }
 
+/// Bulk-inserts rows into a table with binary `COPY` (nothing at all for no rows).
+macro_rules! copy_in {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        if !$rows.is_empty() {
+            diesel::copy_from($table)
+                .from_insertable($rows)
+                .execute($conn)?;
+        }
+        Ok(())
+    }};
+}
+
 pub fn insert_procedures(conn: &mut PgConnection, rows: &[NewProcedure]) -> Result<(), StoreError> {
-    if !rows.is_empty() {
-        diesel::copy_from(procedures::table)
-            .from_insertable(rows)
-            .execute(conn)?;
-    }
-    Ok(())
+    copy_in!(conn, procedures::table, rows)
 }
 
 pub fn insert_versions(conn: &mut PgConnection, rows: &[NewVersion]) -> Result<(), StoreError> {
-    if !rows.is_empty() {
-        diesel::copy_from(procedure_versions::table)
-            .from_insertable(rows)
-            .execute(conn)?;
-    }
-    Ok(())
+    copy_in!(conn, procedure_versions::table, rows)
 }
 
 pub fn insert_changes(conn: &mut PgConnection, rows: &[NewChange]) -> Result<(), StoreError> {
-    if !rows.is_empty() {
-        diesel::copy_from(procedure_changes::table)
-            .from_insertable(rows)
-            .execute(conn)?;
-    }
-    Ok(())
+    copy_in!(conn, procedure_changes::table, rows)
 }
 
 /// Closes the open alias of each of `closing` (codes whose local code changed) and opens the
@@ -209,12 +226,7 @@ pub fn replace_aliases(
         .bind::<Array<Text>, _>(closing)
         .execute(conn)?;
     }
-    if !opening.is_empty() {
-        diesel::copy_from(procedure_aliases::table)
-            .from_insertable(opening)
-            .execute(conn)?;
-    }
-    Ok(())
+    copy_in!(conn, procedure_aliases::table, opening)
 }
 
 /// Sets new content on existing procedures and makes them active again.

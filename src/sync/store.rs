@@ -139,23 +139,19 @@ fn write_chunk(
             }
         });
         let mut fields = Vec::new();
+        let row = ProcedureUpdate {
+            code: pending.code.clone(),
+            name: pending.name.clone(),
+            search_key: text::search_key(&pending.name),
+            local_code: pending.local_code.clone(),
+            content_hash: pending.hash.clone(),
+            raw_hash: pending.raw_hash.clone(),
+            version,
+        };
         match pending.verdict {
             Verdict::Unchanged => continue,
             Verdict::Added => {
-                inserts.push(NewProcedure {
-                    source: plan.source.clone(),
-                    code: pending.code.clone(),
-                    name: pending.name.clone(),
-                    search_key: text::search_key(&pending.name),
-                    local_code: pending.local_code.clone(),
-                    content_hash: pending.hash.clone(),
-                    raw_hash: pending.raw_hash.clone(),
-                    version,
-                    status: Status::Active.as_str().to_string(),
-                    missing_runs: 0,
-                    first_run_id: plan.run_id,
-                    last_changed_run_id: plan.run_id,
-                });
+                inserts.push(NewProcedure::first_seen(&plan.source, row, plan.run_id));
                 changes.push(change(&pending, "added", None, None, None));
             }
             Verdict::Modified | Verdict::Restored { .. } => {
@@ -178,15 +174,7 @@ fn write_chunk(
                         ));
                     }
                 }
-                updates.push(ProcedureUpdate {
-                    code: pending.code.clone(),
-                    name: pending.name.clone(),
-                    search_key: text::search_key(&pending.name),
-                    local_code: pending.local_code.clone(),
-                    content_hash: pending.hash.clone(),
-                    raw_hash: pending.raw_hash.clone(),
-                    version,
-                });
+                updates.push(row);
             }
         }
         let old_local = stored.map(|s| s.local_code.as_str()).unwrap_or("");

@@ -40,7 +40,7 @@ async fn sync_then_list_search_and_show() {
     assert!(stdout.contains("+ 1.001193 Đăng ký khai sinh"), "{stdout}");
 
     let out = tthc(&config, &["procedures", "--search", "dang ky khai sinh"]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("1.001193   lgsp       Đăng ký khai sinh"),
         "{}",
@@ -61,7 +61,7 @@ async fn sync_then_list_search_and_show() {
     );
 
     let out = tthc(&config, &["procedure", "1.001193"]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("\"channels\""),
         "{}",
@@ -77,7 +77,7 @@ async fn sync_then_list_search_and_show() {
     assert!(text(&out.stdout).contains("added"), "{}", text(&out.stdout));
 
     let out = tthc(&config, &["sync", "--dry-run"]);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("DRY RUN") && text(&out.stdout).contains("50 unchanged"));
 }
 

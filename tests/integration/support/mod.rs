@@ -78,6 +78,7 @@ fn ensure_template() {
         .get_result::<Exists>(&mut admin)
         .unwrap()
         .exists;
+        drop_leftovers(&mut admin, name);
         if !exists {
             let building = format!("{name}_building");
             diesel::sql_query(format!("DROP DATABASE IF EXISTS {building}"))
@@ -98,6 +99,36 @@ fn ensure_template() {
             .execute(&mut admin)
             .unwrap();
     });
+}
+
+#[derive(QueryableByName)]
+struct Name {
+    #[diesel(sql_type = Text)]
+    datname: String,
+}
+
+/// Drops templates of older migration sets and databases left by test processes that died.
+fn drop_leftovers(admin: &mut PgConnection, current_template: &str) {
+    let names: Vec<Name> =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'tthc\\_test\\_%'")
+            .load(admin)
+            .unwrap_or_default();
+    for Name { datname } in names {
+        let stale = match datname.strip_prefix("tthc_test_tpl_") {
+            Some(_) => datname != current_template,
+            None => datname
+                .strip_prefix("tthc_test_")
+                .and_then(|rest| rest.split('_').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()),
+        };
+        if stale {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{datname}\" WITH (FORCE)"
+            ))
+            .execute(admin);
+        }
+    }
 }
 
 /// A database of its own for one test, dropped at the end.
