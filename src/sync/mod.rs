@@ -6,7 +6,6 @@
 
 pub mod diff;
 mod reader;
-pub mod spool;
 pub mod store;
 
 use std::collections::{HashMap, HashSet};
@@ -24,8 +23,8 @@ use crate::mapping::request::render;
 use crate::mapping::{MappingError, Method};
 use crate::model;
 use diff::Verdict;
-use spool::{Pending, Spool};
 pub use store::{ChangeSummary, RowsWritten};
+use store::{Pending, Writer};
 
 /// Why a run could not complete. Each message names the source, the URL or file, and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -78,11 +77,6 @@ pub enum SyncError {
     Store {
         source_name: String,
         error: StoreError,
-    },
-    #[error("source `{source_name}`: temporary file: {message}")]
-    Spool {
-        source_name: String,
-        message: String,
     },
 }
 
@@ -312,7 +306,7 @@ fn issue_kind(error: &SyncError) -> IssueKind {
             IssueKind::Parse
         }
         SyncError::Mapping { .. } | SyncError::Request { .. } => IssueKind::Mapping,
-        SyncError::Store { .. } | SyncError::Spool { .. } => IssueKind::Store,
+        SyncError::Store { .. } => IssueKind::Store,
     }
 }
 
@@ -350,10 +344,6 @@ async fn execute(
         source_name: name.clone(),
         error,
     };
-    let spool_err = |e: std::io::Error| SyncError::Spool {
-        source_name: name.clone(),
-        message: e.to_string(),
-    };
     let bearer_token = match &source.bearer_token_env {
         Some(var) => Some(std::env::var(var).map_err(|_| SyncError::MissingToken {
             source_name: name.clone(),
@@ -383,7 +373,61 @@ async fn execute(
         known,
     });
     let started = Instant::now();
-    let mut spool = Spool::new().map_err(spool_err)?;
+    let mut writer = Writer::start(&ctx.pool, run_id, &name, stored.clone());
+    if let Err(error) = read_all(
+        ctx,
+        source,
+        run_id,
+        state,
+        &mut writer,
+        &context,
+        bearer_token,
+    )
+    .await
+    {
+        writer.abandon().await;
+        return Err(error);
+    }
+    tracing::info!(
+        source = %name,
+        pages = state.counts.pages,
+        records = state.counts.records_seen,
+        to_write = writer.queued(),
+        seconds = started.elapsed().as_secs_f64(),
+        "fetched and read"
+    );
+    let absences = diff::absences(&stored, &state.seen, source.removal_grace_runs);
+    for absence in &absences {
+        match absence.status {
+            diff::Status::Removed => state.counts.removed += 1,
+            _ => state.counts.missing += 1,
+        }
+    }
+    let finishing = Instant::now();
+    let written = writer
+        .finish(absences, !options.dry_run)
+        .await
+        .map_err(store_err)?;
+    tracing::info!(source = %name, seconds = finishing.elapsed().as_secs_f64(), rows = ?written.1, "stored");
+    Ok(written)
+}
+
+/// Pages through the source: every page is archived and read while the next one is fetched, and
+/// every new or changed record goes to the writer.
+async fn read_all(
+    ctx: &SyncContext,
+    source: &Source,
+    run_id: i64,
+    state: &mut RunState,
+    writer: &mut Writer,
+    context: &Arc<reader::ReadContext>,
+    bearer_token: Option<String>,
+) -> Result<(), SyncError> {
+    let name = source.name.clone();
+    let store_err = |error: StoreError| SyncError::Store {
+        source_name: name.clone(),
+        error,
+    };
     let mut pager = Pager::new(&source.mapping.paging, source.page_size);
     let fetch = |vars: PageVars, delay: bool| {
         let token = bearer_token.clone();
@@ -431,7 +475,9 @@ async fn execute(
             })?;
         let sequence = page.vars.sequence;
         for record in read.records {
-            take_record(record, &mut spool, state, &url, sequence).map_err(spool_err)?;
+            if let Some(pending) = take_record(record, state, &url, sequence) {
+                writer.push(pending).await.map_err(store_err)?;
+            }
         }
         state.counts.pages += 1;
         let next = pager
@@ -453,7 +499,7 @@ async fn execute(
         page = match next {
             Next::Done(stop) => {
                 tracing::debug!(source = %name, ?stop, pages = state.counts.pages, "paging finished");
-                break;
+                return Ok(());
             }
             Next::Fetch(vars) => match prefetched {
                 Some(result) if result.as_ref().map_or(true, |p| p.vars == vars) => result?,
@@ -461,36 +507,6 @@ async fn execute(
             },
         };
     }
-    tracing::info!(
-        source = %name,
-        pages = state.counts.pages,
-        records = state.counts.records_seen,
-        to_write = spool.len(),
-        seconds = started.elapsed().as_secs_f64(),
-        "fetched and read"
-    );
-
-    let absences = diff::absences(&stored, &state.seen, source.removal_grace_runs);
-    for absence in &absences {
-        match absence.status {
-            diff::Status::Removed => state.counts.removed += 1,
-            _ => state.counts.missing += 1,
-        }
-    }
-    let plan = store::WritePlan {
-        run_id,
-        source: name.clone(),
-        stored,
-        spool: spool.into_reader().map_err(spool_err)?,
-        absences,
-        dry_run: options.dry_run,
-    };
-    let writing = Instant::now();
-    let written = db::blocking(&ctx.pool, move |conn| store::apply(conn, plan))
-        .await
-        .map_err(store_err)?;
-    tracing::info!(source = %name, seconds = writing.elapsed().as_secs_f64(), rows = ?written.1, "stored");
-    Ok(written)
 }
 
 fn duplicate_issue(code: &str, position: &str, url: &str) -> RunIssue {
@@ -504,14 +520,13 @@ fn duplicate_issue(code: &str, position: &str, url: &str) -> RunIssue {
     }
 }
 
-/// Counts one record of a page, reports its problems, and spools it when it must be written.
+/// Counts one record of a page and reports its problems; returns it when it must be written.
 fn take_record(
     record: reader::PageRecord,
-    spool: &mut Spool,
     state: &mut RunState,
     url: &str,
     page: u64,
-) -> std::io::Result<()> {
+) -> Option<Pending> {
     state.counts.records_seen += 1;
     let (position, raw_hash, result, warnings) = match record {
         reader::PageRecord::Known { code } => {
@@ -523,7 +538,7 @@ fn take_record(
                     .issues
                     .push(duplicate_issue(&code, &format!("page {page}"), url));
             }
-            return Ok(());
+            return None;
         }
         reader::PageRecord::Read {
             position,
@@ -565,7 +580,7 @@ fn take_record(
                     url: Some(url.to_string()),
                 });
             }
-            return Ok(());
+            return None;
         }
     };
     if !state.seen.insert(classified.code.clone()) {
@@ -573,7 +588,7 @@ fn take_record(
         state
             .issues
             .push(duplicate_issue(&classified.code, &position, url));
-        return Ok(());
+        return None;
     }
     match classified.verdict {
         Verdict::Added => state.counts.added += 1,
@@ -581,18 +596,15 @@ fn take_record(
         Verdict::Unchanged => state.counts.unchanged += 1,
         Verdict::Restored { .. } => state.counts.restored += 1,
     }
-    if let Some(record) = classified.record {
-        spool.push(&Pending {
-            code: classified.code,
-            name: classified.name,
-            local_code: classified.local_code,
-            hash: classified.hash,
-            raw_hash,
-            verdict: classified.verdict,
-            record,
-        })?;
-    }
-    Ok(())
+    classified.record.map(|record| Pending {
+        code: classified.code,
+        name: classified.name,
+        local_code: classified.local_code,
+        hash: classified.hash,
+        raw_hash,
+        verdict: classified.verdict,
+        record,
+    })
 }
 
 /// Renders the mapping's request for one page.

@@ -1,22 +1,44 @@
-//! The write phase of a run: turns the spooled records and the absences into rows, in one
-//! transaction, in bulk. A dry run goes through exactly the same path and rolls back.
+//! The writer of a run: one transaction, opened when the run starts reading and fed chunks of
+//! new or changed records while later pages are still being fetched and read, so PostgreSQL
+//! ingests in parallel with parsing. The run's end (absences, then commit) or its failure
+//! (rollback) closes it. A dry run goes through exactly the same path and rolls back.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use diesel::Connection;
 use diesel::pg::PgConnection;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
 
 use super::diff::{self, Absence, Status, Stored, Verdict};
-use super::spool::{Pending, SpoolReader};
-use crate::db::StoreError;
 use crate::db::procedures::{
     self as store, JsonText, NewAlias, NewChange, NewProcedure, NewVersion, ProcedureUpdate,
 };
+use crate::db::{Pool, StoreError};
 use crate::text;
 
-/// How many spooled records are written per batch.
-const CHUNK: usize = 500;
+/// How many records are written per batch.
+pub const CHUNK: usize = 500;
+
+/// Batches the writer may hold waiting: bounds memory whatever the catalogue size.
+const QUEUE: usize = 4;
+
+/// A record waiting to be written.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub code: String,
+    pub name: String,
+    pub local_code: String,
+    pub hash: String,
+    /// Kept only for records read without warnings, so that a record with problems is read
+    /// (and its problems reported) again next time.
+    pub raw_hash: Option<String>,
+    pub verdict: Verdict,
+    /// The record's JSON, carried through as text.
+    pub record: Box<RawValue>,
+}
 
 /// One change as reported to people (fields listed for modifications).
 #[derive(Debug, Clone, Serialize)]
@@ -35,9 +57,20 @@ pub struct RowsWritten {
     pub changes: usize,
 }
 
+enum Message {
+    Records(Vec<Pending>),
+    Finish {
+        absences: Vec<Absence>,
+        commit: bool,
+    },
+}
+
 enum ApplyError {
     Store(StoreError),
-    DryRun(Vec<ChangeSummary>, RowsWritten),
+    /// The run ended without committing (dry run): what would have been written.
+    RolledBack(Vec<ChangeSummary>, RowsWritten),
+    /// The run failed before finishing: nothing is kept.
+    Abandoned,
 }
 
 impl From<diesel::result::Error> for ApplyError {
@@ -52,52 +85,145 @@ impl From<StoreError> for ApplyError {
     }
 }
 
-/// Everything the write phase needs.
-pub struct WritePlan {
-    pub run_id: i64,
-    pub source: String,
-    pub stored: std::sync::Arc<HashMap<String, Stored>>,
-    pub spool: SpoolReader,
-    pub absences: Vec<Absence>,
-    pub dry_run: bool,
+/// What every batch is written with.
+struct WriteContext {
+    run_id: i64,
+    source: String,
+    stored: Arc<HashMap<String, Stored>>,
 }
 
-/// Writes the plan in one transaction (rolled back for a dry run) and returns what changed.
-pub fn apply(
+/// The writer of one run, running on a blocking thread with its own connection.
+pub struct Writer {
+    sender: mpsc::Sender<Message>,
+    batch: Vec<Pending>,
+    queued: usize,
+    task: tokio::task::JoinHandle<Result<(Vec<ChangeSummary>, RowsWritten), StoreError>>,
+}
+
+impl Writer {
+    /// Opens the run's transaction.
+    pub fn start(
+        pool: &Pool,
+        run_id: i64,
+        source: &str,
+        stored: Arc<HashMap<String, Stored>>,
+    ) -> Writer {
+        let (sender, receiver) = mpsc::channel(QUEUE);
+        let pool = pool.clone();
+        let context = WriteContext {
+            run_id,
+            source: source.to_string(),
+            stored,
+        };
+        let task = tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| StoreError::Task(format!("no database connection available: {e}")))?;
+            write_all(&mut conn, &context, receiver)
+        });
+        Writer {
+            sender,
+            batch: Vec::with_capacity(CHUNK),
+            queued: 0,
+            task,
+        }
+    }
+
+    /// Records waiting to be written, so far.
+    pub fn queued(&self) -> usize {
+        self.queued
+    }
+
+    /// Queues a record; a full batch goes to the writer (waiting while it is busy).
+    pub async fn push(&mut self, pending: Pending) -> Result<(), StoreError> {
+        self.queued += 1;
+        self.batch.push(pending);
+        if self.batch.len() >= CHUNK {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(CHUNK));
+        if !batch.is_empty() && self.sender.send(Message::Records(batch)).await.is_err() {
+            // The writer stopped: its own error says why.
+            return Err(StoreError::Task("the writer stopped".into()));
+        }
+        Ok(())
+    }
+
+    /// Writes the absences and commits (or, with `commit` false, rolls back); returns what
+    /// changed.
+    pub async fn finish(
+        mut self,
+        absences: Vec<Absence>,
+        commit: bool,
+    ) -> Result<(Vec<ChangeSummary>, RowsWritten), StoreError> {
+        let sent = match self.flush().await {
+            Ok(()) => self
+                .sender
+                .send(Message::Finish { absences, commit })
+                .await
+                .is_ok(),
+            Err(_) => false,
+        };
+        drop(self.sender);
+        let result = self
+            .task
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        if !sent && result.is_ok() {
+            return Err(StoreError::Task(
+                "the writer stopped before the run finished".into(),
+            ));
+        }
+        result
+    }
+
+    /// Rolls back everything written so far and waits for the writer to stop.
+    pub async fn abandon(self) {
+        drop(self.sender);
+        let _ = self.task.await;
+    }
+}
+
+fn write_all(
     conn: &mut PgConnection,
-    mut plan: WritePlan,
+    context: &WriteContext,
+    mut receiver: mpsc::Receiver<Message>,
 ) -> Result<(Vec<ChangeSummary>, RowsWritten), StoreError> {
-    let dry_run = plan.dry_run;
     let result = conn.transaction::<_, ApplyError, _>(|conn| {
         let mut summary = Vec::new();
         let mut rows = RowsWritten::default();
         loop {
-            let chunk = plan
-                .spool
-                .next_chunk(CHUNK)
-                .map_err(|e| StoreError::Task(format!("reading the spool: {e}")))?;
-            if chunk.is_empty() {
-                break;
+            match receiver.blocking_recv() {
+                Some(Message::Records(batch)) => {
+                    write_chunk(conn, context, batch, &mut summary, &mut rows)?
+                }
+                Some(Message::Finish { absences, commit }) => {
+                    write_absences(conn, context, &absences, &mut summary, &mut rows)?;
+                    return if commit {
+                        Ok((summary, rows))
+                    } else {
+                        Err(ApplyError::RolledBack(summary, rows))
+                    };
+                }
+                None => return Err(ApplyError::Abandoned),
             }
-            write_chunk(conn, &plan, chunk, &mut summary, &mut rows)?;
-        }
-        write_absences(conn, &plan, &mut summary, &mut rows)?;
-        if dry_run {
-            Err(ApplyError::DryRun(summary, rows))
-        } else {
-            Ok((summary, rows))
         }
     });
     match result {
         Ok(done) => Ok(done),
-        Err(ApplyError::DryRun(summary, rows)) => Ok((summary, rows)),
+        Err(ApplyError::RolledBack(summary, rows)) => Ok((summary, rows)),
+        Err(ApplyError::Abandoned) => Ok((Vec::new(), RowsWritten::default())),
         Err(ApplyError::Store(e)) => Err(e),
     }
 }
 
 fn write_chunk(
     conn: &mut PgConnection,
-    plan: &WritePlan,
+    plan: &WriteContext,
     chunk: Vec<Pending>,
     summary: &mut Vec<ChangeSummary>,
     rows: &mut RowsWritten,
@@ -162,7 +288,7 @@ fn write_chunk(
                     let empty = serde_json::Value::Null;
                     let before = old_records.get(&pending.code).unwrap_or(&empty);
                     let after: serde_json::Value = serde_json::from_str(pending.record.get())
-                        .map_err(|e| StoreError::Task(format!("reading the spool: {e}")))?;
+                        .map_err(|e| StoreError::Task(format!("reading a queued record: {e}")))?;
                     for c in diff::field_changes(before, &after) {
                         fields.push(c.field.clone());
                         changes.push(change(
@@ -227,13 +353,14 @@ fn write_chunk(
 
 fn write_absences(
     conn: &mut PgConnection,
-    plan: &WritePlan,
+    plan: &WriteContext,
+    absences: &[Absence],
     summary: &mut Vec<ChangeSummary>,
     rows: &mut RowsWritten,
 ) -> Result<(), StoreError> {
     let mut updates = Vec::new();
     let mut changes = Vec::new();
-    for absence in &plan.absences {
+    for absence in absences {
         let name = plan
             .stored
             .get(&absence.code)

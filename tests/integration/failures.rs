@@ -200,3 +200,39 @@ async fn client_errors_are_not_retried() {
     );
     assert_eq!(portal.requests().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_after_records_went_to_the_writer_rolls_them_back() {
+    let db = TestDb::new();
+    let good = lgsp_list(|page, size| synthetic::lgsp_page(1500, page, size, 0, 0));
+    // Pages 1 to 11 (1,100 records, more than two writer batches) answer; page 12 does not.
+    let portal = FakePortal::start(move |seen| {
+        if seen.query.get("TrangHienTai").map(String::as_str) == Some("12") {
+            Reply::status(500)
+        } else {
+            good(seen)
+        }
+    });
+    let config = TestConfig::new(
+        &db,
+        "retries = 0",
+        &lgsp_source("lgsp", &portal.base_url, ""),
+    )
+    .load();
+
+    let error = sync(&config, &db, "lgsp", false)
+        .await
+        .unwrap_err()
+        .to_string();
+
+    assert!(
+        error.contains("HTTP 500") && error.contains("TrangHienTai=12"),
+        "{error}"
+    );
+    assert_eq!(
+        db.data_rows(),
+        (0, 0, 0, 0),
+        "the open transaction was rolled back"
+    );
+    assert_eq!(db.runs()[0].0, "failed");
+}
