@@ -261,7 +261,7 @@ fn element_end(body: &str, start: usize, content: usize, name: &str) -> Result<u
         )
     };
     let mut depth = 1usize;
-    for (offset, _) in body[content..].match_indices('<') {
+    for offset in memchr::memchr_iter(b'<', &bytes[content..]) {
         let i = content + offset;
         let rest = &body[i + 1..];
         if rest.starts_with('!') {
