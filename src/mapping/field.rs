@@ -233,7 +233,7 @@ pub struct ReadContext<'a> {
 
 impl FieldRule {
     /// Reads this field from `node`. `at` is the field's location for messages.
-    pub fn read<N: Node>(&self, node: &N, at: &str, ctx: &mut ReadContext<'_>) -> Value {
+    pub fn read<N: Node>(&self, node: &N, at: &Location<'_>, ctx: &mut ReadContext<'_>) -> Value {
         let issue = |message: String| FieldIssue {
             field: at.to_string(),
             path: self
@@ -253,7 +253,7 @@ impl FieldRule {
                 let items: Vec<Value> = nodes
                     .into_iter()
                     .enumerate()
-                    .map(|(i, n)| read_record(&self.fields, n, &format!("{at}[{i}]"), ctx))
+                    .map(|(i, n)| read_record(&self.fields, n, &at.item(i), ctx))
                     .filter(|v| !is_blank(v))
                     .collect();
                 Value::Array(items)
@@ -401,21 +401,67 @@ impl FieldRule {
     }
 }
 
+/// Where a field is within a record (`channels[1].fees[0].amount`), built up as rules descend
+/// and written out only when there is an issue to report.
+#[derive(Debug, Clone, Copy)]
+pub struct Location<'a> {
+    parent: Option<&'a Location<'a>>,
+    name: &'a str,
+    index: Option<usize>,
+}
+
+impl<'a> Location<'a> {
+    /// The record itself.
+    pub const ROOT: Location<'static> = Location {
+        parent: None,
+        name: "",
+        index: None,
+    };
+
+    fn field(&'a self, name: &'a str) -> Location<'a> {
+        Location {
+            parent: Some(self),
+            name,
+            index: None,
+        }
+    }
+
+    fn item(&'a self, index: usize) -> Location<'a> {
+        Location {
+            parent: Some(self),
+            name: "",
+            index: Some(index),
+        }
+    }
+}
+
+impl std::fmt::Display for Location<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(parent) = self.parent {
+            parent.fmt(f)?;
+        }
+        match self.index {
+            Some(i) => write!(f, "[{i}]"),
+            None if self.name.is_empty() => Ok(()),
+            None if self.parent.is_some_and(|p| p.parent.is_some()) => write!(f, ".{}", self.name),
+            None => f.write_str(self.name),
+        }
+    }
+}
+
 /// Reads a record (or sub-record) with the given rules.
 pub fn read_record<N: Node>(
     rules: &[FieldRule],
     node: &N,
-    at: &str,
+    at: &Location<'_>,
     ctx: &mut ReadContext<'_>,
 ) -> Value {
     let mut map = Map::new();
     for rule in rules {
-        let location = if at.is_empty() {
-            rule.name.to_string()
-        } else {
-            format!("{at}.{}", rule.name)
-        };
-        map.insert(rule.name.to_string(), rule.read(node, &location, ctx));
+        map.insert(
+            rule.name.to_string(),
+            rule.read(node, &at.field(rule.name), ctx),
+        );
     }
     Value::Object(map)
 }
@@ -518,6 +564,20 @@ pub fn parse_date(text: &str, format: Option<&str>) -> Option<NaiveDate> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations_read_like_paths() {
+        let root = Location::ROOT;
+        let channels = root.field("channels");
+        let second = channels.item(1);
+        let fees = second.field("fees");
+        let first = fees.item(0);
+        assert_eq!(
+            first.field("amount").to_string(),
+            "channels[1].fees[0].amount"
+        );
+        assert_eq!(root.field("name").to_string(), "name");
+    }
 
     #[test]
     fn numbers_in_vietnamese_notation() {

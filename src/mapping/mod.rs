@@ -338,7 +338,7 @@ impl Mapping {
             errors: Vec::new(),
             warnings: Vec::new(),
         };
-        let value = field::read_record(&self.fields, node, "", &mut ctx);
+        let value = field::read_record(&self.fields, node, &field::Location::ROOT, &mut ctx);
         let code = value
             .get("code")
             .and_then(|v| v.as_str())
