@@ -52,6 +52,15 @@ async fn fails_without_writing(
     error
 }
 
+/// Syncs the `lgsp` source served by `portal` once, expecting it to fail; returns the message.
+async fn lgsp_sync_error(db: &TestDb, fetch: &str, portal: &FakePortal) -> String {
+    let config = TestConfig::new(db, fetch, &lgsp_source("lgsp", &portal.base_url, "")).load();
+    sync(&config, db, "lgsp", false)
+        .await
+        .unwrap_err()
+        .to_string()
+}
+
 /// Pages 1 and 3 answer; page 2 is `broken`.
 fn page_two(broken: Reply) -> impl Fn(&Seen) -> Reply + Send + Sync + 'static {
     let good = lgsp_list(|page, size| synthetic::lgsp_page(250, page, size, 0, 0));
@@ -182,17 +191,7 @@ async fn transient_failures_are_retried_honouring_retry_after() {
 async fn client_errors_are_not_retried() {
     let db = TestDb::new();
     let portal = FakePortal::start(|_| Reply::status(404));
-    let config = TestConfig::new(
-        &db,
-        "retries = 3",
-        &lgsp_source("lgsp", &portal.base_url, ""),
-    )
-    .load();
-
-    let error = sync(&config, &db, "lgsp", false)
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = lgsp_sync_error(&db, "retries = 3", &portal).await;
 
     assert!(
         error.contains("HTTP 404") && !error.contains("attempts"),
@@ -213,17 +212,7 @@ async fn a_failure_after_records_went_to_the_writer_rolls_them_back() {
             good(seen)
         }
     });
-    let config = TestConfig::new(
-        &db,
-        "retries = 0",
-        &lgsp_source("lgsp", &portal.base_url, ""),
-    )
-    .load();
-
-    let error = sync(&config, &db, "lgsp", false)
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = lgsp_sync_error(&db, "retries = 0", &portal).await;
 
     assert!(
         error.contains("HTTP 500") && error.contains("TrangHienTai=12"),
