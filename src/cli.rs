@@ -15,7 +15,7 @@ use tthc_sync::db::{self, procedures, runs};
 use tthc_sync::fetch::{Fetcher, decode};
 use tthc_sync::mapping::Mapping;
 use tthc_sync::sync::{self, SyncContext, SyncError, SyncOptions, SyncReport};
-use tthc_sync::vietnam_offset;
+use tthc_sync::{local_time, vietnam_offset};
 
 /// Keeps a commune website's list of administrative procedures (TTHC) in step with the portals.
 #[derive(Debug, Parser)]
@@ -630,12 +630,6 @@ fn parse_since(text: &str) -> Result<DateTime<Utc>> {
             ))
             .into()
         })
-}
-
-fn local_time(t: DateTime<Utc>) -> String {
-    t.with_timezone(&vietnam_offset())
-        .format("%Y-%m-%d %H:%M")
-        .to_string()
 }
 
 fn short(value: &Option<serde_json::Value>) -> String {

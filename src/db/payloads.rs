@@ -70,7 +70,7 @@ pub fn cached(
     }))
 }
 
-/// Remembers validators for a URL; writes nothing when they are unchanged.
+/// Remembers validators for a URL (callers skip this when the cache already holds them).
 pub fn remember(
     conn: &mut PgConnection,
     url: &str,
@@ -78,9 +78,6 @@ pub fn remember(
     payload_hash: &str,
 ) -> Result<(), StoreError> {
     if validators.etag.is_none() && validators.last_modified.is_none() {
-        return Ok(());
-    }
-    if cached(conn, url)?.is_some_and(|(v, h)| &v == validators && h == payload_hash) {
         return Ok(());
     }
     diesel::insert_into(http_cache::table)

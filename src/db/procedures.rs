@@ -414,21 +414,3 @@ pub fn changes(
     }
     Ok(query.load(conn)?)
 }
-
-/// Row counts of the procedure tables, for tests, benchmarks and reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
-pub struct TableCounts {
-    pub procedures: i64,
-    pub versions: i64,
-    pub changes: i64,
-    pub aliases: i64,
-}
-
-pub fn table_counts(conn: &mut PgConnection) -> Result<TableCounts, StoreError> {
-    Ok(TableCounts {
-        procedures: procedures::table.count().get_result(conn)?,
-        versions: procedure_versions::table.count().get_result(conn)?,
-        changes: procedure_changes::table.count().get_result(conn)?,
-        aliases: procedure_aliases::table.count().get_result(conn)?,
-    })
-}

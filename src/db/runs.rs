@@ -73,13 +73,6 @@ pub fn record_payload(
     Ok(())
 }
 
-pub fn heartbeat(conn: &mut PgConnection, run_id: i64) -> Result<(), StoreError> {
-    diesel::update(sync_runs::table.find(run_id))
-        .set(sync_runs::heartbeat_at.eq(diesel::dsl::now))
-        .execute(conn)?;
-    Ok(())
-}
-
 pub fn finish(conn: &mut PgConnection, run_id: i64, end: &RunEnd) -> Result<(), StoreError> {
     diesel::update(sync_runs::table.find(run_id))
         .set((
@@ -129,14 +122,6 @@ pub fn list(
         query = query.filter(sync_runs::source.eq(source.to_string()));
     }
     Ok(query.load(conn)?)
-}
-
-pub fn get(conn: &mut PgConnection, run_id: i64) -> Result<Option<Run>, StoreError> {
-    Ok(sync_runs::table
-        .find(run_id)
-        .select(Run::as_select())
-        .first(conn)
-        .optional()?)
 }
 
 /// The run currently marked running for `source`, if any.

@@ -172,6 +172,9 @@ impl Mapping {
             file: file.to_path_buf(),
             message: e.to_string(),
         })?;
+        if raw.request.url.trim().is_empty() {
+            return Err(invalid(("request.url".into(), "must not be empty".into())));
+        }
         let records =
             Path::parse(&raw.records.each).map_err(|m| invalid(("records.each".into(), m)))?;
         let fields = field::compile_fields(&raw.fields, PROCEDURE_SCHEMA, "fields", true)
@@ -193,18 +196,7 @@ impl Mapping {
             },
             max_depth: raw.max_depth.unwrap_or(DEFAULT_MAX_DEPTH),
         };
-        mapping.check_templates().map_err(invalid)?;
         Ok(mapping)
-    }
-
-    /// Every placeholder in the request must be a built-in variable or a source variable; the
-    /// source's variables are only known later, so here only the syntax is checked, and
-    /// [`Mapping::missing_variables`] checks names against a source.
-    fn check_templates(&self) -> Result<(), (String, String)> {
-        if self.request.url.trim().is_empty() {
-            return Err(("request.url".into(), "must not be empty".into()));
-        }
-        Ok(())
     }
 
     /// The placeholders used by the request that neither the built-ins, the mapping's `[vars]`

@@ -80,14 +80,6 @@ pub enum SyncError {
     },
 }
 
-/// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Succeeded,
-    Failed,
-}
-
 /// The kind of a problem met during a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -135,7 +127,8 @@ pub struct SyncReport {
     pub run_id: i64,
     pub source: String,
     pub dry_run: bool,
-    pub status: RunStatus,
+    /// Always `succeeded`: a run that did not succeed is an error, not a report.
+    pub status: &'static str,
     pub counts: Counts,
     pub issues: Vec<RunIssue>,
     pub changes: Vec<ChangeSummary>,
@@ -213,9 +206,7 @@ pub async fn run_source(
                 format!(
                     "run #{} (started {} by {})",
                     r.id,
-                    r.started_at
-                        .with_timezone(&crate::vietnam_offset())
-                        .format("%Y-%m-%d %H:%M"),
+                    crate::local_time(r.started_at),
                     r.trigger
                 )
             }),
@@ -252,7 +243,7 @@ pub async fn run_source(
     let mut state = RunState::default();
     let outcome = execute(ctx, source, options, run_id, &mut state).await;
     let (status, message) = match &outcome {
-        Ok(_) => (RunStatus::Succeeded, None),
+        Ok(_) => ("succeeded", None),
         Err(error) => {
             state.issues.push(RunIssue {
                 kind: issue_kind(error),
@@ -262,17 +253,14 @@ pub async fn run_source(
                 path: None,
                 url: error_url(error),
             });
-            (RunStatus::Failed, Some(error.to_string()))
+            ("failed", Some(error.to_string()))
         }
     };
     let end = runs::RunEnd {
-        status: match status {
-            RunStatus::Succeeded => "succeeded".into(),
-            RunStatus::Failed => "failed".into(),
-        },
+        status: status.into(),
         counts: serde_json::to_value(&state.counts).unwrap_or_default(),
         issues: serde_json::to_value(&state.issues).unwrap_or_default(),
-        message: message.clone(),
+        message,
     };
     let finished = db::blocking(&ctx.pool, move |conn| {
         let result = runs::finish(conn, run_id, &end);
@@ -367,7 +355,7 @@ async fn execute(
         .filter(|(_, s)| s.status == diff::Status::Active)
         .filter_map(|(code, s)| s.raw_hash.clone().map(|h| (h, code.clone())))
         .collect();
-    let context = Arc::new(reader::ReadContext {
+    let context = Arc::new(reader::Baseline {
         mapping: source.mapping.clone(),
         stored: stored.clone(),
         known,
@@ -420,7 +408,7 @@ async fn read_all(
     run_id: i64,
     state: &mut RunState,
     writer: &mut Writer,
-    context: &Arc<reader::ReadContext>,
+    context: &Arc<reader::Baseline>,
     bearer_token: Option<String>,
 ) -> Result<(), SyncError> {
     let name = source.name.clone();

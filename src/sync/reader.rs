@@ -14,7 +14,7 @@ use crate::mapping::{FieldIssue, Mapping, MappingError, PageSummary, RecordError
 
 /// What a run knows before reading: the mapping, what is stored, and the raw hashes of the
 /// records stored active (raw hash → code).
-pub struct ReadContext {
+pub struct Baseline {
     pub mapping: Mapping,
     pub stored: Arc<HashMap<String, Stored>>,
     pub known: HashMap<String, String>,
@@ -57,7 +57,7 @@ pub enum ReadError {
 
 /// Reads one page.
 pub fn read_page(
-    context: &ReadContext,
+    context: &Baseline,
     body: &Bytes,
     content_type: Option<&str>,
 ) -> Result<PageRead, ReadError> {
