@@ -1,7 +1,7 @@
 //! Benchmark harness (not a test): serves a synthetic catalogue of N procedures with full details
 //! in the LGSP XML shape from a fake portal on 127.0.0.1 in pages of 100, runs the real
-//! `tthc-sync sync` binary against it, and reports wall time, records per second, peak RSS of
-//! the sync process and rows written, for: a cold sync, an unchanged re-sync, and a re-sync
+//! `tthc-sync sync` binary against it, and reports wall time, CPU time of the sync process and
+//! of PostgreSQL, records per second, peak RSS of the sync process and rows written, for: a cold sync, an unchanged re-sync, and a re-sync
 //! with 5 % of records changed.
 //!
 //!     cargo bench --bench sync                      # N = 2,000 and 20,000
@@ -63,6 +63,35 @@ fn children_cpu_seconds() -> f64 {
     unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     seconds(usage.ru_utime) + seconds(usage.ru_stime)
+}
+
+/// CPU time (user + system) of every PostgreSQL process, including exited backends (counted in
+/// the postmaster's children times once it has reaped them). Other databases' activity counts
+/// too, which on a quiet machine is noise.
+fn postgres_cpu_seconds() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return f64::NAN;
+    };
+    let mut total = 0u64;
+    for entry in entries.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ... utime(14) stime(15) cutime(16) cstime(17)
+        let Some((comm, rest)) = stat.split_once(") ") else {
+            continue;
+        };
+        if !comm.ends_with("(postgres") {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        total += fields
+            .get(11..15)
+            .map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
+    }
+    total as f64 / ticks
 }
 
 /// Runs the binary, returning (wall seconds, CPU seconds, peak RSS in MiB, exit code).
@@ -224,8 +253,8 @@ fn bench(n: u64, change_per_mille: u64, page_size: u64) {
         "\nN = {n} procedures, {pages} pages of {page_size}, {payload_mib:.1} MiB of XML per full fetch"
     );
     println!(
-        "{:<28} {:>8} {:>8} {:>12} {:>10} {:>14}",
-        "run", "wall s", "cpu s", "records/s", "peak MiB", "rows written"
+        "{:<28} {:>8} {:>8} {:>8} {:>12} {:>10} {:>14}",
+        "run", "wall s", "cpu s", "db cpu s", "records/s", "peak MiB", "rows written"
     );
     for (label, generation) in [
         ("cold sync", 0),
@@ -237,13 +266,15 @@ fn bench(n: u64, change_per_mille: u64, page_size: u64) {
     ] {
         portal.current.store(generation, Ordering::SeqCst);
         let before = data_rows_written(&mut conn);
+        let db_cpu_before = postgres_cpu_seconds();
         let (wall, cpu, rss, code) = run_sync(&config, label);
         assert_eq!(code, 0, "{label}: tthc-sync sync failed");
         std::thread::sleep(std::time::Duration::from_millis(700)); // let the server's statistics settle
+        let db_cpu = postgres_cpu_seconds() - db_cpu_before;
         let _ = diesel::sql_query("SELECT pg_stat_clear_snapshot()").execute(&mut conn);
         let written = data_rows_written(&mut conn) - before;
         println!(
-            "{label:<28} {wall:>8.2} {cpu:>8.2} {:>12.0} {rss:>10.1} {written:>14}",
+            "{label:<28} {wall:>8.2} {cpu:>8.2} {db_cpu:>8.2} {:>12.0} {rss:>10.1} {written:>14}",
             n as f64 / wall
         );
     }

@@ -270,6 +270,7 @@ impl std::io::Write for HashWriter {
 #[derive(Default)]
 struct ComparableFormatter {
     text: String,
+    key: String,
 }
 
 impl serde_json::ser::Formatter for ComparableFormatter {
@@ -308,15 +309,25 @@ impl serde_json::ser::Formatter for ComparableFormatter {
     }
 
     fn end_string<W: ?Sized + std::io::Write>(&mut self, writer: &mut W) -> std::io::Result<()> {
-        let key = comparable_text(&self.text);
+        let key = if is_url(&self.text) {
+            &self.text
+        } else {
+            text::comparison_key_into(&self.text, &mut self.key);
+            &self.key
+        };
         writer.write_all(&(key.len() as u64).to_le_bytes())?;
         writer.write_all(key.as_bytes())
     }
 }
 
+/// URLs keep their case in comparisons.
+fn is_url(text: &str) -> bool {
+    text.starts_with("http://") || text.starts_with("https://")
+}
+
 /// The comparable form of one text: its comparison key, except URLs, whose case matters.
 fn comparable_text(text: &str) -> std::borrow::Cow<'_, str> {
-    if text.starts_with("http://") || text.starts_with("https://") {
+    if is_url(text) {
         std::borrow::Cow::Borrowed(text)
     } else {
         std::borrow::Cow::Owned(text::comparison_key(text))

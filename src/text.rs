@@ -37,25 +37,31 @@ pub fn clean_cow(raw: &str) -> Cow<'_, str> {
     }
 }
 
-/// True when [`clean`] would return the text unchanged.
+/// True when [`clean`] would return the text unchanged. One pass; the NFC check only runs for
+/// text with characters outside the plain ranges.
 fn is_clean(text: &str) -> bool {
-    let bytes = text.as_bytes();
-    if bytes.first() == Some(&b' ') || bytes.last() == Some(&b' ') || text.contains("  ") {
+    let mut after_space = true; // so that a leading space is caught
+    let mut check_nfc = false;
+    for c in text.chars() {
+        match c {
+            ' ' if after_space => return false,
+            ' ' => {
+                after_space = true;
+                continue;
+            }
+            '&' => return false,
+            _ if is_plain(c) => {}
+            _ if c.is_control() || c.is_whitespace() || matches!(c, '\u{200b}' | '\u{feff}') => {
+                return false;
+            }
+            _ => check_nfc = true,
+        }
+        after_space = false;
+    }
+    if after_space && !text.is_empty() {
         return false;
     }
-    let ascii_ok = bytes
-        .iter()
-        .all(|&b| b >= 0x80 || (b >= 0x20 && b != 0x7f && b != b'&'));
-    if !ascii_ok {
-        return false;
-    }
-    if text.is_ascii() {
-        return true;
-    }
-    let odd = text.chars().any(|c| {
-        !c.is_ascii() && matches!(c, '\u{80}'..='\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200f}' | '\u{2028}'..='\u{202f}' | '\u{205f}' | '\u{3000}' | '\u{feff}')
-    });
-    !odd && is_nfc_quick(text.chars()) == unicode_normalization::IsNormalized::Yes
+    !check_nfc || is_nfc_quick(text.chars()) == unicode_normalization::IsNormalized::Yes
 }
 
 fn clean_owned(raw: &str) -> String {
@@ -185,31 +191,66 @@ const LATIN_FIRST: u32 = 0xC0;
 const LATIN_LAST: u32 = 0x1EFF;
 
 /// How a Latin letter enters a comparison key: lower-cased, canonically decomposed, with its
-/// tone marks set aside.
+/// tone marks set aside. Stored inline so that the key loop does not chase pointers.
 struct KeyLetter {
-    base: String,
-    tones: Vec<char>,
+    base: [u8; 12],
+    base_len: u8,
+    tones: [char; 2],
+    tone_count: u8,
 }
 
-/// For each code point in `LATIN_FIRST..=LATIN_LAST`: the letter's key form, or `None` for
-/// symbols. Built once from the Unicode tables.
-fn latin_table() -> &'static [Option<KeyLetter>] {
-    static TABLE: OnceLock<Vec<Option<KeyLetter>>> = OnceLock::new();
+impl KeyLetter {
+    fn new(c: char) -> Option<KeyLetter> {
+        let lower: String = c.to_lowercase().collect();
+        let mut letter = KeyLetter {
+            base: [0; 12],
+            base_len: 0,
+            tones: ['\0'; 2],
+            tone_count: 0,
+        };
+        for d in lower.nfd() {
+            if is_tone_mark(d) {
+                *letter.tones.get_mut(usize::from(letter.tone_count))? = d;
+                letter.tone_count += 1;
+            } else {
+                let start = usize::from(letter.base_len);
+                let encoded = d.encode_utf8(letter.base.get_mut(start..start + d.len_utf8())?);
+                letter.base_len += encoded.len() as u8;
+            }
+        }
+        Some(letter)
+    }
+
+    fn base(&self) -> &str {
+        // Built from whole characters in `new`.
+        std::str::from_utf8(&self.base[..usize::from(self.base_len)]).unwrap_or_default()
+    }
+
+    fn tones(&self) -> &[char] {
+        &self.tones[..usize::from(self.tone_count)]
+    }
+}
+
+/// A code point's entry in the Latin table.
+enum LatinEntry {
+    Letter(KeyLetter),
+    /// A symbol: separates syllables.
+    Symbol,
+    /// A letter too long to store inline: takes the general path.
+    Other,
+}
+
+/// For each code point in `LATIN_FIRST..=LATIN_LAST`: how it enters a key. Built once from the
+/// Unicode tables.
+fn latin_table() -> &'static [LatinEntry] {
+    static TABLE: OnceLock<Vec<LatinEntry>> = OnceLock::new();
     TABLE.get_or_init(|| {
         (LATIN_FIRST..=LATIN_LAST)
             .map(|cp| {
-                let c =
-                    char::from_u32(cp).filter(|c| c.is_alphanumeric() || is_combining_mark(*c))?;
-                let lower: String = c.to_lowercase().collect();
-                let decomposed: Vec<char> = lower.nfd().collect();
-                Some(KeyLetter {
-                    base: decomposed.iter().filter(|d| !is_tone_mark(**d)).collect(),
-                    tones: decomposed
-                        .iter()
-                        .copied()
-                        .filter(|d| is_tone_mark(*d))
-                        .collect(),
-                })
+                match char::from_u32(cp).filter(|c| c.is_alphanumeric() || is_combining_mark(*c)) {
+                    None => LatinEntry::Symbol,
+                    Some(c) => KeyLetter::new(c).map_or(LatinEntry::Other, LatinEntry::Letter),
+                }
             })
             .collect()
     })
@@ -229,68 +270,149 @@ enum KeyPart<'t> {
 /// leading "Thủ tục ". Everything else is significant. Keys are for comparing and hashing only
 /// (they are decomposed, with each syllable's tones at its end), never for display.
 pub fn comparison_key(text: &str) -> String {
-    let cleaned = clean_cow(text);
-    let mut key = String::with_capacity(cleaned.len() + 8);
-    if cleaned.is_ascii() {
-        key.extend(cleaned.bytes().map(|b| b.to_ascii_lowercase() as char));
-    } else {
-        let table = latin_table();
-        // The tones go after their syllable, in a fixed order: placement no longer matters.
-        let mut tones: Vec<char> = Vec::new();
-        let mut scratch = String::new();
-        for c in cleaned.chars() {
-            let cp = c as u32;
-            let part = if c.is_ascii() {
-                if c.is_ascii_alphanumeric() {
-                    key.push(c.to_ascii_lowercase());
-                    continue;
+    let mut key = String::with_capacity(text.len() + 8);
+    comparison_key_into(text, &mut key);
+    key
+}
+
+/// [`comparison_key`] into a buffer (replacing its content), for callers keying many texts.
+pub fn comparison_key_into(text: &str, key: &mut String) {
+    // Most stored text is already clean: build the key straight from it, and only when the
+    // text holds something the key cannot see through itself (entities, Unicode outside the
+    // plain Latin ranges, combining marks, odd spaces) clean it first.
+    if text.contains('&') || !key_of(text, Input::Plain, key) {
+        key_of(&clean(text), Input::Cleaned, key);
+    }
+}
+
+/// What [`key_of`] may assume about its text.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Input {
+    /// Anything without entities: gives up (`false`) at the first character that cleaning could
+    /// change other than whitespace and control characters.
+    Plain,
+    /// Already [`clean`]ed: always gives a key.
+    Cleaned,
+}
+
+/// True for characters [`clean`] leaves alone whatever surrounds them: printable ASCII and the
+/// precomposed Latin letters (all NFC-stable, tested below).
+fn is_plain(c: char) -> bool {
+    matches!(c, ' '..='~' | '\u{c0}'..='\u{24f}' | '\u{1e00}'..='\u{1eff}')
+}
+
+/// Ends a syllable: its tones, in a fixed order.
+fn flush_tones(tones: &mut Vec<char>, key: &mut String) {
+    if tones.len() > 1 {
+        tones.sort_unstable();
+    }
+    for tone in tones.drain(..) {
+        key.push(tone);
+    }
+}
+
+/// Writes the key of `text` into `key`; false when `input` is `Plain` and the text needs
+/// cleaning first (`key` then holds nothing useful).
+fn key_of(text: &str, input: Input, key: &mut String) -> bool {
+    key.clear();
+    let table = latin_table();
+    // The tones go after their syllable, in a fixed order: placement no longer matters.
+    let mut tones: Vec<char> = Vec::new();
+    let mut scratch = String::new();
+    let mut pending_space = false;
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if c.is_ascii_alphanumeric() {
+            // A run of ASCII letters and digits goes in at once.
+            let run = rest
+                .bytes()
+                .position(|b| !b.is_ascii_alphanumeric())
+                .unwrap_or(rest.len());
+            if pending_space {
+                key.push(' ');
+                pending_space = false;
+            }
+            let at = key.len();
+            key.push_str(&rest[..run]);
+            if let Some(added) = key.get_mut(at..) {
+                added.make_ascii_lowercase();
+            }
+            rest = &rest[run..];
+            continue;
+        }
+        rest = &rest[c.len_utf8()..];
+        if input == Input::Plain && !is_plain(c) {
+            if c.is_ascii_whitespace() {
+                flush_tones(&mut tones, key);
+                pending_space = !key.is_empty();
+                continue;
+            }
+            if c.is_ascii_control() {
+                continue;
+            }
+            return false;
+        }
+        let cp = c as u32;
+        let part = if c.is_ascii() {
+            KeyPart::Separator
+        } else if is_tone_mark(c) {
+            KeyPart::Tone(c)
+        } else if let Some(entry) = cp
+            .checked_sub(LATIN_FIRST)
+            .and_then(|i| table.get(i as usize))
+            .filter(|e| !matches!(e, LatinEntry::Other))
+        {
+            match entry {
+                LatinEntry::Letter(letter) => KeyPart::Letter(letter.base(), letter.tones()),
+                _ => KeyPart::Separator,
+            }
+        } else if is_combining_mark(c) || c.is_alphanumeric() {
+            scratch.clear();
+            for lower in c.to_lowercase() {
+                unicode_normalization::char::decompose_canonical(lower, |d| {
+                    if is_tone_mark(d) {
+                        tones.push(d)
+                    } else {
+                        scratch.push(d)
+                    }
+                });
+            }
+            KeyPart::Letter(&scratch, &[])
+        } else {
+            KeyPart::Separator
+        };
+        match part {
+            KeyPart::Letter(base, marks) => {
+                if pending_space {
+                    key.push(' ');
+                    pending_space = false;
                 }
-                KeyPart::Separator
-            } else if is_tone_mark(c) {
-                KeyPart::Tone(c)
-            } else if (LATIN_FIRST..=LATIN_LAST).contains(&cp) {
-                match &table[(cp - LATIN_FIRST) as usize] {
-                    Some(letter) => KeyPart::Letter(&letter.base, &letter.tones),
-                    None => KeyPart::Separator,
+                key.push_str(base);
+                tones.extend_from_slice(marks);
+            }
+            KeyPart::Tone(mark) => tones.push(mark),
+            KeyPart::Separator if c == ' ' => {
+                flush_tones(&mut tones, key);
+                pending_space = !key.is_empty();
+            }
+            KeyPart::Separator => {
+                flush_tones(&mut tones, key);
+                if pending_space {
+                    key.push(' ');
+                    pending_space = false;
                 }
-            } else if is_combining_mark(c) || c.is_alphanumeric() {
-                scratch.clear();
-                for lower in c.to_lowercase() {
-                    unicode_normalization::char::decompose_canonical(lower, |d| {
-                        if is_tone_mark(d) {
-                            tones.push(d)
-                        } else {
-                            scratch.push(d)
-                        }
-                    });
-                }
-                KeyPart::Letter(&scratch, &[])
-            } else {
-                KeyPart::Separator
-            };
-            match part {
-                KeyPart::Letter(base, marks) => {
-                    key.push_str(base);
-                    tones.extend_from_slice(marks);
-                }
-                KeyPart::Tone(mark) => tones.push(mark),
-                KeyPart::Separator => {
-                    tones.sort_unstable();
-                    key.extend(tones.drain(..));
-                    key.push(c);
-                }
+                key.push(c);
             }
         }
-        tones.sort_unstable();
-        key.extend(tones.drain(..));
     }
+    flush_tones(&mut tones, key);
     key.truncate(key.trim_end_matches(['.', ' ']).len());
     // "thủ tục " in key form: tones after their syllables.
     const PREFIX: &str = "thu\u{309} tuc\u{323} ";
-    match key.strip_prefix(PREFIX) {
-        Some(rest) if !rest.is_empty() => rest.to_string(),
-        _ => key,
+    if key.len() > PREFIX.len() && key.starts_with(PREFIX) {
+        key.drain(..PREFIX.len());
     }
+    true
 }
 
 /// The diacritics-folded, lower-case form used for search: "Đăng ký khai sinh" → "dang ky khai
@@ -404,6 +526,14 @@ mod tests {
         assert_ne!(comparison_key("ô"), comparison_key("o"));
     }
 
+    #[test]
+    fn plain_characters_are_left_alone_by_cleaning() {
+        for c in ('\u{0}'..='\u{1eff}').filter(|c| is_plain(*c)) {
+            let text = format!("a{c}b");
+            assert_eq!(clean(&text), text, "{c:?} (U+{:04X})", c as u32);
+        }
+    }
+
     proptest! {
         #[test]
         fn clean_is_idempotent(s in "\\PC{0,40}") {
@@ -427,6 +557,21 @@ mod tests {
         fn comparison_key_is_stable_under_nfd(s in "[a-zA-Zàáảãạăằắẳẵặâầấẩẫậđèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵ .]{0,40}") {
             let nfd: String = s.nfd().collect();
             prop_assert_eq!(comparison_key(&s), comparison_key(&nfd));
+        }
+
+        #[test]
+        fn text_called_clean_is_left_as_it_is(s in "[ \t\n&a-zA-Z0-9àáảđ\u{a0}\u{300}\u{301}\u{200b}\u{200c}\u{1}]{0,30}") {
+            if is_clean(&s) {
+                prop_assert_eq!(clean_owned(&s), s.clone());
+            }
+        }
+
+        #[test]
+        fn quick_keys_equal_keys_of_cleaned_text(s in "[ \t\n\r\u{1}a-zA-Z0-9.,;()/&àáảãạăằắẳẵặâầấẩẫậđèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵĐ\u{a0}\u{300}\u{301}\u{302}\u{323}ǅ\u{1e9b}]{0,40}") {
+            let cleaned = clean(&s);
+            let mut key = String::new();
+            prop_assert!(key_of(&cleaned, Input::Cleaned, &mut key));
+            prop_assert_eq!(comparison_key(&s), key);
         }
 
         #[test]

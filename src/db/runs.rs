@@ -1,14 +1,15 @@
-//! The `sync_runs` table: one row per run of one source, written outside the run's data
-//! transaction so that a failed run is still recorded with what it saw.
+//! The `sync_runs` table (one row per run of one source) with its payloads and heartbeats, all
+//! written outside the run's data transaction so that a failed run is still recorded with what
+//! it saw. The run row itself is written only when the run starts and ends: see the
+//! `run_payloads` migration for why.
 
 use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Jsonb};
 use serde::Serialize;
 
 use super::StoreError;
-use super::schema::sync_runs;
+use super::schema::{sync_run_heartbeats, sync_run_payloads, sync_runs};
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = sync_runs)]
@@ -31,12 +32,10 @@ pub struct Run {
     pub dry_run: bool,
     pub status: String,
     pub started_at: DateTime<Utc>,
-    pub heartbeat_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub mapping_file: String,
     pub mapping_hash: String,
     pub counts: serde_json::Value,
-    pub payloads: serde_json::Value,
     pub issues: serde_json::Value,
     pub message: Option<String>,
 }
@@ -58,28 +57,55 @@ pub fn start(conn: &mut PgConnection, run: &NewRun<'_>) -> Result<i64, StoreErro
         .get_result(conn)?)
 }
 
-/// Appends one fetched payload to the run and refreshes its heartbeat.
-pub fn record_payload(
-    conn: &mut PgConnection,
-    run_id: i64,
-    payload: &serde_json::Value,
-) -> Result<(), StoreError> {
-    diesel::sql_query(
-        "UPDATE sync_runs SET payloads = payloads || jsonb_build_array($2), heartbeat_at = now() WHERE id = $1",
-    )
-    .bind::<BigInt, _>(run_id)
-    .bind::<Jsonb, _>(payload)
-    .execute(conn)?;
+/// One payload a run accepted.
+#[derive(Debug, Clone, Insertable, Queryable, Selectable, Serialize)]
+#[diesel(table_name = sync_run_payloads)]
+pub struct RunPayload {
+    pub run_id: i64,
+    /// 1-based position in the run's fetch order.
+    pub seq: i32,
+    pub url: String,
+    pub http_status: i32,
+    pub bytes: i32,
+    pub hash: String,
+    pub not_modified: bool,
+}
+
+/// Records one accepted payload of a run, and beats its heartbeat.
+pub fn record_payload(conn: &mut PgConnection, payload: &RunPayload) -> Result<(), StoreError> {
+    diesel::insert_into(sync_run_payloads::table)
+        .values(payload)
+        .on_conflict_do_nothing()
+        .execute(conn)?;
+    heartbeat(conn, payload.run_id)
+}
+
+/// Shows that a run is alive.
+pub fn heartbeat(conn: &mut PgConnection, run_id: i64) -> Result<(), StoreError> {
+    diesel::insert_into(sync_run_heartbeats::table)
+        .values((
+            sync_run_heartbeats::run_id.eq(run_id),
+            sync_run_heartbeats::beat_at.eq(diesel::dsl::now),
+        ))
+        .on_conflict(sync_run_heartbeats::run_id)
+        .do_update()
+        .set(sync_run_heartbeats::beat_at.eq(diesel::dsl::now))
+        .execute(conn)?;
     Ok(())
+}
+
+/// The payloads a run accepted, in fetch order.
+pub fn payloads(conn: &mut PgConnection, run_id: i64) -> Result<Vec<RunPayload>, StoreError> {
+    Ok(sync_run_payloads::table
+        .filter(sync_run_payloads::run_id.eq(run_id))
+        .order(sync_run_payloads::seq)
+        .select(RunPayload::as_select())
+        .load(conn)?)
 }
 
 pub fn finish(conn: &mut PgConnection, run_id: i64, end: &RunEnd) -> Result<(), StoreError> {
     diesel::update(sync_runs::table.find(run_id))
-        .set((
-            end,
-            sync_runs::finished_at.eq(diesel::dsl::now),
-            sync_runs::heartbeat_at.eq(diesel::dsl::now),
-        ))
+        .set((end, sync_runs::finished_at.eq(diesel::dsl::now)))
         .execute(conn)?;
     Ok(())
 }

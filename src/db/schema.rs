@@ -9,14 +9,32 @@ diesel::table! {
         dry_run -> Bool,
         status -> Text,
         started_at -> Timestamptz,
-        heartbeat_at -> Timestamptz,
         finished_at -> Nullable<Timestamptz>,
         mapping_file -> Text,
         mapping_hash -> Text,
         counts -> Jsonb,
-        payloads -> Jsonb,
         issues -> Jsonb,
         message -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    sync_run_payloads (run_id, seq) {
+        run_id -> Int8,
+        seq -> Int4,
+        url -> Text,
+        http_status -> Int4,
+        bytes -> Int4,
+        hash -> Text,
+        not_modified -> Bool,
+        fetched_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sync_run_heartbeats (run_id) {
+        run_id -> Int8,
+        beat_at -> Timestamptz,
     }
 }
 
@@ -98,8 +116,12 @@ diesel::table! {
 }
 
 diesel::joinable!(procedure_changes -> sync_runs (run_id));
+diesel::joinable!(sync_run_payloads -> sync_runs (run_id));
+diesel::joinable!(sync_run_heartbeats -> sync_runs (run_id));
 diesel::allow_tables_to_appear_in_same_query!(
     sync_runs,
+    sync_run_payloads,
+    sync_run_heartbeats,
     raw_payloads,
     http_cache,
     procedures,

@@ -243,11 +243,7 @@ impl Mapping {
         known: &dyn Fn(&str) -> bool,
         on_record: &mut dyn FnMut(RecordEvent),
     ) -> Result<PageSummary, MappingError> {
-        let captures = [
-            self.paging.total.as_ref(),
-            self.paging.pages.as_ref(),
-            self.paging.cursor.as_ref(),
-        ];
+        let captures = self.captures();
         let mut position = 0usize;
         let scanned = match self.format {
             Format::Json => json::scan(
@@ -269,30 +265,105 @@ impl Mapping {
             ),
             Format::Xml => xml::scan(body, &self.records, &captures, self.max_depth, &mut |raw| {
                 position += 1;
-                let raw_hash = self.raw_hash(raw.as_bytes());
-                if known(&raw_hash) {
-                    on_record(RecordEvent::Known { raw_hash });
-                    return;
-                }
-                let extracted = match xml::parse_record(raw, self.max_depth) {
-                    Ok(element) => self.read(&element, position, raw_hash),
-                    Err(e) => Extracted {
-                        position,
-                        raw_hash,
-                        result: Err(RecordError {
-                            code: None,
-                            issues: vec![FieldIssue {
-                                field: String::new(),
-                                path: String::new(),
-                                message: e.message,
-                            }],
-                        }),
-                        warnings: Vec::new(),
-                    },
-                };
-                on_record(RecordEvent::Read(Box::new(extracted)));
+                on_record(self.xml_record(raw, position, known));
             }),
         };
+        self.summary(scanned, position)
+    }
+
+    /// Like [`Mapping::extract_skipping`], with each record's reading (and `process`, which
+    /// turns it into what the caller keeps) spread over up to `threads` threads once the page
+    /// has been scanned whole. Results come back in document order.
+    pub fn extract_parallel<T: Send>(
+        &self,
+        body: &str,
+        known: &(dyn Fn(&str) -> bool + Sync),
+        process: &(dyn Fn(RecordEvent) -> T + Sync),
+        threads: usize,
+    ) -> Result<(PageSummary, Vec<T>), MappingError> {
+        if self.format != Format::Xml || threads < 2 {
+            let mut out = Vec::new();
+            let summary =
+                self.extract_skipping(body, known, &mut |event| out.push(process(event)))?;
+            return Ok((summary, out));
+        }
+        let mut raws: Vec<&str> = Vec::new();
+        let scanned = xml::scan(
+            body,
+            &self.records,
+            &self.captures(),
+            self.max_depth,
+            &mut |raw| raws.push(raw),
+        );
+        let summary = self.summary(scanned, raws.len())?;
+        let share = raws.len().div_ceil(threads).max(1);
+        let read_share = |first: usize, share: &[&str]| -> Vec<T> {
+            share
+                .iter()
+                .enumerate()
+                .map(|(i, raw)| process(self.xml_record(raw, first + i + 1, known)))
+                .collect()
+        };
+        let mut out = Vec::with_capacity(raws.len());
+        std::thread::scope(|scope| {
+            let mut chunks = raws.chunks(share).enumerate();
+            // The first share is read on this thread, the others on helpers.
+            let mine = chunks.next();
+            let helpers: Vec<_> = chunks
+                .map(|(n, chunk)| scope.spawn(move || read_share(n * share, chunk)))
+                .collect();
+            if let Some((_, chunk)) = mine {
+                out.extend(read_share(0, chunk));
+            }
+            for helper in helpers {
+                match helper.join() {
+                    Ok(part) => out.extend(part),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+        Ok((summary, out))
+    }
+
+    fn captures(&self) -> [Option<&Path>; 3] {
+        [
+            self.paging.total.as_ref(),
+            self.paging.pages.as_ref(),
+            self.paging.cursor.as_ref(),
+        ]
+    }
+
+    /// One XML record: known by its raw hash, or read.
+    fn xml_record(&self, raw: &str, position: usize, known: &dyn Fn(&str) -> bool) -> RecordEvent {
+        let raw_hash = self.raw_hash(raw.as_bytes());
+        if known(&raw_hash) {
+            return RecordEvent::Known { raw_hash };
+        }
+        let extracted = match xml::parse_record(raw, self.max_depth) {
+            Ok(element) => self.read(&element, position, raw_hash),
+            Err(e) => Extracted {
+                position,
+                raw_hash,
+                result: Err(RecordError {
+                    code: None,
+                    issues: vec![FieldIssue {
+                        field: String::new(),
+                        path: String::new(),
+                        message: e.message,
+                    }],
+                }),
+                warnings: Vec::new(),
+            },
+        };
+        RecordEvent::Read(Box::new(extracted))
+    }
+
+    /// What a page said about itself, once scanned.
+    fn summary(
+        &self,
+        scanned: Result<Vec<Option<String>>, ParseError>,
+        records: usize,
+    ) -> Result<PageSummary, MappingError> {
         let captured = scanned.map_err(|e| MappingError::Parse {
             file: self.file.clone(),
             format: self.format,
@@ -308,7 +379,7 @@ impl Mapping {
                 .map(|n| n as u64)
         };
         Ok(PageSummary {
-            records: position,
+            records,
             declared_total: number(0),
             declared_pages: number(1),
             next_cursor: captured.get(2).cloned().flatten().filter(|c| !c.is_empty()),

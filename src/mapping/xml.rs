@@ -10,40 +10,74 @@ use std::borrow::Cow;
 
 use quick_xml::Reader;
 use quick_xml::XmlVersion;
+use quick_xml::events::attributes::Attributes;
 use quick_xml::events::{BytesStart, Event};
 
 use super::ParseError;
 use super::path::{Node, Path};
 
-/// One element of a record's subtree.
+/// One element of a record's subtree, borrowing its names and (where it is one piece) its text
+/// from the record's XML.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Element {
-    pub name: String,
-    pub attributes: Vec<(String, String)>,
-    pub children: Vec<Element>,
-    pub text: String,
+pub struct Element<'r> {
+    pub name: Cow<'r, str>,
+    pub attributes: Vec<(Cow<'r, str>, Cow<'r, str>)>,
+    pub children: Vec<Element<'r>>,
+    pub text: Cow<'r, str>,
 }
 
-impl Element {
-    fn from_start(start: &BytesStart<'_>) -> Element {
-        let name = start.local_name().as_ref().to_string();
-        let attributes = start
-            .attributes()
-            .filter_map(Result::ok)
-            .map(|attr| {
-                let key = attr.key.local_name().as_ref().to_string();
-                let value = attr
-                    .normalized_value(XmlVersion::Implicit1_0)
-                    .map(Cow::into_owned)
-                    .unwrap_or_else(|_| attr.value.clone().into_owned());
-                (key, value)
-            })
-            .collect();
+/// An element's local name and attributes (local names, normalised values) from the content of
+/// its start tag.
+type Tag<'c> = (Cow<'c, str>, Vec<(Cow<'c, str>, Cow<'c, str>)>);
+
+fn parse_tag(content: &str) -> Tag<'_> {
+    let name_end = content
+        .find(|c: char| c.is_ascii_whitespace() || c == '/')
+        .unwrap_or(content.len());
+    let qualified = &content[..name_end];
+    let name = qualified.rsplit(':').next().unwrap_or(qualified);
+    let attributes = Attributes::new(content, name_end)
+        .filter_map(Result::ok)
+        .map(|attr| {
+            let key = attr.key.local_name();
+            let key = match within(content, key.as_ref()) {
+                Some(borrowed) => Cow::Borrowed(borrowed),
+                None => Cow::Owned(key.as_ref().to_string()),
+            };
+            let value = attr
+                .normalized_value(XmlVersion::Implicit1_0)
+                .unwrap_or_else(|_| attr.value.clone());
+            (key, value)
+        })
+        .collect();
+    (Cow::Borrowed(name), attributes)
+}
+
+impl<'r> Element<'r> {
+    /// The element a start tag opens. `raw` is the record text the reader reads from: the tag is
+    /// found in it so that names and values borrow from it rather than being copied.
+    fn from_start(start: &BytesStart<'_>, raw: &'r str) -> Element<'r> {
+        let content: &str = start;
+        let (name, attributes) = match within(raw, content) {
+            Some(borrowed) => parse_tag(borrowed),
+            // Not part of `raw` (never the case with a slice reader): copy what the tag says.
+            None => {
+                let (name, attributes) = parse_tag(content);
+                let owned = |c: Cow<'_, str>| Cow::Owned(c.into_owned());
+                (
+                    owned(name),
+                    attributes
+                        .into_iter()
+                        .map(|(k, v)| (owned(k), owned(v)))
+                        .collect(),
+                )
+            }
+        };
         Element {
             name,
             attributes,
             children: Vec::new(),
-            text: String::new(),
+            text: Cow::Borrowed(""),
         }
     }
 
@@ -60,7 +94,13 @@ impl Element {
     }
 }
 
-impl Node for Element {
+/// `part` as a slice of `whole` with `whole`'s lifetime, when it lies inside it.
+fn within<'w>(whole: &'w str, part: &str) -> Option<&'w str> {
+    let offset = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    whole.get(offset..offset.checked_add(part.len())?)
+}
+
+impl Node for Element<'_> {
     fn children<'a>(&'a self, name: &str, out: &mut Vec<&'a Self>) {
         out.extend(self.children.iter().filter(|c| c.name == name));
     }
@@ -78,13 +118,13 @@ impl Node for Element {
         self.attributes
             .iter()
             .find(|(k, _)| k == name)
-            .map(|(_, v)| Cow::Borrowed(v.as_str()))
+            .map(|(_, v)| Cow::Borrowed(v.as_ref()))
     }
 }
 
 /// The text a general reference stands for: character references resolved, the five XML
 /// entities resolved, anything else kept literally as `&name;`.
-fn reference_text(name: &str) -> Cow<'static, str> {
+fn reference_text<'a>(name: &str) -> Cow<'a, str> {
     if let Some(num) = name.strip_prefix('#') {
         let parsed = match num.strip_prefix('x').or_else(|| num.strip_prefix('X')) {
             Some(hex) => u32::from_str_radix(hex, 16).ok(),
@@ -160,12 +200,12 @@ fn syntax_error(reader: &Reader<&[u8]>, error: quick_xml::Error) -> ParseError {
 /// Records are skipped with a plain search for their closing tag ([`element_end`]), which is
 /// several times faster than stepping through their events; the document around them is read
 /// event by event, resuming after each record.
-pub fn scan(
-    body: &str,
+pub fn scan<'b>(
+    body: &'b str,
     records: &Path,
     captures: &[Option<&Path>],
     max_depth: usize,
-    on_record: &mut dyn FnMut(&str),
+    on_record: &mut dyn FnMut(&'b str),
 ) -> Result<Vec<Option<String>>, ParseError> {
     let mut scanner = Scanner {
         captures,
@@ -317,7 +357,7 @@ fn exact_element_end(body: &str, start: usize) -> Result<usize, ParseError> {
 }
 
 /// Builds the tree of one record from its XML text (as handed out by [`scan`]).
-pub fn parse_record(raw: &str, max_depth: usize) -> Result<Element, ParseError> {
+pub fn parse_record(raw: &str, max_depth: usize) -> Result<Element<'_>, ParseError> {
     let mut reader = Reader::from_str(raw);
     reader.config_mut().check_end_names = true;
     let mut building: Vec<Element> = Vec::new();
@@ -325,16 +365,16 @@ pub fn parse_record(raw: &str, max_depth: usize) -> Result<Element, ParseError> 
         let event = reader.read_event().map_err(|e| syntax_error(&reader, e))?;
         let finished = match event {
             Event::Start(start) => {
-                building.push(Element::from_start(&start));
+                building.push(Element::from_start(&start, raw));
                 None
             }
-            Event::Empty(start) => close(&mut building, Element::from_start(&start)),
+            Event::Empty(start) => close(&mut building, Element::from_start(&start, raw)),
             Event::End(_) => building
                 .pop()
                 .and_then(|element| close(&mut building, element)),
-            Event::Text(t) => append_text(&mut building, &t.xml10_content()),
-            Event::CData(c) => append_text(&mut building, &c.into_inner()),
-            Event::GeneralRef(r) => append_text(&mut building, &reference_text(&r.into_inner())),
+            Event::Text(t) => append_text(&mut building, t.xml10_content()),
+            Event::CData(c) => append_text(&mut building, c.into_inner()),
+            Event::GeneralRef(r) => append_text(&mut building, reference_text(&r.into_inner())),
             Event::Eof => {
                 return Err(ParseError {
                     message: "record ends early".into(),
@@ -355,15 +395,21 @@ pub fn parse_record(raw: &str, max_depth: usize) -> Result<Element, ParseError> 
     }
 }
 
-fn append_text(building: &mut [Element], piece: &str) -> Option<Element> {
+/// Adds a piece of text to the element being built: the first piece is kept as it came
+/// (borrowed from the record where it can be), later ones are appended.
+fn append_text<'r>(building: &mut [Element<'r>], piece: Cow<'r, str>) -> Option<Element<'r>> {
     if let Some(top) = building.last_mut() {
-        top.text.push_str(piece);
+        if top.text.is_empty() {
+            top.text = piece;
+        } else {
+            top.text.to_mut().push_str(&piece);
+        }
     }
     None
 }
 
 /// Attaches a finished element to its parent, or returns it when it is the record itself.
-fn close(building: &mut [Element], element: Element) -> Option<Element> {
+fn close<'r>(building: &mut [Element<'r>], element: Element<'r>) -> Option<Element<'r>> {
     match building.last_mut() {
         Some(parent) => {
             parent.children.push(element);
@@ -385,16 +431,14 @@ mod tests {
 <ThuTuc><MATTHCQG>1.000656</MATTHCQG><TENTTHC><![CDATA[Đăng ký khai tử & <b>x</b>]]></TENTTHC></ThuTuc>
 </DanhSach></KetQua></LayDanhSachTTHCResponse></soap:Body></soap:Envelope>"#;
 
-    fn run(doc: &str) -> Result<(Vec<Element>, Vec<Option<String>>), ParseError> {
+    fn run(doc: &str) -> Result<(Vec<Element<'_>>, Vec<Option<String>>), ParseError> {
         let records =
             Path::parse("Envelope/Body/LayDanhSachTTHCResponse/KetQua/DanhSach/ThuTuc").unwrap();
         let total = Path::parse("Envelope/Body/LayDanhSachTTHCResponse/KetQua/TongSo").unwrap();
         let mut raw = Vec::new();
-        let caps = scan(doc, &records, &[Some(&total)], 64, &mut |r| {
-            raw.push(r.to_string())
-        })?;
+        let caps = scan(doc, &records, &[Some(&total)], 64, &mut |r| raw.push(r))?;
         let out = raw
-            .iter()
+            .into_iter()
             .map(|r| parse_record(r, 64))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((out, caps))

@@ -5,7 +5,7 @@
 //! A run that fails at any point writes nothing but its run record (with what it saw).
 
 pub mod diff;
-mod reader;
+pub mod reader;
 pub mod store;
 
 use std::collections::{HashMap, HashSet};
@@ -359,6 +359,7 @@ async fn execute(
         mapping: source.mapping.clone(),
         stored: stored.clone(),
         known,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
     });
     let started = Instant::now();
     let mut writer = Writer::start(&ctx.pool, run_id, &name, stored.clone());
@@ -704,13 +705,15 @@ async fn fetch_page(
 
 /// Archives an accepted page by hash, remembers its validators, and appends it to the run.
 async fn archive_page(ctx: &SyncContext, page: &PageFetch, run_id: i64) -> Result<(), StoreError> {
-    let record = serde_json::json!({
-        "url": page.fetched.url,
-        "status": page.fetched.status,
-        "bytes": page.body.len(),
-        "hash": page.hash,
-        "not_modified": page.fetched.not_modified,
-    });
+    let record = runs::RunPayload {
+        run_id,
+        seq: i32::try_from(page.vars.sequence).unwrap_or(i32::MAX),
+        url: page.fetched.url.clone(),
+        http_status: i32::from(page.fetched.status),
+        bytes: i32::try_from(page.body.len()).unwrap_or(i32::MAX),
+        hash: page.hash.clone(),
+        not_modified: page.fetched.not_modified,
+    };
     let body = page.body.clone();
     let hash = page.hash.clone();
     let url = page.fetched.url.clone();
@@ -725,7 +728,7 @@ async fn archive_page(ctx: &SyncContext, page: &PageFetch, run_id: i64) -> Resul
         if !unchanged_cache {
             payloads::remember(conn, &url, &validators, &hash)?;
         }
-        runs::record_payload(conn, run_id, &record)
+        runs::record_payload(conn, &record)
     })
     .await
 }

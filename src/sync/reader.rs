@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::value::RawValue;
 
 use super::diff::{self, Stored, Verdict};
 use crate::fetch::decode;
@@ -18,6 +17,8 @@ pub struct Baseline {
     pub mapping: Mapping,
     pub stored: Arc<HashMap<String, Stored>>,
     pub known: HashMap<String, String>,
+    /// Threads a page's records are read on.
+    pub threads: usize,
 }
 
 /// A record read and classified.
@@ -28,7 +29,7 @@ pub struct Classified {
     pub hash: String,
     pub verdict: Verdict,
     /// The record's JSON, when it must be written.
-    pub record: Option<Box<RawValue>>,
+    pub record: Option<String>,
 }
 
 /// One record of a page.
@@ -62,37 +63,33 @@ pub fn read_page(
     content_type: Option<&str>,
 ) -> Result<PageRead, ReadError> {
     let text = decode::body_to_text(body, content_type).map_err(|e| ReadError::Decode(e.0))?;
-    let mut records = Vec::new();
     let is_known = |raw_hash: &str| context.known.contains_key(raw_hash);
-    let summary = context
+    let classify = |event: RecordEvent| match event {
+        RecordEvent::Known { raw_hash } => PageRecord::Known {
+            code: context.known.get(&raw_hash).cloned().unwrap_or_default(),
+        },
+        RecordEvent::Read(extracted) => PageRecord::Read {
+            position: extracted.position,
+            raw_hash: extracted.warnings.is_empty().then_some(extracted.raw_hash),
+            result: extracted.result.map(|procedure| {
+                let hash = procedure.content_hash();
+                let verdict = diff::classify(context.stored.get(&procedure.code), &hash);
+                let record = (verdict != Verdict::Unchanged).then(|| procedure.to_json());
+                Classified {
+                    code: procedure.code,
+                    name: procedure.name,
+                    local_code: procedure.local_code,
+                    hash,
+                    verdict,
+                    record,
+                }
+            }),
+            warnings: extracted.warnings,
+        },
+    };
+    let (summary, records) = context
         .mapping
-        .extract_skipping(&text, &is_known, &mut |event| {
-            records.push(match event {
-                RecordEvent::Known { raw_hash } => PageRecord::Known {
-                    code: context.known.get(&raw_hash).cloned().unwrap_or_default(),
-                },
-                RecordEvent::Read(extracted) => PageRecord::Read {
-                    position: extracted.position,
-                    raw_hash: extracted.warnings.is_empty().then_some(extracted.raw_hash),
-                    result: extracted.result.map(|procedure| {
-                        let hash = procedure.content_hash();
-                        let verdict = diff::classify(context.stored.get(&procedure.code), &hash);
-                        let record = (verdict != Verdict::Unchanged)
-                            .then(|| RawValue::from_string(procedure.to_json()).ok())
-                            .flatten();
-                        Classified {
-                            code: procedure.code,
-                            name: procedure.name,
-                            local_code: procedure.local_code,
-                            hash,
-                            verdict,
-                            record,
-                        }
-                    }),
-                    warnings: extracted.warnings,
-                },
-            });
-        })
+        .extract_parallel(&text, &is_known, &classify, context.threads)
         .map_err(ReadError::Mapping)?;
     Ok(PageRead { summary, records })
 }

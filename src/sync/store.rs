@@ -9,7 +9,6 @@ use std::sync::Arc;
 use diesel::Connection;
 use diesel::pg::PgConnection;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
 use super::diff::{self, Absence, Status, Stored, Verdict};
@@ -36,8 +35,8 @@ pub struct Pending {
     /// (and its problems reported) again next time.
     pub raw_hash: Option<String>,
     pub verdict: Verdict,
-    /// The record's JSON, carried through as text.
-    pub record: Box<RawValue>,
+    /// The record's JSON text, carried through as it was serialised.
+    pub record: String,
 }
 
 /// One change as reported to people (fields listed for modifications).
@@ -287,7 +286,7 @@ fn write_chunk(
                 if pending.verdict.new_version() {
                     let empty = serde_json::Value::Null;
                     let before = old_records.get(&pending.code).unwrap_or(&empty);
-                    let after: serde_json::Value = serde_json::from_str(pending.record.get())
+                    let after: serde_json::Value = serde_json::from_str(&pending.record)
                         .map_err(|e| StoreError::Task(format!("reading a queued record: {e}")))?;
                     for c in diff::field_changes(before, &after) {
                         fields.push(c.field.clone());
@@ -335,7 +334,7 @@ fn write_chunk(
                 version,
                 run_id: plan.run_id,
                 content_hash: pending.hash,
-                record: JsonText(pending.record.get().to_string()),
+                record: JsonText(pending.record),
             });
         }
     }

@@ -186,6 +186,18 @@ impl TestDb {
             .n
     }
 
+    /// Asserts that every procedure, version, change and alias row belongs to a run that
+    /// succeeded (the run references carry no foreign key: see the `run_references` migration).
+    pub fn assert_rows_belong_to_succeeded_runs(&self) {
+        let strays = self.count(
+            "(SELECT first_run_id AS id FROM procedures UNION ALL SELECT last_changed_run_id FROM procedures \
+             UNION ALL SELECT run_id FROM procedure_versions UNION ALL SELECT run_id FROM procedure_changes \
+             UNION ALL SELECT run_id FROM procedure_aliases) r \
+             WHERE NOT EXISTS (SELECT 1 FROM sync_runs s WHERE s.id = r.id AND s.status = 'succeeded')",
+        );
+        assert_eq!(strays, 0, "rows refer to runs that did not succeed");
+    }
+
     /// Row counts of (procedures, procedure_versions, procedure_changes, procedure_aliases).
     pub fn data_rows(&self) -> (i64, i64, i64, i64) {
         (
