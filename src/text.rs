@@ -156,13 +156,38 @@ pub fn html_to_text(html: &str) -> String {
 pub struct Placeholders {
     keys: Vec<String>,
     longest: usize,
+    /// The letters placeholders start with, folded: a text starting otherwise is not one.
+    initials: Vec<char>,
+}
+
+/// A text's first letter as it starts the text's key (lower case, without marks). Texts
+/// starting with anything but a letter or digit, or with "Thủ tục" (keyed without it), give
+/// none.
+fn key_initial(text: &str) -> Option<char> {
+    let first = text.chars().next()?;
+    if matches!(first, 't' | 'T') || !first.is_alphanumeric() {
+        return None;
+    }
+    let lower = first.to_lowercase().next()?;
+    let mut initial = None;
+    unicode_normalization::char::decompose_canonical(lower, |d| {
+        initial.get_or_insert(d);
+    });
+    initial
 }
 
 impl Placeholders {
     pub fn new<S: AsRef<str>>(texts: &[S]) -> Placeholders {
         let keys: Vec<String> = texts.iter().map(|t| comparison_key(t.as_ref())).collect();
         let longest = keys.iter().map(String::len).max().unwrap_or(0);
-        Placeholders { keys, longest }
+        let mut initials: Vec<char> = keys.iter().filter_map(|k| k.chars().next()).collect();
+        initials.sort_unstable();
+        initials.dedup();
+        Placeholders {
+            keys,
+            longest,
+            initials,
+        }
     }
 
     /// True when a cleaned text is empty or one of the placeholders (compared by
@@ -173,6 +198,9 @@ impl Placeholders {
         }
         // A key is never much longer than its text: long texts cannot be placeholders.
         if cleaned.len() > self.longest + 8 {
+            return false;
+        }
+        if key_initial(cleaned).is_some_and(|initial| !self.initials.contains(&initial)) {
             return false;
         }
         let key = comparison_key(cleaned);
@@ -193,7 +221,7 @@ const LATIN_LAST: u32 = 0x1EFF;
 /// How a Latin letter enters a comparison key: lower-cased, canonically decomposed, with its
 /// tone marks set aside. Stored inline so that the key loop does not chase pointers.
 struct KeyLetter {
-    base: [u8; 12],
+    base: [char; 4],
     base_len: u8,
     tones: [char; 2],
     tone_count: u8,
@@ -203,7 +231,7 @@ impl KeyLetter {
     fn new(c: char) -> Option<KeyLetter> {
         let lower: String = c.to_lowercase().collect();
         let mut letter = KeyLetter {
-            base: [0; 12],
+            base: ['\0'; 4],
             base_len: 0,
             tones: ['\0'; 2],
             tone_count: 0,
@@ -213,17 +241,15 @@ impl KeyLetter {
                 *letter.tones.get_mut(usize::from(letter.tone_count))? = d;
                 letter.tone_count += 1;
             } else {
-                let start = usize::from(letter.base_len);
-                let encoded = d.encode_utf8(letter.base.get_mut(start..start + d.len_utf8())?);
-                letter.base_len += encoded.len() as u8;
+                *letter.base.get_mut(usize::from(letter.base_len))? = d;
+                letter.base_len += 1;
             }
         }
         Some(letter)
     }
 
-    fn base(&self) -> &str {
-        // Built from whole characters in `new`.
-        std::str::from_utf8(&self.base[..usize::from(self.base_len)]).unwrap_or_default()
+    fn base(&self) -> &[char] {
+        &self.base[..usize::from(self.base_len)]
     }
 
     fn tones(&self) -> &[char] {
@@ -254,13 +280,6 @@ fn latin_table() -> &'static [LatinEntry] {
             })
             .collect()
     })
-}
-
-/// What one character contributes to a comparison key.
-enum KeyPart<'t> {
-    Letter(&'t str, &'t [char]),
-    Tone(char),
-    Separator,
 }
 
 /// The key two texts are compared by: equal keys mean the same text for change detection.
@@ -301,13 +320,65 @@ fn is_plain(c: char) -> bool {
     matches!(c, ' '..='~' | '\u{c0}'..='\u{24f}' | '\u{1e00}'..='\u{1eff}')
 }
 
-/// Ends a syllable: its tones, in a fixed order.
-fn flush_tones(tones: &mut Vec<char>, key: &mut String) {
-    if tones.len() > 1 {
-        tones.sort_unstable();
+/// A key being written: letters as they come, each syllable's tones held back until the
+/// syllable ends, spaces collapsed.
+struct KeyWriter<'k> {
+    key: &'k mut String,
+    tones: [char; 8],
+    tone_count: usize,
+    /// Tones beyond the eighth of one syllable (only in odd text).
+    more_tones: Vec<char>,
+    pending_space: bool,
+}
+
+impl KeyWriter<'_> {
+    #[inline]
+    fn letter(&mut self, letter: char) {
+        if self.pending_space {
+            self.key.push(' ');
+            self.pending_space = false;
+        }
+        self.key.push(letter);
     }
-    for tone in tones.drain(..) {
-        key.push(tone);
+
+    fn tone(&mut self, tone: char) {
+        match self.tones.get_mut(self.tone_count) {
+            Some(slot) => {
+                *slot = tone;
+                self.tone_count += 1;
+            }
+            None => self.more_tones.push(tone),
+        }
+    }
+
+    /// Ends a syllable: its tones, in a fixed order.
+    #[inline]
+    fn end_syllable(&mut self) {
+        if self.tone_count == 0 {
+            return;
+        }
+        let tones = &mut self.tones[..self.tone_count];
+        if self.more_tones.is_empty() {
+            tones.sort_unstable();
+            for tone in tones.iter() {
+                self.key.push(*tone);
+            }
+        } else {
+            self.more_tones.extend_from_slice(tones);
+            self.more_tones.sort_unstable();
+            self.key.extend(self.more_tones.drain(..));
+        }
+        self.tone_count = 0;
+    }
+
+    fn space(&mut self) {
+        self.end_syllable();
+        self.pending_space = !self.key.is_empty();
+    }
+
+    fn separator(&mut self, c: char) {
+        self.end_syllable();
+        self.letter(c);
     }
 }
 
@@ -315,97 +386,62 @@ fn flush_tones(tones: &mut Vec<char>, key: &mut String) {
 /// cleaning first (`key` then holds nothing useful).
 fn key_of(text: &str, input: Input, key: &mut String) -> bool {
     key.clear();
+    key.reserve(text.len() + 8);
     let table = latin_table();
-    // The tones go after their syllable, in a fixed order: placement no longer matters.
-    let mut tones: Vec<char> = Vec::new();
-    let mut scratch = String::new();
-    let mut pending_space = false;
-    let mut rest = text;
-    while let Some(c) = rest.chars().next() {
-        if c.is_ascii_alphanumeric() {
-            // A run of ASCII letters and digits goes in at once.
-            let run = rest
-                .bytes()
-                .position(|b| !b.is_ascii_alphanumeric())
-                .unwrap_or(rest.len());
-            if pending_space {
-                key.push(' ');
-                pending_space = false;
+    let mut out = KeyWriter {
+        key,
+        tones: ['\0'; 8],
+        tone_count: 0,
+        more_tones: Vec::new(),
+        pending_space: false,
+    };
+    for c in text.chars() {
+        if c.is_ascii() {
+            match c {
+                'a'..='z' | '0'..='9' => out.letter(c),
+                'A'..='Z' => out.letter(c.to_ascii_lowercase()),
+                ' ' => out.space(),
+                _ if input == Input::Plain && c.is_ascii_whitespace() => out.space(),
+                _ if input == Input::Plain && c.is_ascii_control() => {}
+                _ => out.separator(c),
             }
-            let at = key.len();
-            key.push_str(&rest[..run]);
-            if let Some(added) = key.get_mut(at..) {
-                added.make_ascii_lowercase();
-            }
-            rest = &rest[run..];
             continue;
         }
-        rest = &rest[c.len_utf8()..];
         if input == Input::Plain && !is_plain(c) {
-            if c.is_ascii_whitespace() {
-                flush_tones(&mut tones, key);
-                pending_space = !key.is_empty();
-                continue;
-            }
-            if c.is_ascii_control() {
-                continue;
-            }
             return false;
         }
-        let cp = c as u32;
-        let part = if c.is_ascii() {
-            KeyPart::Separator
-        } else if is_tone_mark(c) {
-            KeyPart::Tone(c)
-        } else if let Some(entry) = cp
+        if is_tone_mark(c) {
+            out.tone(c);
+            continue;
+        }
+        let entry = (c as u32)
             .checked_sub(LATIN_FIRST)
-            .and_then(|i| table.get(i as usize))
-            .filter(|e| !matches!(e, LatinEntry::Other))
-        {
-            match entry {
-                LatinEntry::Letter(letter) => KeyPart::Letter(letter.base(), letter.tones()),
-                _ => KeyPart::Separator,
-            }
-        } else if is_combining_mark(c) || c.is_alphanumeric() {
-            scratch.clear();
-            for lower in c.to_lowercase() {
-                unicode_normalization::char::decompose_canonical(lower, |d| {
-                    if is_tone_mark(d) {
-                        tones.push(d)
-                    } else {
-                        scratch.push(d)
-                    }
-                });
-            }
-            KeyPart::Letter(&scratch, &[])
-        } else {
-            KeyPart::Separator
-        };
-        match part {
-            KeyPart::Letter(base, marks) => {
-                if pending_space {
-                    key.push(' ');
-                    pending_space = false;
+            .and_then(|i| table.get(i as usize));
+        match entry {
+            Some(LatinEntry::Letter(letter)) => {
+                for base in letter.base() {
+                    out.letter(*base);
                 }
-                key.push_str(base);
-                tones.extend_from_slice(marks);
-            }
-            KeyPart::Tone(mark) => tones.push(mark),
-            KeyPart::Separator if c == ' ' => {
-                flush_tones(&mut tones, key);
-                pending_space = !key.is_empty();
-            }
-            KeyPart::Separator => {
-                flush_tones(&mut tones, key);
-                if pending_space {
-                    key.push(' ');
-                    pending_space = false;
+                for tone in letter.tones() {
+                    out.tone(*tone);
                 }
-                key.push(c);
             }
+            Some(LatinEntry::Symbol) => out.separator(c),
+            Some(LatinEntry::Other) | None if is_combining_mark(c) || c.is_alphanumeric() => {
+                for lower in c.to_lowercase() {
+                    unicode_normalization::char::decompose_canonical(lower, |d| {
+                        if is_tone_mark(d) {
+                            out.tone(d)
+                        } else {
+                            out.letter(d)
+                        }
+                    });
+                }
+            }
+            Some(LatinEntry::Other) | None => out.separator(c),
         }
     }
-    flush_tones(&mut tones, key);
+    out.end_syllable();
     key.truncate(key.trim_end_matches(['.', ' ']).len());
     // "thủ tục " in key form: tones after their syllables.
     const PREFIX: &str = "thu\u{309} tuc\u{323} ";
@@ -513,6 +549,13 @@ mod tests {
         assert!(p.matches("Không Có Thông Tin"));
         assert!(p.matches(""));
         assert!(!p.matches("Không có thông tin về hộ tịch"));
+        assert!(p.matches("  đang   cập nhật."));
+        assert!(p.matches("n/a"));
+        assert!(
+            p.matches("Thủ tục không có"),
+            "keys drop a leading `Thủ tục`"
+        );
+        assert!(!p.matches("1.001193"));
     }
 
     #[test]
