@@ -320,8 +320,17 @@ fn sync_command(config: &Config, args: &SyncArgs, as_json: bool) -> Result<Outco
         ))
         .into());
     }
-    let pool = connect(config)?;
-    let fetcher = Fetcher::new(&config.fetch).context("creating the HTTP client")?;
+    // The HTTP client loads the system's certificates: done while the database connects.
+    let (pool, fetcher) = std::thread::scope(|scope| {
+        let fetcher = scope.spawn(|| Fetcher::new(&config.fetch));
+        let pool = connect(config);
+        let fetcher = fetcher
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (pool, fetcher)
+    });
+    let pool = pool?;
+    let fetcher = fetcher.context("creating the HTTP client")?;
     let bar = (!as_json && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(std::time::Duration::from_millis(120));

@@ -250,6 +250,88 @@ impl Procedure {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+
+    /// [`Procedure::to_json`] and [`Procedure::content_hash`] in one serialisation pass.
+    pub fn to_json_and_hash(&self) -> (String, String) {
+        let mut hasher = HashWriter(Sha256::new());
+        let mut json = Vec::with_capacity(4096);
+        let formatter = TeeFormatter {
+            hasher: &mut hasher,
+            comparable: ComparableFormatter::default(),
+        };
+        let mut serializer = serde_json::Serializer::with_formatter(&mut json, formatter);
+        // Serialising plain data into memory cannot fail.
+        let _ = self.serialize(&mut serializer);
+        let json = String::from_utf8(json).unwrap_or_default();
+        (json, hex(&hasher.0.finalize()))
+    }
+}
+
+/// Writes compact JSON to the serialiser's writer and, at the same time, the comparable form
+/// ([`ComparableFormatter`]) to a hasher.
+struct TeeFormatter<'h> {
+    hasher: &'h mut HashWriter,
+    comparable: ComparableFormatter,
+}
+
+/// Forwards formatter calls to the compact JSON output and to the comparable form.
+macro_rules! tee {
+    ($($method:ident($($arg:ident: $ty:ty),*);)*) => {
+        $(
+            fn $method<W: ?Sized + std::io::Write>(
+                &mut self,
+                writer: &mut W,
+                $($arg: $ty),*
+            ) -> std::io::Result<()> {
+                serde_json::ser::CompactFormatter.$method(writer, $($arg),*)?;
+                self.comparable.$method(&mut *self.hasher, $($arg),*)
+            }
+        )*
+    };
+}
+
+impl serde_json::ser::Formatter for TeeFormatter<'_> {
+    tee! {
+        write_null();
+        write_bool(value: bool);
+        write_i8(value: i8);
+        write_i16(value: i16);
+        write_i32(value: i32);
+        write_i64(value: i64);
+        write_i128(value: i128);
+        write_u8(value: u8);
+        write_u16(value: u16);
+        write_u32(value: u32);
+        write_u64(value: u64);
+        write_u128(value: u128);
+        write_f32(value: f32);
+        write_f64(value: f64);
+        write_number_str(value: &str);
+        begin_string();
+        end_string();
+        write_string_fragment(fragment: &str);
+        write_byte_array(value: &[u8]);
+        begin_array();
+        end_array();
+        begin_array_value(first: bool);
+        end_array_value();
+        begin_object();
+        end_object();
+        begin_object_key(first: bool);
+        end_object_key();
+        begin_object_value();
+        end_object_value();
+        write_raw_fragment(fragment: &str);
+    }
+
+    fn write_char_escape<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        escape: serde_json::ser::CharEscape,
+    ) -> std::io::Result<()> {
+        self.comparable.text.push(escaped_char(&escape));
+        serde_json::ser::CompactFormatter.write_char_escape(writer, escape)
+    }
 }
 
 /// An `io::Write` that feeds a SHA-256.
@@ -293,18 +375,7 @@ impl serde_json::ser::Formatter for ComparableFormatter {
         _writer: &mut W,
         escape: serde_json::ser::CharEscape,
     ) -> std::io::Result<()> {
-        use serde_json::ser::CharEscape::*;
-        self.text.push(match escape {
-            Quote => '"',
-            ReverseSolidus => '\\',
-            Solidus => '/',
-            Backspace => '\u{8}',
-            FormFeed => '\u{c}',
-            LineFeed => '\n',
-            CarriageReturn => '\r',
-            Tab => '\t',
-            AsciiControl(byte) => byte as char,
-        });
+        self.text.push(escaped_char(&escape));
         Ok(())
     }
 
@@ -317,6 +388,22 @@ impl serde_json::ser::Formatter for ComparableFormatter {
         };
         writer.write_all(&(key.len() as u64).to_le_bytes())?;
         writer.write_all(key.as_bytes())
+    }
+}
+
+/// The character a JSON escape stands for.
+fn escaped_char(escape: &serde_json::ser::CharEscape) -> char {
+    use serde_json::ser::CharEscape::*;
+    match escape {
+        Quote => '"',
+        ReverseSolidus => '\\',
+        Solidus => '/',
+        Backspace => '\u{8}',
+        FormFeed => '\u{c}',
+        LineFeed => '\n',
+        CarriageReturn => '\r',
+        Tab => '\t',
+        AsciiControl(byte) => *byte as char,
     }
 }
 
@@ -421,6 +508,17 @@ mod tests {
             ..a.clone()
         };
         assert_ne!(a.content_hash(), c.content_hash());
+    }
+
+    #[test]
+    fn one_pass_json_and_hash_equal_the_separate_ones() {
+        let mut sample = sample_for(PROCEDURE_SCHEMA);
+        sample["name"] = json!("Đăng ký \"khai\" sinh\n\t\\ \u{1}</script>");
+        sample["online_url"] = json!("https://DichVuCong.gov.vn/P?x=\"1\"");
+        let procedure: Procedure = serde_json::from_value(sample).unwrap();
+        let (json, hash) = procedure.to_json_and_hash();
+        assert_eq!(json, procedure.to_json());
+        assert_eq!(hash, procedure.content_hash());
     }
 
     #[test]

@@ -412,6 +412,37 @@ async fn read_all(
     context: &Arc<reader::Baseline>,
     bearer_token: Option<String>,
 ) -> Result<(), SyncError> {
+    let mut archiving = None;
+    let result = read_pages(
+        ctx,
+        source,
+        run_id,
+        state,
+        writer,
+        context,
+        bearer_token,
+        &mut archiving,
+    )
+    .await;
+    if result.is_err() {
+        // Let a page being stored land (it is harmless) before the run is reported.
+        let _ = archived(archiving).await;
+    }
+    result
+}
+
+/// The page loop of [`read_all`]; `archiving` holds the archive task still running.
+#[allow(clippy::too_many_arguments)]
+async fn read_pages(
+    ctx: &SyncContext,
+    source: &Source,
+    run_id: i64,
+    state: &mut RunState,
+    writer: &mut Writer,
+    context: &Arc<reader::Baseline>,
+    bearer_token: Option<String>,
+    archiving: &mut Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+) -> Result<(), SyncError> {
     let name = source.name.clone();
     let store_err = |error: StoreError| SyncError::Store {
         source_name: name.clone(),
@@ -439,14 +470,14 @@ async fn read_all(
         };
         let ahead = pager.peek_next();
         // Archive and read this page while the next one is fetched.
-        let (archived, read, prefetched) =
-            tokio::join!(archive_page(ctx, &page, run_id), reading, async {
-                match ahead {
-                    Some(vars) => Some(fetch(vars, true).await),
-                    None => None,
-                }
-            });
-        archived.map_err(store_err)?;
+        let previous = archiving.replace(archive_page(ctx, &page, run_id));
+        let (stored, read, prefetched) = tokio::join!(archived(previous), reading, async {
+            match ahead {
+                Some(vars) => Some(fetch(vars, true).await),
+                None => None,
+            }
+        });
+        stored.map_err(store_err)?;
         let url = page.fetched.url.clone();
         let read = read
             .map_err(|e| store_err(StoreError::Task(e.to_string())))?
@@ -488,6 +519,7 @@ async fn read_all(
         page = match next {
             Next::Done(stop) => {
                 tracing::debug!(source = %name, ?stop, pages = state.counts.pages, "paging finished");
+                archived(archiving.take()).await.map_err(store_err)?;
                 return Ok(());
             }
             Next::Fetch(vars) => match prefetched {
@@ -703,8 +735,13 @@ async fn fetch_page(
     })
 }
 
-/// Archives an accepted page by hash, remembers its validators, and appends it to the run.
-async fn archive_page(ctx: &SyncContext, page: &PageFetch, run_id: i64) -> Result<(), StoreError> {
+/// Archives an accepted page by hash, remembers its validators, and appends it to the run: a
+/// task of its own, so that storing a page overlaps reading the next ones.
+fn archive_page(
+    ctx: &SyncContext,
+    page: &PageFetch,
+    run_id: i64,
+) -> tokio::task::JoinHandle<Result<(), StoreError>> {
     let record = runs::RunPayload {
         run_id,
         seq: i32::try_from(page.vars.sequence).unwrap_or(i32::MAX),
@@ -723,12 +760,25 @@ async fn archive_page(ctx: &SyncContext, page: &PageFetch, run_id: i64) -> Resul
         .cached
         .as_ref()
         .is_some_and(|(v, h)| *v == validators && *h == hash);
-    db::blocking(&ctx.pool, move |conn| {
-        payloads::archive(conn, &hash, &body, content_type.as_deref(), run_id)?;
-        if !unchanged_cache {
-            payloads::remember(conn, &url, &validators, &hash)?;
-        }
-        runs::record_payload(conn, &record)
+    let pool = ctx.pool.clone();
+    tokio::spawn(async move {
+        db::blocking(&pool, move |conn| {
+            payloads::archive(conn, &hash, &body, content_type.as_deref(), run_id)?;
+            if !unchanged_cache {
+                payloads::remember(conn, &url, &validators, &hash)?;
+            }
+            runs::record_payload(conn, &record)
+        })
+        .await
     })
-    .await
+}
+
+/// Waits for a page's archive task.
+async fn archived(
+    task: Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+) -> Result<(), StoreError> {
+    match task {
+        Some(task) => task.await.map_err(|e| StoreError::Task(e.to_string()))?,
+        None => Ok(()),
+    }
 }

@@ -72,9 +72,9 @@ pub fn read_page(
             position: extracted.position,
             raw_hash: extracted.warnings.is_empty().then_some(extracted.raw_hash),
             result: extracted.result.map(|procedure| {
-                let hash = procedure.content_hash();
+                let (json, hash) = procedure.to_json_and_hash();
                 let verdict = diff::classify(context.stored.get(&procedure.code), &hash);
-                let record = (verdict != Verdict::Unchanged).then(|| procedure.to_json());
+                let record = (verdict != Verdict::Unchanged).then_some(json);
                 Classified {
                     code: procedure.code,
                     name: procedure.name,
