@@ -208,7 +208,7 @@ async fn changed_records_get_new_versions_and_field_level_changes() {
     assert_ne!(fee.before, fee.after);
     let current = procedures::by_code(&mut db.conn(), &expected[0]).unwrap();
     assert_eq!(current[0].version, 2);
-    db.assert_rows_belong_to_succeeded_runs();
+    db.assert_references_hold();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,7 +263,7 @@ async fn missing_records_are_removed_only_after_the_grace_runs_and_can_come_back
         .map(|c| c.kind)
         .collect();
     assert_eq!(kinds, vec!["added", "missing", "removed", "restored"]);
-    db.assert_rows_belong_to_succeeded_runs();
+    db.assert_references_hold();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -319,7 +319,7 @@ async fn local_codes_are_aliases_and_search_folds_diacritics() {
         procedures::by_code(&mut conn, &local).unwrap()[0].code,
         "1.001193"
     );
-    db.assert_rows_belong_to_succeeded_runs();
+    db.assert_references_hold();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

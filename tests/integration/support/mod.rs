@@ -187,8 +187,9 @@ impl TestDb {
     }
 
     /// Asserts that every procedure, version, change and alias row belongs to a run that
-    /// succeeded (the run references carry no foreign key: see the `run_references` migration).
-    pub fn assert_rows_belong_to_succeeded_runs(&self) {
+    /// succeeded, and every version to a procedure (these references carry no foreign key: see
+    /// the `run_references` and `version_references` migrations).
+    pub fn assert_references_hold(&self) {
         let strays = self.count(
             "(SELECT first_run_id AS id FROM procedures UNION ALL SELECT last_changed_run_id FROM procedures \
              UNION ALL SELECT run_id FROM procedure_versions UNION ALL SELECT run_id FROM procedure_changes \
@@ -196,6 +197,11 @@ impl TestDb {
              WHERE NOT EXISTS (SELECT 1 FROM sync_runs s WHERE s.id = r.id AND s.status = 'succeeded')",
         );
         assert_eq!(strays, 0, "rows refer to runs that did not succeed");
+        let orphans = self.count(
+            "procedure_versions v WHERE NOT EXISTS \
+             (SELECT 1 FROM procedures p WHERE p.source = v.source AND p.code = v.code)",
+        );
+        assert_eq!(orphans, 0, "versions of procedures that do not exist");
     }
 
     /// Row counts of (procedures, procedure_versions, procedure_changes, procedure_aliases).
