@@ -95,6 +95,10 @@ pub struct SyncArgs {
     /// Who asked for the run (shown in `runs`).
     #[arg(long, env = "TTHC_REQUESTED_BY")]
     pub requested_by: Option<String>,
+    /// Apply a result the safety guard would hold (an empty or partial list, or one removing
+    /// more than max_removal_share): only after checking that the portal really changed.
+    #[arg(long)]
+    pub allow_mass_removal: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,8 +122,28 @@ pub enum Outcome {
     Success,
     /// A run failed (exit 1).
     RunFailed,
+    /// A run was held by the safety guard (exit 3).
+    Held,
     /// The source was already being synced (exit 4).
     Busy,
+}
+
+impl Outcome {
+    /// Of two sources' outcomes, the one the exit code reports: a failure over a held run over
+    /// a busy source over success.
+    fn worst(self, other: Outcome) -> Outcome {
+        let rank = |o: Outcome| match o {
+            Outcome::Success => 0,
+            Outcome::Busy => 1,
+            Outcome::Held => 2,
+            Outcome::RunFailed => 3,
+        };
+        if rank(other) > rank(self) {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 /// A configuration or usage problem (exit 2).
@@ -360,6 +384,7 @@ fn sync_command(config: &Config, args: &SyncArgs, as_json: bool) -> Result<Outco
             .requested_by
             .clone()
             .or_else(|| std::env::var("USER").ok()),
+        allow_mass_removal: args.allow_mass_removal,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -384,13 +409,19 @@ fn sync_command(config: &Config, args: &SyncArgs, as_json: bool) -> Result<Outco
                 reports.push(json!(report));
             }
             Err(error) => {
-                outcome = match (&error, outcome) {
-                    (SyncError::Busy { .. }, Outcome::Success) => Outcome::Busy,
-                    (SyncError::Busy { .. }, o) => o,
-                    _ => Outcome::RunFailed,
+                let (this, status) = match &error {
+                    SyncError::Busy { .. } => (Outcome::Busy, "busy"),
+                    SyncError::Held { .. } => (Outcome::Held, "held"),
+                    _ => (Outcome::RunFailed, "failed"),
                 };
+                outcome = outcome.worst(this);
                 eprintln!("error: {error}");
-                reports.push(json!({"source": source.name, "status": if matches!(error, SyncError::Busy { .. }) { "busy" } else { "failed" }, "error": error.to_string()}));
+                let mut report =
+                    json!({"source": source.name, "status": status, "error": error.to_string()});
+                if let SyncError::Held { hold, .. } = &error {
+                    report["hold"] = json!(hold);
+                }
+                reports.push(report);
             }
         }
     }

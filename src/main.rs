@@ -1,6 +1,6 @@
 //! The `tthc-sync` binary: parse the command line, set up logging, run the command, and turn
-//! the outcome into an exit code (0 ok, 1 run failed, 2 bad usage or config, 4 source already
-//! being synced; 3 is reserved for runs held by the safety guard).
+//! the outcome into an exit code (0 ok, 1 run failed, 2 bad usage or config, 3 run held by the
+//! safety guard, 4 source already being synced).
 
 mod cli;
 
@@ -31,6 +31,7 @@ fn main() -> ExitCode {
     match cli::run(args) {
         Ok(cli::Outcome::Success) => ExitCode::SUCCESS,
         Ok(cli::Outcome::RunFailed) => ExitCode::from(1),
+        Ok(cli::Outcome::Held) => ExitCode::from(3),
         Ok(cli::Outcome::Busy) => ExitCode::from(4),
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -5,6 +5,7 @@
 //! A run that fails at any point writes nothing but its run record (with what it saw).
 
 pub mod diff;
+pub mod guard;
 pub mod reader;
 pub mod store;
 
@@ -78,6 +79,13 @@ pub enum SyncError {
         source_name: String,
         error: StoreError,
     },
+    #[error(
+        "source `{source_name}`: run held by the safety guard: {hold}. Nothing was changed. Check the portal; if it really did drop these procedures, run `tthc-sync sync --source {source_name} --allow-mass-removal`"
+    )]
+    Held {
+        source_name: String,
+        hold: guard::Hold,
+    },
 }
 
 /// The kind of a problem met during a run.
@@ -89,6 +97,8 @@ pub enum IssueKind {
     Mapping,
     Validation,
     Store,
+    /// The safety guard held the run.
+    Guard,
 }
 
 /// A problem worth reporting, tied to the record it concerns when there is one.
@@ -143,6 +153,8 @@ pub struct SyncOptions {
     /// `cli`, `schedule`, `manual`...
     pub trigger: String,
     pub requested_by: Option<String>,
+    /// Let through a run the safety guard would hold (the operator has checked the source).
+    pub allow_mass_removal: bool,
 }
 
 /// Progress of a run, for a progress bar.
@@ -244,6 +256,17 @@ pub async fn run_source(
     let outcome = execute(ctx, source, options, run_id, &mut state).await;
     let (status, message) = match &outcome {
         Ok(_) => ("succeeded", None),
+        Err(error @ SyncError::Held { .. }) => {
+            state.issues.push(RunIssue {
+                kind: IssueKind::Guard,
+                message: error.to_string(),
+                record: None,
+                field: None,
+                path: None,
+                url: None,
+            });
+            ("held", Some(error.to_string()))
+        }
         Err(error) => {
             state.issues.push(RunIssue {
                 kind: issue_kind(error),
@@ -295,6 +318,7 @@ fn issue_kind(error: &SyncError) -> IssueKind {
         }
         SyncError::Mapping { .. } | SyncError::Request { .. } => IssueKind::Mapping,
         SyncError::Store { .. } => IssueKind::Store,
+        SyncError::Held { .. } => IssueKind::Guard,
     }
 }
 
@@ -391,6 +415,29 @@ async fn execute(
             diff::Status::Removed => state.counts.removed += 1,
             _ => state.counts.missing += 1,
         }
+    }
+    // Procedures going from active to missing are what a broken upstream costs; those already
+    // missing follow an earlier run's accepted result to removal.
+    let evidence = guard::Evidence {
+        active_before: stored
+            .values()
+            .filter(|s| s.status == diff::Status::Active)
+            .count() as u64,
+        records_seen: state.counts.records_seen,
+        declared_total: state.counts.declared_total,
+        would_remove: absences.iter().filter(|a| a.newly_missing).count() as u64,
+    };
+    let policy = guard::Policy {
+        max_removal_share: source.max_removal_share,
+        allow_mass_removal: options.allow_mass_removal,
+    };
+    if let Err(hold) = guard::check(&evidence, &policy) {
+        writer.abandon().await;
+        tracing::warn!(source = %name, %hold, "run held by the safety guard");
+        return Err(SyncError::Held {
+            source_name: name,
+            hold,
+        });
     }
     let finishing = Instant::now();
     let written = writer

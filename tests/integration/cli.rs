@@ -198,3 +198,40 @@ fn mapping_check_prints_what_a_sample_yields() {
         text(&out.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_run_exits_3_names_the_override_and_shows_in_runs() {
+    let db = TestDb::new();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(40));
+    let serving = served.clone();
+    let portal = FakePortal::start(lgsp_list(move |page, size| {
+        synthetic::lgsp_page(
+            serving.load(std::sync::atomic::Ordering::SeqCst),
+            page,
+            size,
+            0,
+            0,
+        )
+    }));
+    let config = TestConfig::new(&db, "", &lgsp_source("lgsp", &portal.base_url, ""));
+    assert_eq!(tthc(&config, &["sync"]).status.code(), Some(0));
+
+    served.store(0, std::sync::atomic::Ordering::SeqCst);
+    let out = tthc(&config, &["sync"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("held by the safety guard") && stderr.contains("--allow-mass-removal"),
+        "{stderr}"
+    );
+    let out = tthc(&config, &["runs"]);
+    assert!(text(&out.stdout).contains("held"), "{}", text(&out.stdout));
+
+    let out = tthc(&config, &["sync", "--allow-mass-removal"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("40 missing"),
+        "{}",
+        text(&out.stdout)
+    );
+}

@@ -3,5 +3,6 @@
 
 mod cli;
 mod failures;
+mod guard;
 mod support;
 mod sync_catalogue;

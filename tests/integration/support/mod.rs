@@ -299,6 +299,25 @@ pub async fn sync(
     source: &str,
     dry_run: bool,
 ) -> Result<tthc_sync::sync::SyncReport, tthc_sync::sync::SyncError> {
+    sync_with(config, db, source, dry_run, false).await
+}
+
+/// [`sync`], as `sync --source NAME --allow-mass-removal` does.
+pub async fn sync_allowing_removal(
+    config: &Config,
+    db: &TestDb,
+    source: &str,
+) -> Result<tthc_sync::sync::SyncReport, tthc_sync::sync::SyncError> {
+    sync_with(config, db, source, false, true).await
+}
+
+async fn sync_with(
+    config: &Config,
+    db: &TestDb,
+    source: &str,
+    dry_run: bool,
+    allow_mass_removal: bool,
+) -> Result<tthc_sync::sync::SyncReport, tthc_sync::sync::SyncError> {
     let ctx = tthc_sync::sync::SyncContext {
         pool: db.pool(),
         fetcher: tthc_sync::fetch::Fetcher::new(&config.fetch).unwrap(),
@@ -308,6 +327,7 @@ pub async fn sync(
         dry_run,
         trigger: "test".into(),
         requested_by: None,
+        allow_mass_removal,
     };
     tthc_sync::sync::run_source(&ctx, config.source(source).unwrap(), &options).await
 }
