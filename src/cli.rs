@@ -162,6 +162,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             let config = load_config(&cli)?;
             let pool = connect(&config)?;
             let mut conn = pool.get()?;
+            for id in runs::abandon_stale(&mut conn, config.stale_run_after)? {
+                eprintln!("run #{id} had stopped without finishing; marked abandoned");
+            }
             let list = runs::list(&mut conn, source.as_deref(), *limit)?;
             if cli.json {
                 println!("{}", serde_json::to_string_pretty(&list)?);

@@ -37,6 +37,7 @@ struct ConfigToml {
     mappings_dir: Option<PathBuf>,
     #[serde(default)]
     fetch: FetchSettings,
+    stale_run_secs: Option<u64>,
     #[serde(default, rename = "source")]
     sources: Vec<SourceToml>,
 }
@@ -135,8 +136,13 @@ pub struct Config {
     pub file: PathBuf,
     pub database_url: String,
     pub fetch: FetchSettings,
+    /// A run shown `running` without a heartbeat for this long is marked abandoned.
+    pub stale_run_after: Duration,
     pub sources: Vec<Source>,
 }
+
+/// Running runs beat every [`crate::sync::HEARTBEAT_EVERY`]; one silent for this long is dead.
+pub const DEFAULT_STALE_RUN_SECS: u64 = 600;
 
 /// Used when neither the file nor `DATABASE_URL` names a database.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://root@127.0.0.1:5432/tthc_sync";
@@ -281,10 +287,18 @@ impl Config {
                 max_removal_share: share,
             });
         }
+        let stale_run_secs = raw.stale_run_secs.unwrap_or(DEFAULT_STALE_RUN_SECS);
+        if stale_run_secs < 60 {
+            return Err(invalid(
+                "stale_run_secs".into(),
+                "must be at least 60 (runs beat every 15 seconds)".into(),
+            ));
+        }
         Ok(Config {
             file: file.to_path_buf(),
             database_url,
             fetch,
+            stale_run_after: Duration::from_secs(stale_run_secs),
             sources,
         })
     }
@@ -345,6 +359,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.sources[0].removal_grace_runs, 2);
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            c.stale_run_after,
+            Duration::from_secs(DEFAULT_STALE_RUN_SECS)
+        );
     }
 
     #[test]
@@ -366,6 +384,8 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("bogus"), "{err}");
+        let err = with_mapping("stale_run_secs = 5\n").unwrap_err();
+        assert!(err.to_string().contains("stale_run_secs"), "{err}");
     }
 
     #[test]

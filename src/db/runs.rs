@@ -94,6 +94,34 @@ pub fn heartbeat(conn: &mut PgConnection, run_id: i64) -> Result<(), StoreError>
     Ok(())
 }
 
+/// Marks runs still shown running whose last sign of life (heartbeat, or start when they never
+/// beat) is older than `silent_for` as abandoned; returns their ids. The process running them
+/// died without finishing: nothing from them was kept.
+pub fn abandon_stale(
+    conn: &mut PgConnection,
+    silent_for: std::time::Duration,
+) -> Result<Vec<i64>, StoreError> {
+    Ok(diesel::sql_query(
+        "UPDATE sync_runs r SET status = 'abandoned', finished_at = now(), \
+           message = 'no sign of life for ' || $1 || ' seconds: the process running this sync stopped before it finished; nothing from it was kept' \
+         WHERE r.status = 'running' \
+           AND COALESCE((SELECT h.beat_at FROM sync_run_heartbeats h WHERE h.run_id = r.id), r.started_at) \
+               < now() - make_interval(secs => $1) \
+         RETURNING r.id",
+    )
+    .bind::<diesel::sql_types::Double, _>(silent_for.as_secs_f64())
+    .load::<RunId>(conn)?
+    .into_iter()
+    .map(|r| r.id)
+    .collect())
+}
+
+#[derive(QueryableByName)]
+struct RunId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
 /// The payloads a run accepted, in fetch order.
 pub fn payloads(conn: &mut PgConnection, run_id: i64) -> Result<Vec<RunPayload>, StoreError> {
     Ok(sync_run_payloads::table

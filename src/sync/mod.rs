@@ -11,7 +11,7 @@ pub mod store;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -26,6 +26,9 @@ use crate::model;
 use diff::Verdict;
 pub use store::{ChangeSummary, RowsWritten};
 use store::{Pending, Writer};
+
+/// How often a running run shows it is alive (see `sync_run_heartbeats`).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
 
 /// Why a run could not complete. Each message names the source, the URL or file, and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -251,9 +254,24 @@ pub async fn run_source(
         .map_err(store_err)?
     };
     tracing::info!(source = %name, run_id, dry_run = options.dry_run, "sync started");
+    let heartbeat = {
+        let pool = ctx.pool.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+            loop {
+                every.tick().await;
+                if let Err(error) =
+                    db::blocking(&pool, move |conn| runs::heartbeat(conn, run_id)).await
+                {
+                    tracing::warn!(run_id, %error, "could not record the run's heartbeat");
+                }
+            }
+        })
+    };
 
     let mut state = RunState::default();
     let outcome = execute(ctx, source, options, run_id, &mut state).await;
+    heartbeat.abort();
     let (status, message) = match &outcome {
         Ok(_) => ("succeeded", None),
         Err(error @ SyncError::Held { .. }) => {

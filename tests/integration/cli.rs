@@ -235,3 +235,97 @@ async fn a_held_run_exits_3_names_the_override_and_shows_in_runs() {
         text(&out.stdout)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_mid_way_leaves_only_its_run_record_and_the_next_run_succeeds() {
+    let db = TestDb::new();
+    let slow = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let stalling = slow.clone();
+    let pages = lgsp_list(|page, size| synthetic::lgsp_page(1000, page, size, 0, 0));
+    let portal = FakePortal::start(move |seen| {
+        let reply = pages(seen);
+        let page_7 = seen.query.get("TrangHienTai").map(String::as_str) == Some("7");
+        if page_7 && stalling.load(std::sync::atomic::Ordering::SeqCst) {
+            reply.delayed(Duration::from_secs(60))
+        } else {
+            reply
+        }
+    });
+    let config = TestConfig::new(&db, "", &lgsp_source("lgsp", &portal.base_url, ""));
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tthc-sync"))
+        .arg("--config")
+        .arg(&config.path)
+        .arg("sync")
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Six pages (600 records, more than one writer batch) are in the run's transaction when
+    // page 7 stalls.
+    let waited = std::time::Instant::now();
+    while !portal
+        .requests()
+        .iter()
+        .any(|r| r.query.get("TrangHienTai").map(String::as_str) == Some("7"))
+    {
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "page 7 never asked for"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert_eq!(db.data_rows(), (0, 0, 0, 0), "nothing from the killed run");
+    assert_eq!(db.runs(), vec![("running".to_string(), None)]);
+
+    slow.store(false, std::sync::atomic::Ordering::SeqCst);
+    // PostgreSQL ends the dead process's sessions (and their lock) as soon as it notices.
+    let out = loop {
+        let out = tthc(&config, &["sync"]);
+        if out.status.code() != Some(4) || waited.elapsed() > Duration::from_secs(60) {
+            break out;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1000 added"),
+        "{}",
+        text(&out.stdout)
+    );
+    let runs: Vec<String> = db.runs().into_iter().map(|r| r.0).collect();
+    assert_eq!(runs, vec!["abandoned", "succeeded"]);
+    assert_eq!(db.data_rows(), (1000, 1000, 1000, 1000));
+    db.assert_references_hold();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_marks_silent_runs_abandoned_and_leaves_live_ones() {
+    let db = TestDb::new();
+    let config = TestConfig::new(&db, "", &lgsp_source("lgsp", "http://127.0.0.1:9", ""));
+    {
+        use diesel::connection::SimpleConnection;
+        db.conn()
+            .batch_execute(
+                "INSERT INTO sync_runs (id, source, started_at) VALUES \
+                   (1, 'lgsp', now() - interval '2 hours'), (2, 'other', now() - interval '2 hours'), \
+                   (3, 'third', now()); \
+                 INSERT INTO sync_run_heartbeats (run_id, beat_at) VALUES \
+                   (1, now() - interval '1 hour'), (2, now() - interval '10 seconds')",
+            )
+            .unwrap();
+    }
+    let out = tthc(&config, &["runs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("run #1 had stopped"),
+        "{}",
+        text(&out.stderr)
+    );
+    let runs: Vec<String> = db.runs().into_iter().map(|r| r.0).collect();
+    assert_eq!(runs, vec!["abandoned", "running", "running"]);
+}
