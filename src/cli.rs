@@ -45,8 +45,10 @@ pub enum Command {
     Migrate,
     /// Fetch every (or one) source, record what changed, store new versions.
     Sync(SyncArgs),
-    /// List recent sync runs.
+    /// List recent sync runs, or show one (`runs show ID`).
     Runs {
+        #[command(subcommand)]
+        command: Option<RunsCommand>,
         #[arg(long, default_value_t = 20)]
         limit: i64,
         #[arg(long)]
@@ -99,6 +101,13 @@ pub struct SyncArgs {
     /// more than max_removal_share): only after checking that the portal really changed.
     #[arg(long)]
     pub allow_mass_removal: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Everything one run did: each procedure added, modified, missing, removed or restored, its
+    /// problems, the payloads it fetched, its duration and mapping.
+    Show { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,12 +167,30 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         }
         Command::Migrate => migrate(&load_config(&cli)?),
         Command::Sync(args) => sync_command(&load_config(&cli)?, args, cli.json),
-        Command::Runs { limit, source } => {
+        Command::Runs {
+            command,
+            limit,
+            source,
+        } => {
             let config = load_config(&cli)?;
             let pool = connect(&config)?;
             let mut conn = pool.get()?;
             for id in runs::abandon_stale(&mut conn, config.stale_run_after)? {
                 eprintln!("run #{id} had stopped without finishing; marked abandoned");
+            }
+            if let Some(RunsCommand::Show { id }) = command {
+                let Some(report) = sync::report::load(&mut conn, *id)? else {
+                    return Err(UsageError(format!(
+                        "there is no run #{id} (see `tthc-sync runs`)"
+                    ))
+                    .into());
+                };
+                if cli.json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print_run_report(&report);
+                }
+                return Ok(Outcome::Success);
             }
             let list = runs::list(&mut conn, source.as_deref(), *limit)?;
             if cli.json {
@@ -504,6 +531,102 @@ fn print_report(r: &SyncReport) {
                 r.issues.len() - SHOWN
             );
         }
+    }
+}
+
+fn print_run_report(report: &sync::report::RunReport) {
+    let run = &report.run;
+    let took = report
+        .duration_ms
+        .map(|ms| format!("took {:.1} s", ms as f64 / 1000.0))
+        .unwrap_or_else(|| "not finished".into());
+    println!(
+        "Run #{} of {}: {}{}, started {} by {}{}, {took}",
+        run.id,
+        run.source,
+        run.status,
+        if run.dry_run { " (dry run)" } else { "" },
+        local_time(run.started_at),
+        run.trigger,
+        run.requested_by
+            .as_deref()
+            .map(|b| format!(" ({b})"))
+            .unwrap_or_default(),
+    );
+    if let Some(beat) = report.last_heartbeat {
+        println!("Last heartbeat: {}", local_time(beat));
+    }
+    if let Some(message) = &run.message {
+        println!("{message}");
+    }
+    let hash: String = run.mapping_hash.chars().take(12).collect();
+    println!("Mapping: {} (sha256 {hash}…)", run.mapping_file);
+    let counts: Vec<String> = run
+        .counts
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !counts.is_empty() {
+        println!("Counts: {}", counts.join(", "));
+    }
+    println!("\nChanges ({}):", report.items.len());
+    for item in &report.items {
+        let mark = match item.kind.as_str() {
+            "added" => "+",
+            "modified" => "~",
+            "missing" => "?",
+            "removed" => "-",
+            _ => "↺",
+        };
+        let fields = if item.fields.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", item.fields.join(", "))
+        };
+        println!(
+            "  {mark} {} {} ({}){fields}",
+            item.code, item.name, item.kind
+        );
+    }
+    let issues = run.issues.as_array().cloned().unwrap_or_default();
+    println!("\nProblems ({}):", issues.len());
+    for issue in &issues {
+        let field = |k: &str| issue.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let place: Vec<&str> = [field("record"), field("field"), field("url")]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        println!(
+            "  [{}] {}{}",
+            field("kind"),
+            if place.is_empty() {
+                String::new()
+            } else {
+                format!("{}: ", place.join(" "))
+            },
+            field("message")
+        );
+    }
+    println!("\nPayloads ({}):", report.payloads.len());
+    for p in &report.payloads {
+        let hash: String = p.hash.chars().take(12).collect();
+        println!(
+            "  {:>3}. HTTP {} {:>10} bytes  sha256 {hash}…{}  {}",
+            p.seq,
+            p.http_status,
+            p.bytes,
+            if p.not_modified {
+                " (not modified)"
+            } else {
+                ""
+            },
+            p.url
+        );
     }
 }
 

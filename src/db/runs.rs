@@ -161,6 +161,27 @@ pub fn abandon_running(
     .execute(conn)?)
 }
 
+/// One run by id.
+pub fn get(conn: &mut PgConnection, run_id: i64) -> Result<Option<Run>, StoreError> {
+    Ok(sync_runs::table
+        .find(run_id)
+        .select(Run::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// A run's last heartbeat, if it ever beat.
+pub fn last_beat(
+    conn: &mut PgConnection,
+    run_id: i64,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(sync_run_heartbeats::table
+        .find(run_id)
+        .select(sync_run_heartbeats::beat_at)
+        .first(conn)
+        .optional()?)
+}
+
 /// The latest runs, newest first.
 pub fn list(
     conn: &mut PgConnection,

@@ -7,6 +7,7 @@
 pub mod diff;
 pub mod guard;
 pub mod reader;
+pub mod report;
 pub mod store;
 
 use std::collections::{HashMap, HashSet};

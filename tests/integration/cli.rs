@@ -329,3 +329,69 @@ async fn runs_marks_silent_runs_abandoned_and_leaves_live_ones() {
     let runs: Vec<String> = db.runs().into_iter().map(|r| r.0).collect();
     assert_eq!(runs, vec!["abandoned", "running", "running"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_show_reports_every_item_problem_and_payload_of_a_run() {
+    let db = TestDb::new();
+    let state = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let serving = state.clone();
+    let portal = FakePortal::start(lgsp_list(move |page, size| {
+        // First 30 procedures; then 29 of them, about a tenth changed.
+        match serving.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => synthetic::lgsp_page(30, page, size, 0, 0),
+            _ => synthetic::lgsp_page(29, page, size, 1, 100),
+        }
+    }));
+    let config = TestConfig::new(&db, "", &lgsp_source("lgsp", &portal.base_url, ""));
+    assert_eq!(tthc(&config, &["sync"]).status.code(), Some(0));
+    state.store(1, std::sync::atomic::Ordering::SeqCst);
+    let out = tthc(&config, &["sync"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let out = tthc(&config, &["--json", "runs", "show", "2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = report["items"].as_array().unwrap();
+    let of_kind = |kind: &str| items.iter().filter(|i| i["kind"] == kind).count();
+    let changed: Vec<u64> = (0..29)
+        .filter(|i| synthetic::changed_in(*i, 1, 100))
+        .collect();
+    assert!(!changed.is_empty());
+    assert_eq!(of_kind("modified"), changed.len());
+    assert_eq!(of_kind("missing"), 1);
+    let missing = items.iter().find(|i| i["kind"] == "missing").unwrap();
+    assert_eq!(missing["code"], synthetic::code_of(29));
+    assert!(missing["name"].as_str().is_some_and(|n| !n.is_empty()));
+    let modified = items.iter().find(|i| i["kind"] == "modified").unwrap();
+    assert!(!modified["fields"].as_array().unwrap().is_empty());
+    let payloads = report["payloads"].as_array().unwrap();
+    assert_eq!(payloads.len(), 1);
+    assert_eq!(payloads[0]["http_status"], 200);
+    assert!(
+        payloads[0]["url"]
+            .as_str()
+            .unwrap()
+            .contains("LayDanhSachTTHC")
+    );
+    assert!(payloads[0]["bytes"].as_i64().unwrap() > 1000);
+    assert_eq!(report["run"]["status"], "succeeded");
+    assert!(report["duration_ms"].as_i64().is_some());
+    assert!(!report["run"]["mapping_hash"].as_str().unwrap().is_empty());
+
+    let out = tthc(&config, &["runs", "show", "2"]);
+    let shown = text(&out.stdout);
+    assert!(shown.contains("Run #2 of lgsp: succeeded"), "{shown}");
+    assert!(
+        shown.contains(&format!("? {} ", synthetic::code_of(29))),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Payloads (1):") && shown.contains("HTTP 200"),
+        "{shown}"
+    );
+    assert!(shown.contains("lgsp-xml.toml"), "{shown}");
+
+    let out = tthc(&config, &["runs", "show", "99"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no run #99"));
+}

@@ -224,4 +224,19 @@ async fn a_failure_after_records_went_to_the_writer_rolls_them_back() {
         "the open transaction was rolled back"
     );
     assert_eq!(db.runs()[0].0, "failed");
+
+    // The failed run still reports what it saw: the pages it fetched and the error, typed.
+    let report = tthc_sync::sync::report::load(&mut db.conn(), 1)
+        .unwrap()
+        .unwrap();
+    assert_eq!(report.payloads.len(), 11);
+    assert!(report.items.is_empty());
+    let issues = report.run.issues.as_array().unwrap();
+    assert_eq!(issues.len(), 1);
+    assert_eq!(issues[0]["kind"], "fetch");
+    assert!(
+        issues[0]["url"]
+            .as_str()
+            .is_some_and(|u| u.contains("TrangHienTai=12"))
+    );
 }

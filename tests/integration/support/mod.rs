@@ -34,12 +34,21 @@ fn template_name() -> &'static str {
         let mut files: Vec<PathBuf> = walk(&dir);
         files.sort();
         for f in files {
-            hasher.update(f.to_string_lossy().as_bytes());
+            let relative = f.strip_prefix(&dir).unwrap_or(&f);
+            hasher.update(relative.to_string_lossy().as_bytes());
             hasher.update(std::fs::read(&f).unwrap());
         }
         let digest = hasher.finalize();
         format!("tthc_test_tpl_{}", tthc_sync::model::hex(&digest[..6]))
     })
+}
+
+/// The advisory-lock key of a template: test processes hold it shared while they may clone
+/// from the template, so that another checkout's tests never drop it under them.
+fn template_key(template: &str) -> Option<i64> {
+    template
+        .strip_prefix("tthc_test_tpl_")
+        .and_then(|hex| i64::from_str_radix(hex, 16).ok())
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -95,9 +104,17 @@ fn ensure_template() {
                 .execute(&mut admin)
                 .unwrap();
         }
+        // Held (shared) for the life of this process, on a connection kept open.
+        if let Some(key) = template_key(name) {
+            diesel::sql_query(format!("SELECT pg_advisory_lock_shared({key})"))
+                .execute(&mut admin)
+                .unwrap();
+        }
         diesel::sql_query("SELECT pg_advisory_unlock(727272)")
             .execute(&mut admin)
             .unwrap();
+        static USING_TEMPLATE: OnceLock<std::sync::Mutex<PgConnection>> = OnceLock::new();
+        let _ = USING_TEMPLATE.set(std::sync::Mutex::new(admin));
     });
 }
 
@@ -107,15 +124,21 @@ struct Name {
     datname: String,
 }
 
-/// Drops templates of older migration sets and databases left by test processes that died.
+/// Drops templates of other migration sets that no test process is using, and databases left by
+/// test processes that died.
 fn drop_leftovers(admin: &mut PgConnection, current_template: &str) {
     let names: Vec<Name> =
         diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'tthc\\_test\\_%'")
             .load(admin)
             .unwrap_or_default();
     for Name { datname } in names {
-        let stale = match datname.strip_prefix("tthc_test_tpl_") {
-            Some(_) => datname != current_template,
+        let stale = match template_key(&datname) {
+            Some(key) if datname != current_template => {
+                diesel::sql_query(format!("SELECT pg_try_advisory_lock({key}) AS exists"))
+                    .get_result::<Exists>(admin)
+                    .is_ok_and(|free| free.exists)
+            }
+            Some(_) => false,
             None => datname
                 .strip_prefix("tthc_test_")
                 .and_then(|rest| rest.split('_').next())
@@ -127,6 +150,10 @@ fn drop_leftovers(admin: &mut PgConnection, current_template: &str) {
                 "DROP DATABASE IF EXISTS \"{datname}\" WITH (FORCE)"
             ))
             .execute(admin);
+            if let Some(key) = template_key(&datname) {
+                let _ =
+                    diesel::sql_query(format!("SELECT pg_advisory_unlock({key})")).execute(admin);
+            }
         }
     }
 }
