@@ -101,6 +101,10 @@ pub struct SyncArgs {
     /// more than max_removal_share): only after checking that the portal really changed.
     #[arg(long)]
     pub allow_mass_removal: bool,
+    /// Re-read the pages archived by this earlier run of the source (after a mapping fix),
+    /// without the network, through the same diff, guard and storage.
+    #[arg(long, value_name = "RUN_ID", requires = "source")]
+    pub replay: Option<i64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -409,12 +413,18 @@ fn sync_command(config: &Config, args: &SyncArgs, as_json: bool) -> Result<Outco
     };
     let options = SyncOptions {
         dry_run: args.dry_run,
-        trigger: "cli".into(),
+        trigger: if args.replay.is_some() {
+            "replay"
+        } else {
+            "cli"
+        }
+        .into(),
         requested_by: args
             .requested_by
             .clone()
             .or_else(|| std::env::var("USER").ok()),
         allow_mass_removal: args.allow_mass_removal,
+        replay: args.replay,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -448,6 +448,25 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// Why a procedure code cannot identify a procedure, if it cannot: codes are short runs of
+/// ASCII letters, digits, dots, dashes and underscores with at least one digit ("1.001193",
+/// "1.001193.000.00.00.H12").
+pub fn code_problem(code: &str) -> Option<&'static str> {
+    if code.is_empty() {
+        Some("the record has no code")
+    } else if code.len() > 64 {
+        Some("the code is longer than 64 characters")
+    } else if !code
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        || !code.bytes().any(|b| b.is_ascii_digit())
+    {
+        Some("the code is malformed (expected letters, digits, dots and dashes, like 1.001193)")
+    } else {
+        None
+    }
+}
+
 /// Canonical online mode from a source label in either vocabulary (Decree 43/2011 levels 1-4 or
 /// Decree 42/2022 một phần / toàn trình).
 pub fn online_mode_from_label(label: &str) -> &'static str {
@@ -519,6 +538,23 @@ mod tests {
         let (json, hash) = procedure.to_json_and_hash();
         assert_eq!(json, procedure.to_json());
         assert_eq!(hash, procedure.content_hash());
+    }
+
+    #[test]
+    fn codes_are_checked() {
+        for good in ["1.001193", "3.000323", "1.001193.000.00.00.H12", "TTHC-01"] {
+            assert_eq!(code_problem(good), None, "{good}");
+        }
+        for bad in [
+            "",
+            "1.001 193",
+            "<script>",
+            "abc",
+            "1.001193\u{0}",
+            &"1".repeat(65),
+        ] {
+            assert!(code_problem(bad).is_some(), "{bad:?}");
+        }
     }
 
     #[test]

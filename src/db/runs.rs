@@ -122,6 +122,19 @@ struct RunId {
     id: i64,
 }
 
+/// The payload a run accepted at position `seq` of its fetch order.
+pub fn payload(
+    conn: &mut PgConnection,
+    run_id: i64,
+    seq: i32,
+) -> Result<Option<RunPayload>, StoreError> {
+    Ok(sync_run_payloads::table
+        .find((run_id, seq))
+        .select(RunPayload::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// The payloads a run accepted, in fetch order.
 pub fn payloads(conn: &mut PgConnection, run_id: i64) -> Result<Vec<RunPayload>, StoreError> {
     Ok(sync_run_payloads::table

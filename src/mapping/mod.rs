@@ -612,3 +612,134 @@ mod shipped {
         assert!(records.iter().all(|r| !r.name.contains("  ")));
     }
 }
+
+/// Fuzzing the extractors with proptest: arbitrary bytes, and real responses mangled the ways
+/// broken or hostile portals mangle them (cut short, bytes flipped, markup injected, nesting
+/// piled up). Whatever comes in, extraction returns records or an error, never panics, and what
+/// it returns is clean text. `PROPTEST_CASES=100000 cargo test --lib mapping::fuzz` runs it
+/// longer.
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use crate::fetch::decode;
+    use crate::synthetic;
+    use proptest::prelude::*;
+    use std::sync::OnceLock;
+
+    fn shipped() -> &'static [(Mapping, String, &'static str)] {
+        static SHIPPED: OnceLock<Vec<(Mapping, String, &'static str)>> = OnceLock::new();
+        SHIPPED.get_or_init(|| {
+            let root = FsPath::new(env!("CARGO_MANIFEST_DIR"));
+            let load = |name: &str| Mapping::load(&root.join("mappings").join(name)).unwrap();
+            let page =
+                std::fs::read_to_string(root.join("tests/fixtures/dvcqg/list-page.json")).unwrap();
+            // Three rows of the real national-portal page.
+            let rows: Vec<serde_json::Value> = serde_json::from_str(&page).unwrap();
+            let json = serde_json::to_string(&rows[..3]).unwrap();
+            vec![
+                (load("dvcqg-list.toml"), json, "application/json"),
+                (
+                    load("lgsp-xml.toml"),
+                    synthetic::lgsp_page(2, 1, 2, 0, 0),
+                    "text/xml; charset=utf-8",
+                ),
+            ]
+        })
+    }
+
+    /// Extracts from `body` with every shipped mapping; panics only if an extractor does.
+    fn extract_all(body: &[u8], content_type: &str, mapping: &Mapping) {
+        let Ok(text) = decode::body_to_text(body, Some(content_type)) else {
+            return;
+        };
+        let _ = mapping.extract(&text, &mut |record| {
+            if let Ok(procedure) = &record.result {
+                for text in [&procedure.code, &procedure.name] {
+                    assert!(
+                        !text.chars().any(|c| c.is_control()),
+                        "control characters in {text:?}"
+                    );
+                    assert_eq!(text.trim(), text.as_str());
+                }
+            }
+        });
+    }
+
+    /// A way of breaking a response.
+    #[derive(Debug, Clone)]
+    enum Damage {
+        Cut(usize),
+        Flip(usize, u8),
+        Insert(usize, &'static str),
+        Nest(usize, usize),
+    }
+
+    fn damage() -> impl Strategy<Value = Damage> {
+        let inserts = prop::sample::select(vec![
+            "<!DOCTYPE x [<!ENTITY e \"boom\">]>",
+            "&e;",
+            "&#0;",
+            "&#xD800;",
+            "<![CDATA[",
+            "]]>",
+            "</",
+            "<script>alert(1)</script>",
+            "\u{feff}",
+            "\u{0}",
+            "\"",
+            "{",
+            "[",
+            "\\u0000",
+            "<?xml version=\"1.0\" encoding=\"UTF-16\"?>",
+        ]);
+        prop_oneof![
+            any::<usize>().prop_map(Damage::Cut),
+            (any::<usize>(), any::<u8>()).prop_map(|(at, b)| Damage::Flip(at, b)),
+            (any::<usize>(), inserts).prop_map(|(at, s)| Damage::Insert(at, s)),
+            (any::<usize>(), 1usize..3000).prop_map(|(at, depth)| Damage::Nest(at, depth)),
+        ]
+    }
+
+    fn apply(body: &mut Vec<u8>, damage: &Damage, json: bool) {
+        let at = |i: usize, len: usize| if len == 0 { 0 } else { i % (len + 1) };
+        match damage {
+            Damage::Cut(i) => body.truncate(at(*i, body.len())),
+            Damage::Flip(i, b) => {
+                if !body.is_empty() {
+                    let i = i % body.len();
+                    body[i] = *b;
+                }
+            }
+            Damage::Insert(i, s) => {
+                let i = at(*i, body.len());
+                body.splice(i..i, s.bytes());
+            }
+            Damage::Nest(i, depth) => {
+                let (open, close) = if json { ("[", "]") } else { ("<a>", "</a>") };
+                let i = at(*i, body.len());
+                let nested = format!("{}{}", open.repeat(*depth), close.repeat(*depth));
+                body.splice(i..i, nested.bytes());
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+            for (mapping, _, content_type) in shipped() {
+                extract_all(&bytes, content_type, mapping);
+            }
+        }
+
+        #[test]
+        fn damaged_real_responses_never_panic(damages in prop::collection::vec(damage(), 1..6)) {
+            for (mapping, body, content_type) in shipped() {
+                let mut bytes = body.clone().into_bytes();
+                for d in &damages {
+                    apply(&mut bytes, d, mapping.format == Format::Json);
+                }
+                extract_all(&bytes, content_type, mapping);
+            }
+        }
+    }
+}

@@ -83,6 +83,12 @@ pub enum SyncError {
         source_name: String,
         error: StoreError,
     },
+    #[error("source `{source_name}`: cannot replay run #{run}: {message}")]
+    Replay {
+        source_name: String,
+        run: i64,
+        message: String,
+    },
     #[error(
         "source `{source_name}`: run held by the safety guard: {hold}. Nothing was changed. Check the portal; if it really did drop these procedures, run `tthc-sync sync --source {source_name} --allow-mass-removal`"
     )]
@@ -159,6 +165,8 @@ pub struct SyncOptions {
     pub requested_by: Option<String>,
     /// Let through a run the safety guard would hold (the operator has checked the source).
     pub allow_mass_removal: bool,
+    /// Read the pages archived by this earlier run of the source instead of the portal.
+    pub replay: Option<i64>,
 }
 
 /// Progress of a run, for a progress bar.
@@ -338,6 +346,7 @@ fn issue_kind(error: &SyncError) -> IssueKind {
         SyncError::Mapping { .. } | SyncError::Request { .. } => IssueKind::Mapping,
         SyncError::Store { .. } => IssueKind::Store,
         SyncError::Held { .. } => IssueKind::Guard,
+        SyncError::Replay { .. } => IssueKind::Fetch,
     }
 }
 
@@ -382,6 +391,26 @@ async fn execute(
         })?),
         None => None,
     };
+    if let Some(run) = options.replay {
+        let replayed = db::blocking(&ctx.pool, move |conn| runs::get(conn, run))
+            .await
+            .map_err(store_err)?;
+        let problem = match replayed {
+            None => Some("there is no such run (see `tthc-sync runs`)".to_string()),
+            Some(r) if r.source != name => Some(format!(
+                "it is a run of source `{}`, not of this one",
+                r.source
+            )),
+            Some(_) => None,
+        };
+        if let Some(message) = problem {
+            return Err(SyncError::Replay {
+                source_name: name,
+                run,
+                message,
+            });
+        }
+    }
     let stored = {
         let source_name = name.clone();
         Arc::new(
@@ -414,6 +443,7 @@ async fn execute(
         &mut writer,
         &context,
         bearer_token,
+        options.replay,
     )
     .await
     {
@@ -469,6 +499,7 @@ async fn execute(
 
 /// Pages through the source: every page is archived and read while the next one is fetched, and
 /// every new or changed record goes to the writer.
+#[allow(clippy::too_many_arguments)]
 async fn read_all(
     ctx: &SyncContext,
     source: &Source,
@@ -477,6 +508,7 @@ async fn read_all(
     writer: &mut Writer,
     context: &Arc<reader::Baseline>,
     bearer_token: Option<String>,
+    replay: Option<i64>,
 ) -> Result<(), SyncError> {
     let mut archiving = None;
     let result = read_pages(
@@ -487,6 +519,7 @@ async fn read_all(
         writer,
         context,
         bearer_token,
+        replay,
         &mut archiving,
     )
     .await;
@@ -507,6 +540,7 @@ async fn read_pages(
     writer: &mut Writer,
     context: &Arc<reader::Baseline>,
     bearer_token: Option<String>,
+    replay: Option<i64>,
     archiving: &mut Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
 ) -> Result<(), SyncError> {
     let name = source.name.clone();
@@ -518,6 +552,9 @@ async fn read_pages(
     let fetch = |vars: PageVars, delay: bool| {
         let token = bearer_token.clone();
         async move {
+            if let Some(run) = replay {
+                return replay_page(ctx, source, run, vars).await;
+            }
             if delay && !source.delay.is_zero() {
                 tokio::time::sleep(source.delay).await;
             }
@@ -658,8 +695,14 @@ fn take_record(
                 state.seen.insert(code);
             }
             for issue in error.issues {
+                // A record without its code cannot be identified: a validation problem.
+                let kind = if issue.field == "code" {
+                    IssueKind::Validation
+                } else {
+                    IssueKind::Mapping
+                };
                 state.issues.push(RunIssue {
-                    kind: IssueKind::Mapping,
+                    kind,
                     message: issue.message,
                     record: Some(record.clone()),
                     field: Some(issue.field).filter(|f| !f.is_empty()),
@@ -670,6 +713,18 @@ fn take_record(
             return None;
         }
     };
+    if let Some(problem) = crate::model::code_problem(&classified.code) {
+        state.counts.skipped += 1;
+        state.issues.push(RunIssue {
+            kind: IssueKind::Validation,
+            message: format!("{problem}; the record was skipped"),
+            record: Some(format!("{:?} ({position})", classified.code)),
+            field: Some("code".into()),
+            path: None,
+            url: Some(url.to_string()),
+        });
+        return None;
+    }
     if !state.seen.insert(classified.code.clone()) {
         state.counts.skipped += 1;
         state
@@ -742,6 +797,58 @@ fn build_request(
 
 /// Fetches a page, conditionally when the portal gave validators for its URL before (a 304
 /// reuses the archived body).
+/// The page an earlier run fetched at this point of its paging, from the archive: a replay
+/// re-reads exactly what that run saw, without the network.
+async fn replay_page(
+    ctx: &SyncContext,
+    source: &Source,
+    run: i64,
+    vars: PageVars,
+) -> Result<PageFetch, SyncError> {
+    let fail = |message: String| SyncError::Replay {
+        source_name: source.name.clone(),
+        run,
+        message,
+    };
+    let seq = i32::try_from(vars.sequence).map_err(|_| fail("too many pages".into()))?;
+    let found = db::blocking(&ctx.pool, move |conn| {
+        let Some(payload) = runs::payload(conn, run, seq)? else {
+            return Ok(None);
+        };
+        let archived = payloads::load(conn, &payload.hash)?;
+        Ok(Some((payload, archived)))
+    })
+    .await
+    .map_err(|e| fail(e.to_string()))?;
+    let (payload, archived) = found.ok_or_else(|| {
+        fail(format!(
+            "it archived no page {seq}; replaying it asks for more pages than it fetched (did the mapping's paging change?)"
+        ))
+    })?;
+    let (body, content_type) = archived.ok_or_else(|| {
+        fail(format!(
+            "the archived payload {} of {} is no longer stored",
+            payload.hash, payload.url
+        ))
+    })?;
+    let body = bytes::Bytes::from(body);
+    Ok(PageFetch {
+        vars,
+        cached: None,
+        fetched: Fetched {
+            url: payload.url,
+            status: u16::try_from(payload.http_status).unwrap_or(200),
+            body: body.clone(),
+            content_type,
+            // No validators: a replay never touches what conditional GET remembers.
+            validators: crate::fetch::Validators::default(),
+            not_modified: false,
+        },
+        body,
+        hash: payload.hash,
+    })
+}
+
 async fn fetch_page(
     ctx: &SyncContext,
     source: &Source,

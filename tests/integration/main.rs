@@ -4,5 +4,7 @@
 mod cli;
 mod failures;
 mod guard;
+mod hostile;
+mod replay;
 mod support;
 mod sync_catalogue;

@@ -355,6 +355,7 @@ async fn sync_with(
         trigger: "test".into(),
         requested_by: None,
         allow_mass_removal,
+        replay: None,
     };
     tthc_sync::sync::run_source(&ctx, config.source(source).unwrap(), &options).await
 }
