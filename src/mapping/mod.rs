@@ -723,6 +723,19 @@ mod fuzz {
         }
     }
 
+    #[test]
+    fn a_gigantic_single_field_is_read_whole_without_trouble() {
+        let (mapping, page, _) = &shipped()[1];
+        let huge = "Đăng ký khai sinh &amp; ".repeat(200_000); // about 5 MB
+        let page = page.replacen("<TENTTHC>", &format!("<TENTTHC>{huge}"), 1);
+        let mut names = Vec::new();
+        mapping
+            .extract(&page, &mut |r| names.push(r.result.unwrap().name))
+            .unwrap();
+        assert_eq!(names.len(), 2);
+        assert!(names[0].len() > 4_000_000 && names[0].starts_with("Đăng ký khai sinh & Đăng"));
+    }
+
     proptest! {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {

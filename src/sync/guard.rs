@@ -41,6 +41,23 @@ pub enum Hold {
         would_remove: u64,
         limit: f64,
     },
+    /// Paging went round in circles: a page came back identical to the one before it.
+    Looped { page: u64 },
+}
+
+impl Hold {
+    /// What the operator can do about it.
+    pub fn advice(&self, source: &str) -> String {
+        match self {
+            Hold::Looped { .. } => {
+                "The portal is repeating itself; try again later, and tell its operator if it persists"
+                    .to_string()
+            }
+            _ => format!(
+                "Check the portal; if it really did drop these procedures, run `tthc-sync sync --source {source} --allow-mass-removal`"
+            ),
+        }
+    }
 }
 
 impl std::fmt::Display for Hold {
@@ -67,6 +84,11 @@ impl std::fmt::Display for Hold {
                  more than the {:.0} % allowed in one run (max_removal_share)",
                 share(*would_remove, *had) * 100.0,
                 limit * 100.0
+            ),
+            Hold::Looped { page } => write!(
+                f,
+                "page {page} came back identical to the page before it, so paging stopped \
+                 before the end and the result is incomplete"
             ),
         }
     }

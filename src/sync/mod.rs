@@ -90,7 +90,8 @@ pub enum SyncError {
         message: String,
     },
     #[error(
-        "source `{source_name}`: run held by the safety guard: {hold}. Nothing was changed. Check the portal; if it really did drop these procedures, run `tthc-sync sync --source {source_name} --allow-mass-removal`"
+        "source `{source_name}`: run held by the safety guard: {hold}. Nothing was changed. {}",
+        hold.advice(source_name)
     )]
     Held {
         source_name: String,
@@ -605,10 +606,17 @@ async fn read_pages(
         state.counts.pages += 1;
         let next = pager
             .advance(&read.summary, &page.hash)
-            .map_err(|error| SyncError::Paging {
-                source_name: name.clone(),
-                url: url.clone(),
-                error,
+            .map_err(|error| match error {
+                // Not a broken page but an incomplete result: the guard's call.
+                PagingError::Looped { page } => SyncError::Held {
+                    source_name: name.clone(),
+                    hold: guard::Hold::Looped { page },
+                },
+                error => SyncError::Paging {
+                    source_name: name.clone(),
+                    url: url.clone(),
+                    error,
+                },
             })?;
         state.counts.declared_total = pager.declared_total();
         if let Some(report) = &ctx.on_progress {

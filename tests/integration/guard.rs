@@ -159,3 +159,31 @@ async fn a_partial_or_shrunken_list_is_held_until_the_operator_allows_it() {
     );
     db.assert_references_hold();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paging_that_loops_is_held_as_incomplete() {
+    let db = TestDb::new();
+    let upstream = Upstream::start(500);
+    let config =
+        TestConfig::new(&db, "", &lgsp_source("lgsp", &upstream.portal.base_url, "")).load();
+    sync(&config, &db, "lgsp", false).await.unwrap();
+    let before = (db.data_rows(), db.row_snapshot());
+
+    // Every page answers with page 1.
+    upstream.portal.respond(lgsp_list(|_, size| {
+        synthetic::lgsp_page(500, 1, size, 0, 0)
+    }));
+    let (hold, message) = held(sync(&config, &db, "lgsp", false).await);
+
+    assert_eq!(hold, Hold::Looped { page: 2 });
+    assert!(
+        message.contains("identical") && message.contains("try again later"),
+        "{message}"
+    );
+    assert_eq!(
+        (db.data_rows(), db.row_snapshot()),
+        before,
+        "nothing written"
+    );
+    assert_eq!(db.runs().last().map(|r| r.0.as_str()), Some("held"));
+}
