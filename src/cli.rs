@@ -129,34 +129,18 @@ pub enum MappingCommand {
     },
 }
 
-/// How a command ended, mapped to the process exit code by `main`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a command ended, mapped to the process exit code by `main`. Ordered by what the exit
+/// code reports when several sources end differently: a failure over a held run over a busy
+/// source over success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
     Success,
-    /// A run failed (exit 1).
-    RunFailed,
-    /// A run was held by the safety guard (exit 3).
-    Held,
     /// The source was already being synced (exit 4).
     Busy,
-}
-
-impl Outcome {
-    /// Of two sources' outcomes, the one the exit code reports: a failure over a held run over
-    /// a busy source over success.
-    fn worst(self, other: Outcome) -> Outcome {
-        let rank = |o: Outcome| match o {
-            Outcome::Success => 0,
-            Outcome::Busy => 1,
-            Outcome::Held => 2,
-            Outcome::RunFailed => 3,
-        };
-        if rank(other) > rank(self) {
-            other
-        } else {
-            self
-        }
-    }
+    /// A run was held by the safety guard (exit 3).
+    Held,
+    /// A run failed (exit 1).
+    RunFailed,
 }
 
 /// A configuration or usage problem (exit 2).
@@ -454,7 +438,7 @@ fn sync_command(config: &Config, args: &SyncArgs, as_json: bool) -> Result<Outco
                     SyncError::Held { .. } => (Outcome::Held, "held"),
                     _ => (Outcome::RunFailed, "failed"),
                 };
-                outcome = outcome.worst(this);
+                outcome = outcome.max(this);
                 eprintln!("error: {error}");
                 let mut report =
                     json!({"source": source.name, "status": status, "error": error.to_string()});

@@ -71,16 +71,16 @@ pub struct RunPayload {
     pub not_modified: bool,
 }
 
-/// Records one accepted payload of a run, and beats its heartbeat.
+/// Records one accepted payload of a run.
 pub fn record_payload(conn: &mut PgConnection, payload: &RunPayload) -> Result<(), StoreError> {
     diesel::insert_into(sync_run_payloads::table)
         .values(payload)
         .on_conflict_do_nothing()
         .execute(conn)?;
-    heartbeat(conn, payload.run_id)
+    Ok(())
 }
 
-/// Shows that a run is alive.
+/// Shows that a run is alive (every `sync::HEARTBEAT_EVERY` while it runs).
 pub fn heartbeat(conn: &mut PgConnection, run_id: i64) -> Result<(), StoreError> {
     diesel::insert_into(sync_run_heartbeats::table)
         .values((

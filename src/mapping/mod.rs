@@ -534,7 +534,7 @@ mod shipped {
     use super::*;
     use crate::synthetic;
 
-    fn shipped(name: &str) -> Mapping {
+    pub(super) fn shipped(name: &str) -> Mapping {
         Mapping::load(
             &FsPath::new(env!("CARGO_MANIFEST_DIR"))
                 .join("mappings")
@@ -630,7 +630,7 @@ mod fuzz {
         static SHIPPED: OnceLock<Vec<(Mapping, String, &'static str)>> = OnceLock::new();
         SHIPPED.get_or_init(|| {
             let root = FsPath::new(env!("CARGO_MANIFEST_DIR"));
-            let load = |name: &str| Mapping::load(&root.join("mappings").join(name)).unwrap();
+            let load = super::shipped::shipped;
             let page =
                 std::fs::read_to_string(root.join("tests/fixtures/dvcqg/list-page.json")).unwrap();
             // Three rows of the real national-portal page.
@@ -647,7 +647,8 @@ mod fuzz {
         })
     }
 
-    /// Extracts from `body` with every shipped mapping; panics only if an extractor does.
+    /// Extracts from `body` with `mapping`, checking that what it returns is clean; panics only
+    /// if the extractor does or the check fails.
     fn extract_all(body: &[u8], content_type: &str, mapping: &Mapping) {
         let Ok(text) = decode::body_to_text(body, Some(content_type)) else {
             return;

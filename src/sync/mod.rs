@@ -284,17 +284,6 @@ pub async fn run_source(
     heartbeat.abort();
     let (status, message) = match &outcome {
         Ok(_) => ("succeeded", None),
-        Err(error @ SyncError::Held { .. }) => {
-            state.issues.push(RunIssue {
-                kind: IssueKind::Guard,
-                message: error.to_string(),
-                record: None,
-                field: None,
-                path: None,
-                url: None,
-            });
-            ("held", Some(error.to_string()))
-        }
         Err(error) => {
             state.issues.push(RunIssue {
                 kind: issue_kind(error),
@@ -304,7 +293,11 @@ pub async fn run_source(
                 path: None,
                 url: error_url(error),
             });
-            ("failed", Some(error.to_string()))
+            let status = match error {
+                SyncError::Held { .. } => "held",
+                _ => "failed",
+            };
+            (status, Some(error.to_string()))
         }
     };
     let end = runs::RunEnd {
@@ -385,12 +378,17 @@ async fn execute(
         source_name: name.clone(),
         error,
     };
-    let bearer_token = match &source.bearer_token_env {
-        Some(var) => Some(std::env::var(var).map_err(|_| SyncError::MissingToken {
-            source_name: name.clone(),
-            var: var.clone(),
-        })?),
-        None => None,
+    let pages = match options.replay {
+        Some(run) => Pages::Archive { run },
+        None => Pages::Portal {
+            bearer_token: match &source.bearer_token_env {
+                Some(var) => Some(std::env::var(var).map_err(|_| SyncError::MissingToken {
+                    source_name: name.clone(),
+                    var: var.clone(),
+                })?),
+                None => None,
+            },
+        },
     };
     if let Some(run) = options.replay {
         let replayed = db::blocking(&ctx.pool, move |conn| runs::get(conn, run))
@@ -436,18 +434,7 @@ async fn execute(
     });
     let started = Instant::now();
     let mut writer = Writer::start(&ctx.pool, run_id, &name, stored.clone());
-    if let Err(error) = read_all(
-        ctx,
-        source,
-        run_id,
-        state,
-        &mut writer,
-        &context,
-        bearer_token,
-        options.replay,
-    )
-    .await
-    {
+    if let Err(error) = read_all(ctx, source, run_id, state, &mut writer, &context, pages).await {
         writer.abandon().await;
         return Err(error);
     }
@@ -498,9 +485,16 @@ async fn execute(
     Ok(written)
 }
 
+/// Where a run's pages come from.
+enum Pages {
+    /// The portal, with the source's bearer token if it has one.
+    Portal { bearer_token: Option<String> },
+    /// The archive of an earlier run of the source (`--replay`).
+    Archive { run: i64 },
+}
+
 /// Pages through the source: every page is archived and read while the next one is fetched, and
 /// every new or changed record goes to the writer.
-#[allow(clippy::too_many_arguments)]
 async fn read_all(
     ctx: &SyncContext,
     source: &Source,
@@ -508,8 +502,7 @@ async fn read_all(
     state: &mut RunState,
     writer: &mut Writer,
     context: &Arc<reader::Baseline>,
-    bearer_token: Option<String>,
-    replay: Option<i64>,
+    pages: Pages,
 ) -> Result<(), SyncError> {
     let mut archiving = None;
     let result = read_pages(
@@ -519,8 +512,7 @@ async fn read_all(
         state,
         writer,
         context,
-        bearer_token,
-        replay,
+        &pages,
         &mut archiving,
     )
     .await;
@@ -540,8 +532,7 @@ async fn read_pages(
     state: &mut RunState,
     writer: &mut Writer,
     context: &Arc<reader::Baseline>,
-    bearer_token: Option<String>,
-    replay: Option<i64>,
+    pages: &Pages,
     archiving: &mut Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
 ) -> Result<(), SyncError> {
     let name = source.name.clone();
@@ -550,16 +541,15 @@ async fn read_pages(
         error,
     };
     let mut pager = Pager::new(&source.mapping.paging, source.page_size);
-    let fetch = |vars: PageVars, delay: bool| {
-        let token = bearer_token.clone();
-        async move {
-            if let Some(run) = replay {
-                return replay_page(ctx, source, run, vars).await;
+    let fetch = |vars: PageVars, delay: bool| async move {
+        match pages {
+            Pages::Archive { run } => replay_page(ctx, source, *run, vars).await,
+            Pages::Portal { bearer_token } => {
+                if delay && !source.delay.is_zero() {
+                    tokio::time::sleep(source.delay).await;
+                }
+                fetch_page(ctx, source, vars, bearer_token.clone()).await
             }
-            if delay && !source.delay.is_zero() {
-                tokio::time::sleep(source.delay).await;
-            }
-            fetch_page(ctx, source, vars, token).await
         }
     };
     let mut page = fetch(pager.current().clone(), false).await?;
@@ -803,8 +793,6 @@ fn build_request(
     })
 }
 
-/// Fetches a page, conditionally when the portal gave validators for its URL before (a 304
-/// reuses the archived body).
 /// The page an earlier run fetched at this point of its paging, from the archive: a replay
 /// re-reads exactly what that run saw, without the network.
 async fn replay_page(
@@ -857,6 +845,8 @@ async fn replay_page(
     })
 }
 
+/// Fetches a page, conditionally when the portal gave validators for its URL before (a 304
+/// reuses the archived body).
 async fn fetch_page(
     ctx: &SyncContext,
     source: &Source,

@@ -45,6 +45,32 @@ impl Upstream {
     }
 }
 
+/// What the database holds: data row counts and every procedure row's version.
+type Snapshot = ((i64, i64, i64, i64), Vec<(String, String, String)>);
+
+/// A source whose first sync stored `count` procedures, with what the database held then.
+struct Synced {
+    db: TestDb,
+    upstream: Upstream,
+    config: tthc_sync::config::Config,
+    before: Snapshot,
+}
+
+async fn synced(count: u64) -> Synced {
+    let db = TestDb::new();
+    let upstream = Upstream::start(count);
+    let config =
+        TestConfig::new(&db, "", &lgsp_source("lgsp", &upstream.portal.base_url, "")).load();
+    sync(&config, &db, "lgsp", false).await.unwrap();
+    let before = (db.data_rows(), db.row_snapshot());
+    Synced {
+        db,
+        upstream,
+        config,
+        before,
+    }
+}
+
 fn statuses(db: &TestDb) -> (i64, i64, i64) {
     let count = |status: &str| db.count(&format!("procedures WHERE status = '{status}'"));
     (count("active"), count("missing"), count("removed"))
@@ -65,12 +91,12 @@ fn held(result: Result<tthc_sync::sync::SyncReport, SyncError>) -> (Hold, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_list_for_a_stored_source_is_held_and_nothing_is_removed() {
-    let db = TestDb::new();
-    let upstream = Upstream::start(500);
-    let config =
-        TestConfig::new(&db, "", &lgsp_source("lgsp", &upstream.portal.base_url, "")).load();
-    sync(&config, &db, "lgsp", false).await.unwrap();
-    let before = (db.data_rows(), db.row_snapshot());
+    let Synced {
+        db,
+        upstream,
+        config,
+        before,
+    } = synced(500).await;
 
     upstream.serve(0, 0);
     let (hold, message) = held(sync(&config, &db, "lgsp", false).await);
@@ -94,12 +120,12 @@ async fn an_empty_list_for_a_stored_source_is_held_and_nothing_is_removed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partial_or_shrunken_list_is_held_until_the_operator_allows_it() {
-    let db = TestDb::new();
-    let upstream = Upstream::start(500);
-    let config =
-        TestConfig::new(&db, "", &lgsp_source("lgsp", &upstream.portal.base_url, "")).load();
-    sync(&config, &db, "lgsp", false).await.unwrap();
-    let before = (db.data_rows(), db.row_snapshot());
+    let Synced {
+        db,
+        upstream,
+        config,
+        before,
+    } = synced(500).await;
 
     // 300 arrive while the portal says 500: the result itself is incomplete.
     upstream.serve(300, 500);
@@ -162,12 +188,12 @@ async fn a_partial_or_shrunken_list_is_held_until_the_operator_allows_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paging_that_loops_is_held_as_incomplete() {
-    let db = TestDb::new();
-    let upstream = Upstream::start(500);
-    let config =
-        TestConfig::new(&db, "", &lgsp_source("lgsp", &upstream.portal.base_url, "")).load();
-    sync(&config, &db, "lgsp", false).await.unwrap();
-    let before = (db.data_rows(), db.row_snapshot());
+    let Synced {
+        db,
+        upstream,
+        config,
+        before,
+    } = synced(500).await;
 
     // Every page answers with page 1.
     upstream.portal.respond(lgsp_list(|_, size| {
