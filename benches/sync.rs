@@ -2,7 +2,9 @@
 //! in the LGSP XML shape from a fake portal on 127.0.0.1 in pages of 100, runs the real
 //! `tthc-sync sync` binary against it, and reports wall time, CPU time of the sync process and
 //! of PostgreSQL, records per second, peak RSS of the sync process and rows written, for: a cold sync, an unchanged re-sync, and a re-sync
-//! with 5 % of records changed.
+//! with 5 % of records changed. After the cold sync it also measures this machine's reference
+//! (the scale the issue gives): fetching the same pages over loopback and a plain `COPY` of the
+//! rows the cold sync wrote, so figures from machines of different speed can be compared.
 //!
 //!     cargo bench --bench sync                      # N = 2,000 and 20,000
 //!     cargo bench --bench sync -- --n 20000 --change-per-mille 50
@@ -92,6 +94,99 @@ fn postgres_cpu_seconds() -> f64 {
             .map_or(0, |f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum());
     }
     total as f64 / ticks
+}
+
+/// Tables a cold sync fills.
+const DATA_TABLES: [&str; 5] = [
+    "procedures",
+    "procedure_versions",
+    "procedure_changes",
+    "procedure_aliases",
+    "raw_payloads",
+];
+
+/// Seconds to fetch every page once, one after the other, over loopback.
+fn reference_fetch(
+    runtime: &tokio::runtime::Runtime,
+    addr: std::net::SocketAddr,
+    pages: u64,
+) -> f64 {
+    let client = reqwest::Client::new();
+    runtime.block_on(async {
+        let started = Instant::now();
+        for page in 1..=pages {
+            let body = client
+                .get(format!("http://{addr}/LayDanhSachTTHC?TrangHienTai={page}"))
+                .send()
+                .await
+                .and_then(|r| r.error_for_status())
+                .expect("the fake portal answers")
+                .bytes()
+                .await
+                .expect("a whole page");
+            assert!(!body.is_empty());
+        }
+        started.elapsed().as_secs_f64()
+    })
+}
+
+/// Seconds for a plain binary `COPY ... FROM` (psql's `\copy`, one transaction) of the rows the cold
+/// sync wrote into empty copies of their tables, indexes included.
+fn reference_copy(conn: &mut PgConnection, url: &str) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let psql = |commands: Vec<String>| {
+        let mut command = Command::new("psql");
+        command.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", url]);
+        for c in commands {
+            command.arg("-c").arg(c);
+        }
+        let out = command
+            .output()
+            .expect("psql (PostgreSQL's client) is installed");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let file = |table: &str| {
+        dir.path()
+            .join(format!("{table}.copy"))
+            .display()
+            .to_string()
+    };
+    psql(
+        DATA_TABLES
+            .iter()
+            .map(|t| format!("\\copy {t} TO '{}' WITH (FORMAT binary)", file(t)))
+            .collect(),
+    );
+    for t in DATA_TABLES {
+        diesel::sql_query(format!(
+            "CREATE TABLE copy_reference_{t} (LIKE {t} INCLUDING ALL)"
+        ))
+        .execute(conn)
+        .unwrap();
+    }
+    let started = Instant::now();
+    psql(
+        DATA_TABLES
+            .iter()
+            .map(|t| {
+                format!(
+                    "\\copy copy_reference_{t} FROM '{}' WITH (FORMAT binary)",
+                    file(t)
+                )
+            })
+            .collect(),
+    );
+    let seconds = started.elapsed().as_secs_f64();
+    for t in DATA_TABLES {
+        diesel::sql_query(format!("DROP TABLE copy_reference_{t}"))
+            .execute(conn)
+            .unwrap();
+    }
+    seconds
 }
 
 /// Runs the binary, returning (wall seconds, CPU seconds, peak RSS in MiB, exit code).
@@ -256,6 +351,8 @@ fn bench(n: u64, change_per_mille: u64, page_size: u64) {
         "{:<28} {:>8} {:>8} {:>8} {:>12} {:>10} {:>14}",
         "run", "wall s", "cpu s", "db cpu s", "records/s", "peak MiB", "rows written"
     );
+    let mut reference = None;
+    let mut cold_wall = 0.0;
     for (label, generation) in [
         ("cold sync", 0),
         ("re-sync, unchanged", 0),
@@ -276,6 +373,19 @@ fn bench(n: u64, change_per_mille: u64, page_size: u64) {
         println!(
             "{label:<28} {wall:>8.2} {cpu:>8.2} {db_cpu:>8.2} {:>12.0} {rss:>10.1} {written:>14}",
             n as f64 / wall
+        );
+        if generation == 0 && reference.is_none() {
+            cold_wall = wall;
+            let fetch = reference_fetch(&runtime, addr, pages);
+            let copy = reference_copy(&mut conn, &database_url(&db_name));
+            reference = Some((fetch, copy));
+        }
+    }
+    if let Some((fetch, copy)) = reference {
+        println!(
+            "reference on this machine: fetching the pages {fetch:.2} s + plain binary COPY of the cold sync's rows {copy:.2} s = {:.2} s; cold sync took {:.1}× that (the issue's scale at N = 20,000: about 1 s, against a 4 s target)",
+            fetch + copy,
+            cold_wall / (fetch + copy)
         );
     }
     drop(conn);

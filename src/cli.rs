@@ -1,7 +1,7 @@
 //! The command line: each command parses its arguments and calls into the library, printing
 //! for people by default and JSON with `--json`.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -430,7 +430,9 @@ fn sync_command(config: &Config, args: &SyncArgs, as_json: bool) -> Result<Outco
                         print_report(&report);
                     }
                 }
-                reports.push(json!(report));
+                if as_json {
+                    reports.push(SourceResult::Finished(report));
+                }
             }
             Err(error) => {
                 let (this, status) = match &error {
@@ -440,12 +442,15 @@ fn sync_command(config: &Config, args: &SyncArgs, as_json: bool) -> Result<Outco
                 };
                 outcome = outcome.max(this);
                 eprintln!("error: {error}");
-                let mut report =
-                    json!({"source": source.name, "status": status, "error": error.to_string()});
-                if let SyncError::Held { hold, .. } = &error {
-                    report["hold"] = json!(hold);
-                }
-                reports.push(report);
+                reports.push(SourceResult::Stopped {
+                    source: source.name.clone(),
+                    status,
+                    error: error.to_string(),
+                    hold: match error {
+                        SyncError::Held { hold, .. } => Some(hold),
+                        _ => None,
+                    },
+                });
             }
         }
     }
@@ -453,9 +458,26 @@ fn sync_command(config: &Config, args: &SyncArgs, as_json: bool) -> Result<Outco
         bar.finish_and_clear();
     }
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&reports)?);
+        // Written straight out: a cold sync's report lists every record it added.
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer_pretty(&mut out, &reports)?;
+        writeln!(out)?;
     }
     Ok(outcome)
+}
+
+/// What `sync --json` says about one source.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum SourceResult {
+    Finished(SyncReport),
+    Stopped {
+        source: String,
+        status: &'static str,
+        error: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hold: Option<sync::guard::Hold>,
+    },
 }
 
 fn print_report(r: &SyncReport) {

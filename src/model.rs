@@ -5,7 +5,7 @@
 //! compares it, storage keeps it as JSON, publishing renders it.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::text;
 
@@ -237,13 +237,13 @@ impl Procedure {
     /// The content hash: SHA-256 of the record's canonical JSON with every text replaced by its
     /// [`text::comparison_key`], so cosmetic differences upstream do not count as changes.
     /// Computed in one streaming pass, without building the comparable form.
-    pub fn content_hash(&self) -> String {
+    pub fn content_hash(&self) -> Digest {
         let mut writer = HashWriter(Sha256::new());
         let mut serializer =
             serde_json::Serializer::with_formatter(&mut writer, ComparableFormatter::default());
         // Serialising plain data into a hasher cannot fail.
         let _ = self.serialize(&mut serializer);
-        hex(&writer.0.finalize())
+        Digest::from_hasher(writer.0)
     }
 
     /// The record as stored: JSON text of what the source said (cleaned).
@@ -251,8 +251,10 @@ impl Procedure {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// [`Procedure::to_json`] and [`Procedure::content_hash`] in one serialisation pass.
-    pub fn to_json_and_hash(&self) -> (String, String) {
+    /// [`Procedure::to_json`] (as bytes: serde_json writes UTF-8, so nothing needs to check it
+    /// again on its way to the database) and [`Procedure::content_hash`] in one serialisation
+    /// pass.
+    pub fn to_json_and_hash(&self) -> (Vec<u8>, Digest) {
         let mut hasher = HashWriter(Sha256::new());
         let mut json = Vec::with_capacity(4096);
         let formatter = TeeFormatter {
@@ -262,8 +264,7 @@ impl Procedure {
         let mut serializer = serde_json::Serializer::with_formatter(&mut json, formatter);
         // Serialising plain data into memory cannot fail.
         let _ = self.serialize(&mut serializer);
-        let json = String::from_utf8(json).unwrap_or_default();
-        (json, hex(&hasher.0.finalize()))
+        (json, Digest::from_hasher(hasher.0))
     }
 }
 
@@ -437,6 +438,44 @@ pub fn comparable_form(value: &serde_json::Value) -> serde_json::Value {
     }
 }
 
+/// A SHA-256 digest. Kept as its 32 bytes in memory (a run's baseline holds two per stored
+/// procedure), written as lowercase hex wherever it is stored or shown.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The digest of what a hasher was fed.
+    pub fn from_hasher(hasher: Sha256) -> Digest {
+        Digest(hasher.finalize().into())
+    }
+
+    /// Reads the hex form written by [`Digest`]'s `Display`; `None` for anything else.
+    pub fn from_hex(text: &str) -> Option<Digest> {
+        let bytes = text.as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let mut digest = [0u8; 32];
+        for (out, pair) in digest.iter_mut().zip(bytes.chunks_exact(2)) {
+            let pair = std::str::from_utf8(pair).ok()?;
+            *out = u8::from_str_radix(pair, 16).ok()?;
+        }
+        Some(Digest(digest))
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl std::fmt::Debug for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
 /// Lower-case hexadecimal of a byte string.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
@@ -536,8 +575,27 @@ mod tests {
         sample["online_url"] = json!("https://DichVuCong.gov.vn/P?x=\"1\"");
         let procedure: Procedure = serde_json::from_value(sample).unwrap();
         let (json, hash) = procedure.to_json_and_hash();
-        assert_eq!(json, procedure.to_json());
+        assert_eq!(String::from_utf8(json).unwrap(), procedure.to_json());
         assert_eq!(hash, procedure.content_hash());
+    }
+
+    #[test]
+    fn digests_read_back_their_hex_form_and_nothing_else() {
+        let procedure: Procedure = serde_json::from_value(sample_for(PROCEDURE_SCHEMA)).unwrap();
+        let digest = procedure.content_hash();
+        let hex_form = digest.to_string();
+        assert_eq!(hex_form.len(), 64);
+        assert_eq!(Digest::from_hex(&hex_form), Some(digest));
+        for bad in [
+            "",
+            "abc",
+            &hex_form[1..],
+            &format!("{}g", &hex_form[1..]),
+            &format!("{hex_form}0"),
+        ] {
+            assert_eq!(Digest::from_hex(bad), None, "{bad:?}");
+        }
+        assert_eq!(hex(&digest.0), hex_form);
     }
 
     #[test]

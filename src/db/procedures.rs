@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::StoreError;
 use super::schema::{procedure_aliases, procedure_changes, procedure_versions, procedures};
+use crate::model::Digest;
 use crate::sync::diff::{Status, Stored};
 
 #[derive(Debug, Clone, Insertable)]
@@ -45,14 +46,15 @@ pub struct NewVersion {
     pub record: JsonText,
 }
 
-/// JSON text bound as `json` as it is, without a round trip through `serde_json::Value`.
+/// JSON text (as serde_json wrote it) bound as `json` as it is, without a round trip through
+/// `serde_json::Value` or a second UTF-8 check.
 #[derive(Debug, Clone, diesel::expression::AsExpression)]
 #[diesel(sql_type = Json)]
-pub struct JsonText(pub String);
+pub struct JsonText(pub Vec<u8>);
 
 impl ToSql<Json, Pg> for JsonText {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-        out.write_all(self.0.as_bytes())?;
+        out.write_all(&self.0)?;
         Ok(IsNull::No)
     }
 }
@@ -120,63 +122,94 @@ struct StateRow {
     missing_runs: i32,
     version: i32,
     local_code: String,
-    name: String,
 }
 
-/// What is stored for every procedure of a source, keyed by code.
+/// Rows of procedure state read per query by [`load_state`]: what the database client holds
+/// at once stays small whatever the catalogue's size.
+const STATE_BATCH: i64 = 5_000;
+
+/// What is stored for every procedure of a source, keyed by code. Read in batches of
+/// [`STATE_BATCH`] codes so that only the compact map grows with the catalogue.
 pub fn load_state(
     conn: &mut PgConnection,
     source: &str,
 ) -> Result<HashMap<String, Stored>, StoreError> {
-    let rows: Vec<StateRow> = procedures::table
-        .filter(procedures::source.eq(source))
-        .select((
-            procedures::code,
-            procedures::content_hash,
-            procedures::raw_hash,
-            procedures::status,
-            procedures::missing_runs,
-            procedures::version,
-            procedures::local_code,
-            procedures::name,
-        ))
-        .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
+    let mut state = HashMap::new();
+    let mut after = String::new();
+    loop {
+        let rows: Vec<StateRow> = procedures::table
+            .filter(procedures::source.eq(source))
+            .filter(procedures::code.gt(&after))
+            .order(procedures::code)
+            .limit(STATE_BATCH)
+            .select((
+                procedures::code,
+                procedures::content_hash,
+                procedures::raw_hash,
+                procedures::status,
+                procedures::missing_runs,
+                procedures::version,
+                procedures::local_code,
+            ))
+            .load(conn)?;
+        let Some(last) = rows.last() else {
+            return Ok(state);
+        };
+        after = last.code.clone();
+        state.reserve(rows.len());
+        for row in rows {
             let stored = Stored {
-                hash: r.content_hash,
-                raw_hash: r.raw_hash,
-                status: Status::parse(&r.status),
-                missing_runs: r.missing_runs,
-                version: r.version,
-                local_code: r.local_code,
-                name: r.name,
+                // Written by us as hex; anything else (a hand-edited row) compares as changed,
+                // so the record is stored again rather than skipped.
+                hash: Digest::from_hex(&row.content_hash).unwrap_or(Digest([0; 32])),
+                raw_hash: row.raw_hash.as_deref().and_then(Digest::from_hex),
+                status: Status::parse(&row.status),
+                missing_runs: row.missing_runs,
+                version: row.version,
+                local_code: row.local_code,
             };
-            (r.code, stored)
-        })
-        .collect())
+            state.insert(row.code, stored);
+        }
+    }
+}
+
+/// The stored name of each of `codes`.
+pub fn names(
+    conn: &mut PgConnection,
+    source: &str,
+    codes: &[String],
+) -> Result<HashMap<String, String>, StoreError> {
+    if codes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, String)> = procedures::table
+        .filter(procedures::source.eq(source))
+        .filter(procedures::code.eq_any(codes))
+        .select((procedures::code, procedures::name))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
 }
 
 #[derive(QueryableByName)]
 struct CodeRecord {
     #[diesel(sql_type = Text)]
     code: String,
-    #[diesel(sql_type = Json)]
-    record: serde_json::Value,
+    #[diesel(sql_type = Text)]
+    record: String,
 }
 
-/// The current stored record of each of `codes`.
+/// The current stored record of each of `codes`, as JSON text (parsed one at a time by the
+/// caller, so a batch of large records is never all expanded at once).
 pub fn current_records(
     conn: &mut PgConnection,
     source: &str,
     codes: &[String],
-) -> Result<HashMap<String, serde_json::Value>, StoreError> {
+) -> Result<HashMap<String, String>, StoreError> {
     if codes.is_empty() {
         return Ok(HashMap::new());
     }
     let rows: Vec<CodeRecord> = diesel::sql_query(
-        "SELECT p.code, v.record FROM procedures p \
+        "SELECT p.code, v.record::text AS record FROM procedures p \
          JOIN procedure_versions v ON v.source = p.source AND v.code = p.code AND v.version = p.version \
          WHERE p.source = $1 AND p.code = ANY($2)",
     )

@@ -14,14 +14,14 @@ use std::collections::BTreeMap;
 use std::path::{Path as FsPath, PathBuf};
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 pub use field::FieldIssue;
 use field::{FieldRule, ReadContext};
 use path::{Node, Path};
 pub use request::{Method, PagingSpec, PagingStyle, RequestSpec};
 
-use crate::model::{self, PROCEDURE_SCHEMA, Procedure};
+use crate::model::{self, Digest, PROCEDURE_SCHEMA, Procedure};
 use crate::text::DEFAULT_PLACEHOLDERS;
 
 /// How deep a response may nest before it is refused as hostile.
@@ -128,7 +128,7 @@ pub struct PageSummary {
 pub enum RecordEvent {
     /// Recognised by its raw hash, so not read.
     Known {
-        raw_hash: String,
+        raw_hash: Digest,
     },
     Read(Box<Extracted>),
 }
@@ -139,7 +139,7 @@ pub struct Extracted {
     /// 1-based position of the record within its response.
     pub position: usize,
     /// SHA-256 of the mapping and the record's raw text.
-    pub raw_hash: String,
+    pub raw_hash: Digest,
     /// The procedure, or the code (when readable) and the reasons it could not be used.
     pub result: Result<Procedure, RecordError>,
     pub warnings: Vec<FieldIssue>,
@@ -240,7 +240,7 @@ impl Mapping {
     pub fn extract_skipping(
         &self,
         body: &str,
-        known: &dyn Fn(&str) -> bool,
+        known: &dyn Fn(&Digest) -> bool,
         on_record: &mut dyn FnMut(RecordEvent),
     ) -> Result<PageSummary, MappingError> {
         let captures = self.captures();
@@ -277,7 +277,7 @@ impl Mapping {
     pub fn extract_parallel<T: Send>(
         &self,
         body: &str,
-        known: &(dyn Fn(&str) -> bool + Sync),
+        known: &(dyn Fn(&Digest) -> bool + Sync),
         process: &(dyn Fn(RecordEvent) -> T + Sync),
         threads: usize,
     ) -> Result<(PageSummary, Vec<T>), MappingError> {
@@ -334,7 +334,12 @@ impl Mapping {
     }
 
     /// One XML record: known by its raw hash, or read.
-    fn xml_record(&self, raw: &str, position: usize, known: &dyn Fn(&str) -> bool) -> RecordEvent {
+    fn xml_record(
+        &self,
+        raw: &str,
+        position: usize,
+        known: &dyn Fn(&Digest) -> bool,
+    ) -> RecordEvent {
         let raw_hash = self.raw_hash(raw.as_bytes());
         if known(&raw_hash) {
             return RecordEvent::Known { raw_hash };
@@ -387,15 +392,15 @@ impl Mapping {
     }
 
     /// Identifies a record's raw text under this mapping.
-    fn raw_hash(&self, raw: &[u8]) -> String {
+    fn raw_hash(&self, raw: &[u8]) -> Digest {
         let mut hasher = Sha256::new();
         hasher.update(self.hash.as_bytes());
         hasher.update(b"\n");
         hasher.update(raw);
-        model::hex(&hasher.finalize())
+        Digest::from_hasher(hasher)
     }
 
-    fn read<N: Node>(&self, node: &N, position: usize, raw_hash: String) -> Extracted {
+    fn read<N: Node>(&self, node: &N, position: usize, raw_hash: Digest) -> Extracted {
         let mut ctx = ReadContext {
             placeholders: &self.placeholders,
             errors: Vec::new(),

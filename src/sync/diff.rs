@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
 
-use crate::model::comparable_form;
+use crate::model::{Digest, comparable_form};
 
 /// Lifecycle state of a stored procedure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,14 +39,13 @@ impl Status {
 /// its content.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored {
-    pub hash: String,
+    pub hash: Digest,
     /// The raw hash of the record as last read cleanly (see `Mapping::extract_skipping`).
-    pub raw_hash: Option<String>,
+    pub raw_hash: Option<Digest>,
     pub status: Status,
     pub missing_runs: i32,
     pub version: i32,
     pub local_code: String,
-    pub name: String,
 }
 
 /// What an incoming record is, relative to what is stored.
@@ -73,13 +72,13 @@ impl Verdict {
     }
 }
 
-pub fn classify(stored: Option<&Stored>, hash: &str) -> Verdict {
+pub fn classify(stored: Option<&Stored>, hash: &Digest) -> Verdict {
     match stored {
         None => Verdict::Added,
         Some(s) if s.status != Status::Active => Verdict::Restored {
-            changed: s.hash != hash,
+            changed: s.hash != *hash,
         },
-        Some(s) if s.hash == hash => Verdict::Unchanged,
+        Some(s) if s.hash == *hash => Verdict::Unchanged,
         Some(_) => Verdict::Modified,
     }
 }
@@ -212,35 +211,39 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
+    fn digest(text: &str) -> Digest {
+        use sha2::Digest as _;
+        Digest::from_hasher(sha2::Sha256::new_with_prefix(text))
+    }
+
     fn stored(hash: &str, status: Status, missing_runs: i32) -> Stored {
         Stored {
-            hash: hash.into(),
+            hash: digest(hash),
             raw_hash: None,
             status,
             missing_runs,
             version: 1,
             local_code: String::new(),
-            name: String::new(),
         }
     }
 
     #[test]
     fn classification() {
-        assert_eq!(classify(None, "h"), Verdict::Added);
+        assert_eq!(classify(None, &digest("h")), Verdict::Added);
         assert_eq!(
-            classify(Some(&stored("h", Status::Active, 0)), "h"),
+            classify(Some(&stored("h", Status::Active, 0)), &digest("h")),
             Verdict::Unchanged
         );
         assert_eq!(
-            classify(Some(&stored("h", Status::Active, 0)), "g"),
+            classify(Some(&stored("h", Status::Active, 0)), &digest("g")),
             Verdict::Modified
         );
         assert_eq!(
-            classify(Some(&stored("h", Status::Removed, 2)), "h"),
+            classify(Some(&stored("h", Status::Removed, 2)), &digest("h")),
             Verdict::Restored { changed: false }
         );
         assert_eq!(
-            classify(Some(&stored("h", Status::Missing, 1)), "g"),
+            classify(Some(&stored("h", Status::Missing, 1)), &digest("g")),
             Verdict::Restored { changed: true }
         );
     }

@@ -421,10 +421,10 @@ async fn execute(
         )
     };
     // Raw hashes of the records stored active: met again byte for byte, they are unchanged.
-    let known: HashMap<String, String> = stored
+    let known: HashMap<model::Digest, String> = stored
         .iter()
         .filter(|(_, s)| s.status == diff::Status::Active)
-        .filter_map(|(code, s)| s.raw_hash.clone().map(|h| (h, code.clone())))
+        .filter_map(|(code, s)| s.raw_hash.map(|h| (h, code.clone())))
         .collect();
     let context = Arc::new(reader::Baseline {
         mapping: source.mapping.clone(),

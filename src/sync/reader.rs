@@ -10,13 +10,14 @@ use bytes::Bytes;
 use super::diff::{self, Stored, Verdict};
 use crate::fetch::decode;
 use crate::mapping::{FieldIssue, Mapping, MappingError, PageSummary, RecordError, RecordEvent};
+use crate::model::Digest;
 
 /// What a run knows before reading: the mapping, what is stored, and the raw hashes of the
 /// records stored active (raw hash → code).
 pub struct Baseline {
     pub mapping: Mapping,
     pub stored: Arc<HashMap<String, Stored>>,
-    pub known: HashMap<String, String>,
+    pub known: HashMap<Digest, String>,
     /// Threads a page's records are read on.
     pub threads: usize,
 }
@@ -26,10 +27,10 @@ pub struct Classified {
     pub code: String,
     pub name: String,
     pub local_code: String,
-    pub hash: String,
+    pub hash: Digest,
     pub verdict: Verdict,
     /// The record's JSON, when it must be written.
-    pub record: Option<String>,
+    pub record: Option<Vec<u8>>,
 }
 
 /// One record of a page.
@@ -39,7 +40,7 @@ pub enum PageRecord {
     Read {
         position: usize,
         /// Kept only when the record read without warnings.
-        raw_hash: Option<String>,
+        raw_hash: Option<Digest>,
         result: Result<Classified, RecordError>,
         warnings: Vec<FieldIssue>,
     },
@@ -63,7 +64,7 @@ pub fn read_page(
     content_type: Option<&str>,
 ) -> Result<PageRead, ReadError> {
     let text = decode::body_to_text(body, content_type).map_err(|e| ReadError::Decode(e.0))?;
-    let is_known = |raw_hash: &str| context.known.contains_key(raw_hash);
+    let is_known = |raw_hash: &Digest| context.known.contains_key(raw_hash);
     let classify = |event: RecordEvent| match event {
         RecordEvent::Known { raw_hash } => PageRecord::Known {
             code: context.known.get(&raw_hash).cloned().unwrap_or_default(),

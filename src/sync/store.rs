@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use diesel::Connection;
 use diesel::pg::PgConnection;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::diff::{self, Absence, Status, Stored, Verdict};
@@ -16,6 +16,7 @@ use crate::db::procedures::{
     self as store, JsonText, NewAlias, NewChange, NewProcedure, NewVersion, ProcedureUpdate,
 };
 use crate::db::{Pool, StoreError};
+use crate::model::Digest;
 use crate::text;
 
 /// How many records are written per batch.
@@ -25,18 +26,18 @@ pub const CHUNK: usize = 500;
 const QUEUE: usize = 4;
 
 /// A record waiting to be written.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Pending {
     pub code: String,
     pub name: String,
     pub local_code: String,
-    pub hash: String,
+    pub hash: Digest,
     /// Kept only for records read without warnings, so that a record with problems is read
     /// (and its problems reported) again next time.
-    pub raw_hash: Option<String>,
+    pub raw_hash: Option<Digest>,
     pub verdict: Verdict,
     /// The record's JSON text, carried through as it was serialised.
-    pub record: String,
+    pub record: Vec<u8>,
 }
 
 /// One change as reported to people (fields listed for modifications).
@@ -269,8 +270,8 @@ fn write_chunk(
             name: pending.name.clone(),
             search_key: text::search_key(&pending.name),
             local_code: pending.local_code.clone(),
-            content_hash: pending.hash.clone(),
-            raw_hash: pending.raw_hash.clone(),
+            content_hash: pending.hash.to_string(),
+            raw_hash: pending.raw_hash.map(|h| h.to_string()),
             version,
         };
         match pending.verdict {
@@ -284,11 +285,18 @@ fn write_chunk(
                     changes.push(change(&pending, "restored", None, None, None));
                 }
                 if pending.verdict.new_version() {
-                    let empty = serde_json::Value::Null;
-                    let before = old_records.get(&pending.code).unwrap_or(&empty);
-                    let after: serde_json::Value = serde_json::from_str(&pending.record)
+                    let before: serde_json::Value = match old_records.get(&pending.code) {
+                        Some(json) => serde_json::from_str(json).map_err(|e| {
+                            StoreError::Task(format!(
+                                "reading the stored record of {}: {e}",
+                                pending.code
+                            ))
+                        })?,
+                        None => serde_json::Value::Null,
+                    };
+                    let after: serde_json::Value = serde_json::from_slice(&pending.record)
                         .map_err(|e| StoreError::Task(format!("reading a queued record: {e}")))?;
-                    for c in diff::field_changes(before, &after) {
+                    for c in diff::field_changes(&before, &after) {
                         fields.push(c.field.clone());
                         changes.push(change(
                             &pending,
@@ -333,7 +341,7 @@ fn write_chunk(
                 code: pending.code,
                 version,
                 run_id: plan.run_id,
-                content_hash: pending.hash,
+                content_hash: pending.hash.to_string(),
                 record: JsonText(pending.record),
             });
         }
@@ -359,12 +367,14 @@ fn write_absences(
 ) -> Result<(), StoreError> {
     let mut updates = Vec::new();
     let mut changes = Vec::new();
+    let reported: Vec<String> = absences
+        .iter()
+        .filter(|a| a.status == Status::Removed || a.newly_missing)
+        .map(|a| a.code.clone())
+        .collect();
+    let mut names = store::names(conn, &plan.source, &reported)?;
     for absence in absences {
-        let name = plan
-            .stored
-            .get(&absence.code)
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
+        let name = names.remove(&absence.code).unwrap_or_default();
         updates.push((absence.code.clone(), absence.status, absence.missing_runs));
         let kind = match absence.status {
             Status::Removed => Some("removed"),

@@ -79,6 +79,14 @@ async fn sync_then_list_search_and_show() {
     let out = tthc(&config, &["sync", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("DRY RUN") && text(&out.stdout).contains("50 unchanged"));
+
+    let out = tthc(&config, &["--json", "sync", "--dry-run"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reports[0]["source"], "lgsp");
+    assert_eq!(reports[0]["dry_run"], true);
+    assert_eq!(reports[0]["counts"]["unchanged"], 50);
+    assert_eq!(reports[0]["changes"], serde_json::json!([]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,6 +234,12 @@ async fn a_held_run_exits_3_names_the_override_and_shows_in_runs() {
     );
     let out = tthc(&config, &["runs"]);
     assert!(text(&out.stdout).contains("held"), "{}", text(&out.stdout));
+    let out = tthc(&config, &["--json", "sync"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(reports[0]["source"], "lgsp");
+    assert_eq!(reports[0]["status"], "held");
+    assert_eq!(reports[0]["hold"]["reason"], "empty");
 
     let out = tthc(&config, &["sync", "--allow-mass-removal"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -361,7 +375,16 @@ async fn runs_show_reports_every_item_problem_and_payload_of_a_run() {
     assert_eq!(of_kind("missing"), 1);
     let missing = items.iter().find(|i| i["kind"] == "missing").unwrap();
     assert_eq!(missing["code"], synthetic::code_of(29));
-    assert!(missing["name"].as_str().is_some_and(|n| !n.is_empty()));
+    let first = tthc(&config, &["--json", "runs", "show", "1"]);
+    let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
+    let added = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["code"] == synthetic::code_of(29))
+        .unwrap();
+    assert!(added["name"].as_str().is_some_and(|n| !n.is_empty()));
+    assert_eq!(missing["name"], added["name"]);
     let modified = items.iter().find(|i| i["kind"] == "modified").unwrap();
     assert!(!modified["fields"].as_array().unwrap().is_empty());
     let payloads = report["payloads"].as_array().unwrap();
