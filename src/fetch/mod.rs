@@ -328,7 +328,10 @@ impl Fetcher {
         if response.content_length().is_some_and(|len| len > limit) {
             return Err(FetchError::TooLarge { url: shown, limit });
         }
-        let mut body = Vec::new();
+        // Sized from the declared length (within reason) so a page is not copied as it grows.
+        const RESERVE_AT_MOST: u64 = 16 << 20;
+        let declared = response.content_length().unwrap_or(0).min(RESERVE_AT_MOST);
+        let mut body = Vec::with_capacity(declared as usize);
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
             if body.len() as u64 + chunk.len() as u64 > limit {
                 return Err(FetchError::TooLarge { url: shown, limit });
