@@ -93,6 +93,18 @@ pub struct Absence {
     pub newly_missing: bool,
 }
 
+impl Absence {
+    /// The change recorded for it: `removed` when it is, `missing` on the run it first went
+    /// missing, nothing while it stays missing.
+    pub fn change_kind(&self) -> Option<&'static str> {
+        match self.status {
+            Status::Removed => Some("removed"),
+            _ if self.newly_missing => Some("missing"),
+            _ => None,
+        }
+    }
+}
+
 /// Stored procedures (not already removed) that a complete result did not contain. One that has
 /// now been missing for `grace_runs` consecutive runs becomes removed.
 pub fn absences(
@@ -274,6 +286,10 @@ mod tests {
                 },
             ]
         );
+        let kinds: Vec<_> = got.iter().map(Absence::change_kind).collect();
+        assert_eq!(kinds, vec![Some("missing"), Some("removed")]);
+        let still_missing = absences(&map, &seen, 3);
+        assert_eq!(still_missing[1].change_kind(), None);
     }
 
     #[test]

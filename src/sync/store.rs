@@ -11,7 +11,7 @@ use diesel::pg::PgConnection;
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use super::diff::{self, Absence, Status, Stored, Verdict};
+use super::diff::{self, Absence, Stored, Verdict};
 use crate::db::procedures::{
     self as store, JsonText, NewAlias, NewChange, NewProcedure, NewVersion, ProcedureUpdate,
 };
@@ -365,40 +365,35 @@ fn write_absences(
     summary: &mut Vec<ChangeSummary>,
     rows: &mut RowsWritten,
 ) -> Result<(), StoreError> {
-    let mut updates = Vec::new();
-    let mut changes = Vec::new();
-    let reported: Vec<String> = absences
+    let updates: Vec<_> = absences
         .iter()
-        .filter(|a| a.status == Status::Removed || a.newly_missing)
-        .map(|a| a.code.clone())
+        .map(|a| (a.code.clone(), a.status, a.missing_runs))
         .collect();
-    let mut names = store::names(conn, &plan.source, &reported)?;
-    for absence in absences {
+    let reported: Vec<(&Absence, &'static str)> = absences
+        .iter()
+        .filter_map(|a| a.change_kind().map(|kind| (a, kind)))
+        .collect();
+    let codes: Vec<String> = reported.iter().map(|(a, _)| a.code.clone()).collect();
+    let mut names = store::names(conn, &plan.source, &codes)?;
+    let mut changes = Vec::new();
+    for (absence, kind) in reported {
         let name = names.remove(&absence.code).unwrap_or_default();
-        updates.push((absence.code.clone(), absence.status, absence.missing_runs));
-        let kind = match absence.status {
-            Status::Removed => Some("removed"),
-            _ if absence.newly_missing => Some("missing"),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            changes.push(NewChange {
-                run_id: plan.run_id,
-                source: plan.source.clone(),
-                code: absence.code.clone(),
-                name: name.clone(),
-                kind: kind.to_string(),
-                field: None,
-                before: None,
-                after: None,
-            });
-            summary.push(ChangeSummary {
-                code: absence.code.clone(),
-                name,
-                kind,
-                fields: Vec::new(),
-            });
-        }
+        changes.push(NewChange {
+            run_id: plan.run_id,
+            source: plan.source.clone(),
+            code: absence.code.clone(),
+            name: name.clone(),
+            kind: kind.to_string(),
+            field: None,
+            before: None,
+            after: None,
+        });
+        summary.push(ChangeSummary {
+            code: absence.code.clone(),
+            name,
+            kind,
+            fields: Vec::new(),
+        });
     }
     store::update_absences(conn, &plan.source, &updates)?;
     store::insert_changes(conn, &changes)?;
