@@ -48,7 +48,7 @@ fn main() {
         let started = Instant::now();
         let mut read = 0usize;
         for body in &bodies {
-            let page = reader::read_page(&baseline, body, Some("text/xml; charset=utf-8"))
+            let page = reader::read_page(&baseline, body, Some("text/xml; charset=utf-8"), None)
                 .unwrap_or_else(|_| panic!("a synthetic page reads"));
             read += page
                 .records

@@ -38,6 +38,8 @@ struct ConfigToml {
     #[serde(default)]
     fetch: FetchSettings,
     stale_run_secs: Option<u64>,
+    lock_timeout_secs: Option<f64>,
+    statement_timeout_secs: Option<f64>,
     #[serde(default, rename = "source")]
     sources: Vec<SourceToml>,
 }
@@ -106,6 +108,7 @@ struct SourceToml {
     vars: BTreeMap<String, String>,
     removal_grace_runs: Option<u32>,
     max_removal_share: Option<f64>,
+    max_unusable_share: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +131,8 @@ pub struct Source {
     pub vars: BTreeMap<String, String>,
     pub removal_grace_runs: u32,
     pub max_removal_share: f64,
+    /// Safety guard: the largest share of the records met that may be unusable.
+    pub max_unusable_share: f64,
 }
 
 /// The whole configuration.
@@ -138,11 +143,41 @@ pub struct Config {
     pub fetch: FetchSettings,
     /// A run shown `running` without a heartbeat for this long is marked abandoned.
     pub stale_run_after: Duration,
+    /// How long any statement may wait for a lock held by another session.
+    pub lock_timeout: Duration,
+    /// How long one statement of an interactive command (listings, reports) may run.
+    pub statement_timeout: Duration,
     pub sources: Vec<Source>,
 }
 
 /// Running runs beat every [`crate::sync::HEARTBEAT_EVERY`]; one silent for this long is dead.
 pub const DEFAULT_STALE_RUN_SECS: u64 = 600;
+
+/// The longest any time-out may be set to: a day.
+const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+/// The longest politeness pause between two requests: ten minutes.
+const MAX_DELAY_MS: u64 = 600_000;
+/// The largest response accepted (payload sizes are stored as 32-bit integers).
+const MAX_RESPONSE_BYTES: u64 = 1 << 30;
+pub const DEFAULT_LOCK_TIMEOUT_SECS: f64 = 20.0;
+pub const DEFAULT_STATEMENT_TIMEOUT_SECS: f64 = 60.0;
+
+/// Why a number of seconds is not a usable time-out, if it is not.
+fn seconds_problem(value: f64, max: f64) -> Option<String> {
+    (!(value.is_finite() && value > 0.0 && value <= max))
+        .then(|| format!("must be a number of seconds above 0 and at most {max}, not {value}"))
+}
+
+/// Why a whole number is out of its range, if it is.
+fn bound_problem(value: u64, min: u64, max: u64) -> Option<String> {
+    (!(min..=max).contains(&value)).then(|| format!("must be between {min} and {max}, not {value}"))
+}
+
+/// Why a share is not a share, if it is not.
+fn share_problem(value: f64) -> Option<String> {
+    (!(0.0..=1.0).contains(&value))
+        .then(|| format!("must be between 0 and 1 (0.1 = 10 %), not {value}"))
+}
 
 /// Used when neither the file nor `DATABASE_URL` names a database.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://root@127.0.0.1:5432/tthc_sync";
@@ -187,21 +222,59 @@ impl Config {
             ));
         }
         let fetch = raw.fetch;
-        if fetch.connect_timeout_secs <= 0.0
-            || fetch.read_timeout_secs <= 0.0
-            || fetch.total_timeout_secs <= 0.0
+        let range = |key: &str, problem: Option<String>| match problem {
+            Some(message) => Err(invalid(key.to_string(), message)),
+            None => Ok(()),
+        };
+        range(
+            "fetch.connect_timeout_secs",
+            seconds_problem(fetch.connect_timeout_secs, MAX_TIMEOUT_SECS),
+        )?;
+        range(
+            "fetch.read_timeout_secs",
+            seconds_problem(fetch.read_timeout_secs, MAX_TIMEOUT_SECS),
+        )?;
+        range(
+            "fetch.total_timeout_secs",
+            seconds_problem(fetch.total_timeout_secs, MAX_TIMEOUT_SECS),
+        )?;
+        range("fetch.retries", bound_problem(fetch.retries as u64, 0, 20))?;
+        range(
+            "fetch.retry_base_delay_ms",
+            bound_problem(fetch.retry_base_delay_ms, 0, 600_000),
+        )?;
+        range(
+            "fetch.retry_max_delay_ms",
+            bound_problem(fetch.retry_max_delay_ms, 0, 3_600_000),
+        )?;
+        range(
+            "fetch.max_retry_after_secs",
+            bound_problem(fetch.max_retry_after_secs, 0, 86_400),
+        )?;
+        range(
+            "fetch.max_response_bytes",
+            bound_problem(fetch.max_response_bytes, 1, MAX_RESPONSE_BYTES),
+        )?;
+        if fetch.user_agent.trim().is_empty()
+            || reqwest::header::HeaderValue::from_str(&fetch.user_agent).is_err()
         {
             return Err(invalid(
-                "fetch".into(),
-                "timeouts must be positive numbers of seconds".into(),
+                "fetch.user_agent".into(),
+                "must be a non-empty line of visible ASCII".into(),
             ));
         }
-        if fetch.max_response_bytes == 0 {
-            return Err(invalid(
-                "fetch.max_response_bytes".into(),
-                "must be positive".into(),
-            ));
-        }
+        let lock_timeout = raw.lock_timeout_secs.unwrap_or(DEFAULT_LOCK_TIMEOUT_SECS);
+        range(
+            "lock_timeout_secs",
+            seconds_problem(lock_timeout, MAX_TIMEOUT_SECS),
+        )?;
+        let statement_timeout = raw
+            .statement_timeout_secs
+            .unwrap_or(DEFAULT_STATEMENT_TIMEOUT_SECS);
+        range(
+            "statement_timeout_secs",
+            seconds_problem(statement_timeout, MAX_TIMEOUT_SECS),
+        )?;
         let mut names = HashSet::new();
         let mut sources = Vec::new();
         for (i, s) in raw.sources.into_iter().enumerate() {
@@ -259,22 +332,21 @@ impl Config {
                 }
             }
             let grace = s.removal_grace_runs.unwrap_or(2);
-            if grace == 0 {
-                return Err(invalid(
-                    key("removal_grace_runs"),
-                    "must be at least 1".into(),
-                ));
-            }
+            range(
+                &key("removal_grace_runs"),
+                bound_problem(u64::from(grace), 1, 1000),
+            )?;
             let share = s.max_removal_share.unwrap_or(0.1);
-            if !(0.0..=1.0).contains(&share) {
-                return Err(invalid(
-                    key("max_removal_share"),
-                    "must be between 0 and 1 (0.1 = 10 %)".into(),
-                ));
+            range(&key("max_removal_share"), share_problem(share))?;
+            let unusable_share = s.max_unusable_share.unwrap_or(0.5);
+            range(&key("max_unusable_share"), share_problem(unusable_share))?;
+            if let Some(size) = s.page_size {
+                range(
+                    &key("page_size"),
+                    bound_problem(size, 1, crate::mapping::request::MAX_PAGE_SIZE),
+                )?;
             }
-            if s.page_size == Some(0) {
-                return Err(invalid(key("page_size"), "must be at least 1".into()));
-            }
+            range(&key("delay_ms"), bound_problem(s.delay_ms, 0, MAX_DELAY_MS))?;
             sources.push(Source {
                 page_size: s.page_size.unwrap_or(mapping.paging.size),
                 name: s.name,
@@ -285,6 +357,7 @@ impl Config {
                 vars: s.vars,
                 removal_grace_runs: grace,
                 max_removal_share: share,
+                max_unusable_share: unusable_share,
             });
         }
         let stale_run_secs = raw.stale_run_secs.unwrap_or(DEFAULT_STALE_RUN_SECS);
@@ -294,11 +367,17 @@ impl Config {
                 "must be at least 60 (runs beat every 15 seconds)".into(),
             ));
         }
+        range(
+            "stale_run_secs",
+            bound_problem(stale_run_secs, 60, 7 * 86_400),
+        )?;
         Ok(Config {
             file: file.to_path_buf(),
             database_url,
             fetch,
             stale_run_after: Duration::from_secs(stale_run_secs),
+            lock_timeout: Duration::from_secs_f64(lock_timeout),
+            statement_timeout: Duration::from_secs_f64(statement_timeout),
             sources,
         })
     }
@@ -386,6 +465,53 @@ mod tests {
         assert!(err.to_string().contains("bogus"), "{err}");
         let err = with_mapping("stale_run_secs = 5\n").unwrap_err();
         assert!(err.to_string().contains("stale_run_secs"), "{err}");
+    }
+
+    #[test]
+    fn impossible_numbers_are_refused_naming_the_key() {
+        for (toml, key) in [
+            (
+                "[fetch]\nread_timeout_secs = inf\n",
+                "fetch.read_timeout_secs",
+            ),
+            (
+                "[fetch]\nread_timeout_secs = nan\n",
+                "fetch.read_timeout_secs",
+            ),
+            (
+                "[fetch]\nconnect_timeout_secs = 1e300\n",
+                "fetch.connect_timeout_secs",
+            ),
+            (
+                "[fetch]\ntotal_timeout_secs = -1.0\n",
+                "fetch.total_timeout_secs",
+            ),
+            (
+                "[fetch]\nmax_response_bytes = 0\n",
+                "fetch.max_response_bytes",
+            ),
+            ("[fetch]\nretries = 1000000\n", "fetch.retries"),
+            ("lock_timeout_secs = 0\n", "lock_timeout_secs"),
+            ("statement_timeout_secs = inf\n", "statement_timeout_secs"),
+            (
+                "[[source]]\nname = \"a\"\nmapping = \"m.toml\"\nbase_url = \"http://x\"\ndelay_ms = 9223372036854775807\n",
+                "source[0].delay_ms",
+            ),
+            (
+                "[[source]]\nname = \"a\"\nmapping = \"m.toml\"\nbase_url = \"http://x\"\nmax_removal_share = nan\n",
+                "source[0].max_removal_share",
+            ),
+            (
+                "[[source]]\nname = \"a\"\nmapping = \"m.toml\"\nbase_url = \"http://x\"\npage_size = 100000000\n",
+                "source[0].page_size",
+            ),
+        ] {
+            let err = with_mapping(toml).unwrap_err().to_string();
+            assert!(
+                err.contains(key) && err.contains("tthc-sync.toml"),
+                "{toml}: {err}"
+            );
+        }
     }
 
     #[test]

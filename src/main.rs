@@ -1,6 +1,6 @@
 //! The `tthc-sync` binary: parse the command line, set up logging, run the command, and turn
-//! the outcome into an exit code (0 ok, 1 run failed, 2 bad usage or config, 3 run held by the
-//! safety guard, 4 source already being synced).
+//! the outcome into an exit code (0 ok, 1 run failed, 2 bad usage or configuration, 3 run held
+//! by the safety guard, 4 source already being synced).
 
 mod cli;
 
@@ -9,6 +9,7 @@ mod cli;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -25,17 +26,23 @@ fn main() -> ExitCode {
     };
     let filter = EnvFilter::try_from_env("TTHC_LOG")
         .unwrap_or_else(|_| EnvFilter::new(format!("tthc_sync={default_level}")));
+    // Colour only for a person at a terminal: logs in files and journals stay plain text.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        // A closed stderr must not turn a log line into a panic.
+        .log_internal_errors(false)
         .init();
     match cli::run(args) {
         Ok(cli::Outcome::Success) => ExitCode::SUCCESS,
         Ok(cli::Outcome::RunFailed) => ExitCode::from(1),
+        Ok(cli::Outcome::Misconfigured) => ExitCode::from(2),
         Ok(cli::Outcome::Held) => ExitCode::from(3),
         Ok(cli::Outcome::Busy) => ExitCode::from(4),
         Err(error) => {
-            eprintln!("error: {error:#}");
+            cli::note(format_args!("error: {error:#}"));
             if error.downcast_ref::<cli::UsageError>().is_some() {
                 ExitCode::from(2)
             } else {

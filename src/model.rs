@@ -22,8 +22,8 @@ pub struct Procedure {
     pub kind: String,
     /// Cấp thực hiện: Cấp Bộ, Cấp Tỉnh, Cấp Xã...
     pub levels: Vec<String>,
-    /// Canonical online mode: `none`, `partial` (một phần, level 3) or `full` (toàn trình, level 4).
-    pub online_mode: String,
+    /// Canonical online mode; `None` when the source does not say (unknown is not "none").
+    pub online_mode: Option<OnlineMode>,
     /// The online-service label exactly as the source gave it (`TOANTRINH`, `4`...).
     pub online_label: String,
     /// Ngành dọc (police, tax, social insurance...).
@@ -40,6 +40,55 @@ pub struct Procedure {
     pub decision: Decision,
     pub online_url: String,
     pub status: String,
+}
+
+/// How far a procedure can be done online (DOMAIN.md §4). Decree 42/2022's words, with Decree
+/// 43/2011's levels as aliases: level 4 is toàn trình, level 3 is một phần.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OnlineMode {
+    /// Stated by the source: no online submission (levels 1–2).
+    #[serde(rename = "none")]
+    NotOnline,
+    /// Một phần (level 3): submitted online, finished in person.
+    #[serde(rename = "partial")]
+    Partial,
+    /// Toàn trình (level 4): submitted, paid and received online.
+    #[serde(rename = "full")]
+    Full,
+}
+
+impl OnlineMode {
+    /// The mode a source's label means, in either vocabulary (`TOANTRINH`, `Toàn trình`, `4`,
+    /// `Mức độ 3`, `MOTPHAN`, `2`...); `None` when the label says nothing recognisable.
+    pub fn from_label(label: &str) -> Option<OnlineMode> {
+        let key = text::search_key(label).replace(' ', "");
+        match key.as_str() {
+            "4" | "muc4" | "mucdo4" | "toantrinh" | "full" | "dvctructuyentoantrinh" => {
+                Some(OnlineMode::Full)
+            }
+            "3" | "muc3" | "mucdo3" | "motphan" | "partial" | "dvctructuyenmotphan" => {
+                Some(OnlineMode::Partial)
+            }
+            "0" | "1" | "2" | "muc1" | "muc2" | "mucdo1" | "mucdo2" | "none" | "khong"
+            | "khongtructuyen" => Some(OnlineMode::NotOnline),
+            _ => None,
+        }
+    }
+
+    /// What a record's mapped `online_mode` and `online_label` say together: the mode if it is
+    /// recognisable, else the label's; unknown when neither says anything.
+    pub fn from_source(mode: &str, label: &str) -> Option<OnlineMode> {
+        OnlineMode::from_label(mode).or_else(|| OnlineMode::from_label(label))
+    }
+
+    /// Both vocabularies, as the commune's reports use them.
+    pub fn label_vi(self) -> &'static str {
+        match self {
+            OnlineMode::NotOnline => "không trực tuyến",
+            OnlineMode::Partial => "một phần (mức độ 3)",
+            OnlineMode::Full => "toàn trình (mức độ 4)",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -493,7 +542,7 @@ pub fn hex(bytes: &[u8]) -> String {
 pub fn code_problem(code: &str) -> Option<&'static str> {
     if code.is_empty() {
         Some("the record has no code")
-    } else if code.len() > 64 {
+    } else if code.len() > MAX_CODE_LEN {
         Some("the code is longer than 64 characters")
     } else if !code
         .bytes()
@@ -506,14 +555,23 @@ pub fn code_problem(code: &str) -> Option<&'static str> {
     }
 }
 
-/// Canonical online mode from a source label in either vocabulary (Decree 43/2011 levels 1-4 or
-/// Decree 42/2022 một phần / toàn trình).
-pub fn online_mode_from_label(label: &str) -> &'static str {
-    let key = text::search_key(label).replace(' ', "");
-    match key.as_str() {
-        "4" | "muc4" | "mucdo4" | "toantrinh" | "full" => "full",
-        "3" | "muc3" | "mucdo3" | "motphan" | "partial" => "partial",
-        _ => "none",
+/// The longest national code.
+pub const MAX_CODE_LEN: usize = 64;
+/// The longest local code: stored in indexed columns, whose entries PostgreSQL limits to about
+/// 2,700 bytes; real local codes are a few dozen characters.
+pub const MAX_LOCAL_CODE_LEN: usize = 128;
+
+/// Why a record's local code cannot be stored, if it cannot (it is an indexed identifier).
+pub fn local_code_problem(local_code: &str) -> Option<String> {
+    if local_code.len() > MAX_LOCAL_CODE_LEN {
+        Some(format!(
+            "the local code is {} bytes long, more than the {MAX_LOCAL_CODE_LEN} an identifier may have",
+            local_code.len()
+        ))
+    } else if local_code.chars().any(|c| c.is_control()) {
+        Some("the local code contains control characters".into())
+    } else {
+        None
     }
 }
 
@@ -528,6 +586,7 @@ mod tests {
         let mut map = serde_json::Map::new();
         for f in schema {
             let v = match f.kind {
+                Text if f.name == "online_mode" => json!("full"),
                 Text | Date => json!("x"),
                 Number => json!(1.5),
                 Bool => json!(true),
@@ -617,11 +676,45 @@ mod tests {
 
     #[test]
     fn online_mode_understands_both_vocabularies() {
-        assert_eq!(online_mode_from_label("TOANTRINH"), "full");
-        assert_eq!(online_mode_from_label("Toàn trình"), "full");
-        assert_eq!(online_mode_from_label("4"), "full");
-        assert_eq!(online_mode_from_label("Một phần"), "partial");
-        assert_eq!(online_mode_from_label("3"), "partial");
-        assert_eq!(online_mode_from_label(""), "none");
+        use OnlineMode::*;
+        assert_eq!(OnlineMode::from_label("TOANTRINH"), Some(Full));
+        assert_eq!(OnlineMode::from_label("Toàn trình"), Some(Full));
+        assert_eq!(OnlineMode::from_label("4"), Some(Full));
+        assert_eq!(OnlineMode::from_label("Mức độ 4"), Some(Full));
+        assert_eq!(OnlineMode::from_label("Một phần"), Some(Partial));
+        assert_eq!(OnlineMode::from_label("3"), Some(Partial));
+        assert_eq!(OnlineMode::from_label("2"), Some(NotOnline));
+        assert_eq!(OnlineMode::from_label("none"), Some(NotOnline));
+    }
+
+    #[test]
+    fn an_unstated_online_mode_is_unknown_not_none() {
+        assert_eq!(OnlineMode::from_source("", ""), None);
+        assert_eq!(OnlineMode::from_source("", "Dịch vụ khác"), None);
+        assert_eq!(
+            OnlineMode::from_source("none", ""),
+            Some(OnlineMode::NotOnline)
+        );
+        assert_eq!(
+            OnlineMode::from_source("", "MOTPHAN"),
+            Some(OnlineMode::Partial)
+        );
+        assert_eq!(OnlineMode::from_source("full", "3"), Some(OnlineMode::Full));
+        let unknown = Procedure::default();
+        assert_eq!(
+            serde_json::to_value(&unknown).unwrap()["online_mode"],
+            serde_json::Value::Null
+        );
+    }
+
+    #[test]
+    fn local_codes_are_bounded() {
+        assert_eq!(local_code_problem("1.001612.000.00.00.H48"), None);
+        assert_eq!(local_code_problem(""), None);
+        assert!(
+            local_code_problem(&"X".repeat(3000))
+                .unwrap()
+                .contains("3000 bytes")
+        );
     }
 }

@@ -443,12 +443,138 @@ fn key_of(text: &str, input: Input, key: &mut String) -> bool {
     }
     out.end_syllable();
     key.truncate(key.trim_end_matches(['.', ' ']).len());
+    // A list marker in front (". Đăng ký", "- Đăng ký") is layout, not text.
+    let marker = leading_marker_len(key);
+    if marker > 0 && marker < key.len() {
+        key.drain(..marker);
+    }
     // "thủ tục " in key form: tones after their syllables.
     const PREFIX: &str = "thu\u{309} tuc\u{323} ";
     if key.len() > PREFIX.len() && key.starts_with(PREFIX) {
         key.drain(..PREFIX.len());
     }
     true
+}
+
+/// The length of a leading list marker: dots, dashes and bullets followed by a space (so "-1"
+/// and ".NET" are left alone).
+pub fn leading_marker_len(text: &str) -> usize {
+    let marks = text
+        .char_indices()
+        .find(|(_, c)| !LIST_MARKS.contains(c))
+        .map_or(text.len(), |(i, _)| i);
+    if marks > 0 && text[marks..].starts_with(' ') {
+        marks + text[marks..].len() - text[marks..].trim_start().len()
+    } else {
+        0
+    }
+}
+
+/// Characters that make up a list marker in front of a text.
+const LIST_MARKS: &[char] = &['.', '-', '\u{2013}', '\u{2014}', '\u{2022}', '*', '+'];
+
+/// A piece of `text` that looks like UTF-8 decoded as Latin-1 or Windows-1252 (mojibake such as
+/// "LiÃªn" for "Liên", "Ä\u{90}" for "Đ", "á»\u{99}" for "ộ"), if there is one. Such text is
+/// refused rather than stored: it is never what the portal meant.
+///
+/// A hit is a lead character (U+00C2–U+00F4, the Latin-1 reading of a UTF-8 lead byte) followed
+/// by as many characters as the sequence needs that read back as continuation bytes, together
+/// decoding to a letter, mark or punctuation such text is made of. A non-breaking space is a
+/// continuation byte too ("Ã\u{a0}" is "à") but also ordinary text, so one such hit alone is not
+/// enough.
+pub fn double_encoded_sample(text: &str) -> Option<&str> {
+    if text.is_ascii() {
+        return None;
+    }
+    let mut weak_hits = 0;
+    let mut chars = text.char_indices();
+    while let Some((start, lead)) = chars.next() {
+        let needed = match lead as u32 {
+            0xC2..=0xDF => 1,
+            0xE0..=0xEF => 2,
+            0xF0..=0xF4 => 3,
+            _ => continue,
+        };
+        let mut bytes = [lead as u8, 0, 0, 0];
+        let mut end = start + lead.len_utf8();
+        let mut weak = false;
+        let mut following = chars.clone();
+        let mut complete = true;
+        for slot in bytes.iter_mut().skip(1).take(needed) {
+            match following
+                .next()
+                .and_then(|(i, c)| Some((i, c, continuation_byte(c)?)))
+            {
+                Some((i, c, byte)) => {
+                    *slot = byte;
+                    weak |= c == '\u{a0}';
+                    end = i + c.len_utf8();
+                }
+                None => {
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        if !complete {
+            continue;
+        }
+        let decoded = std::str::from_utf8(&bytes[..=needed])
+            .ok()
+            .and_then(|s| s.chars().next());
+        let plausible = decoded.is_some_and(|c| {
+            matches!(c as u32, 0xA0..=0x24F | 0x300..=0x36F | 0x1E00..=0x1EFF | 0x2000..=0x206F | 0x20AC)
+        });
+        if !plausible {
+            continue;
+        }
+        if !weak {
+            return Some(&text[start..end]);
+        }
+        weak_hits += 1;
+        if weak_hits >= 2 {
+            return Some(&text[start..end]);
+        }
+    }
+    None
+}
+
+/// The byte a character stands for when UTF-8 continuation bytes (0x80–0xBF) were read as
+/// Latin-1 or Windows-1252.
+fn continuation_byte(c: char) -> Option<u8> {
+    const WINDOWS_1252: [(char, u8); 27] = [
+        ('\u{20ac}', 0x80),
+        ('\u{201a}', 0x82),
+        ('\u{0192}', 0x83),
+        ('\u{201e}', 0x84),
+        ('\u{2026}', 0x85),
+        ('\u{2020}', 0x86),
+        ('\u{2021}', 0x87),
+        ('\u{02c6}', 0x88),
+        ('\u{2030}', 0x89),
+        ('\u{0160}', 0x8A),
+        ('\u{2039}', 0x8B),
+        ('\u{0152}', 0x8C),
+        ('\u{017d}', 0x8E),
+        ('\u{2018}', 0x91),
+        ('\u{2019}', 0x92),
+        ('\u{201c}', 0x93),
+        ('\u{201d}', 0x94),
+        ('\u{2022}', 0x95),
+        ('\u{2013}', 0x96),
+        ('\u{2014}', 0x97),
+        ('\u{02dc}', 0x98),
+        ('\u{2122}', 0x99),
+        ('\u{0161}', 0x9A),
+        ('\u{203a}', 0x9B),
+        ('\u{0153}', 0x9C),
+        ('\u{017e}', 0x9E),
+        ('\u{0178}', 0x9F),
+    ];
+    match c as u32 {
+        0x80..=0xBF => Some(c as u8),
+        _ => WINDOWS_1252.iter().find(|(k, _)| *k == c).map(|(_, b)| *b),
+    }
 }
 
 /// The diacritics-folded, lower-case form used for search: "Đăng ký khai sinh" → "dang ky khai
@@ -476,6 +602,299 @@ pub fn search_key(text: &str) -> String {
         }
     }
     out
+}
+
+/// A search as people type it ("hoà giải", "dang ky khai sinh", "1.001193"), folded once: the
+/// words every match must hold whole, and how matches rank. One rule for the command line, the
+/// database query and the public site's search.
+///
+/// A name matches when every word of the folded query is a whole word of the name's
+/// [`search_key`] ("hoa giai" finds "Hòa giải", not "hóa học" or "hoành tráng"); a code matches
+/// when the query starts it. Matches rank: the code itself, then a code it starts, then the
+/// name itself (diacritics as typed, tone placement aside), the name without diacritics, the
+/// phrase inside the name (with, then without diacritics), and last the words anywhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchQuery {
+    raw: String,
+    folded: String,
+    words: Vec<String>,
+    /// The query's comparison key, as words.
+    key: String,
+}
+
+/// How well a procedure matches a [`SearchQuery`]; smaller is better.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rank {
+    Code,
+    CodePrefix,
+    Exact,
+    ExactFolded,
+    Phrase,
+    PhraseFolded,
+    Words,
+}
+
+impl SearchQuery {
+    pub fn new(raw: &str) -> SearchQuery {
+        let raw = clean(raw);
+        let folded = search_key(&raw);
+        let mut words: Vec<String> = Vec::new();
+        for word in folded.split(' ').filter(|w| !w.is_empty()) {
+            if !words.iter().any(|w| w == word) {
+                words.push(word.to_string());
+            }
+        }
+        SearchQuery {
+            key: word_form(&comparison_key(&raw)),
+            raw,
+            folded,
+            words,
+        }
+    }
+
+    /// True when there is nothing to search for.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// The query as typed (cleaned).
+    pub fn raw(&self) -> &str {
+        &self.raw
+    }
+
+    /// The distinct words of the folded query.
+    pub fn words(&self) -> &[String] {
+        &self.words
+    }
+
+    /// Whether a name, by its [`search_key`], holds every word of the query whole.
+    pub fn matches(&self, name_search_key: &str) -> bool {
+        !self.words.is_empty()
+            && self
+                .words
+                .iter()
+                .all(|w| name_search_key.split(' ').any(|x| x == w))
+    }
+
+    /// How well a procedure matches: by its name, the name's [`search_key`], and its codes.
+    pub fn rank(&self, name: &str, name_search_key: &str, codes: [&str; 2]) -> Rank {
+        if codes
+            .iter()
+            .any(|c| !c.is_empty() && c.eq_ignore_ascii_case(&self.raw))
+        {
+            return Rank::Code;
+        }
+        if codes.iter().any(|c| {
+            c.get(..self.raw.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(&self.raw))
+        }) && !self.matches(name_search_key)
+        {
+            return Rank::CodePrefix;
+        }
+        let name_key = word_form(&comparison_key(name));
+        let contains = |haystack: &str, needle: &str| {
+            !needle.is_empty() && format!(" {haystack} ").contains(&format!(" {needle} "))
+        };
+        if name_key == self.key {
+            Rank::Exact
+        } else if name_search_key == self.folded {
+            Rank::ExactFolded
+        } else if contains(&name_key, &self.key) {
+            Rank::Phrase
+        } else if contains(name_search_key, &self.folded) {
+            Rank::PhraseFolded
+        } else {
+            Rank::Words
+        }
+    }
+}
+
+/// A comparison key as words: anything but letters, digits and marks becomes a space.
+fn word_form(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut pending_space = false;
+    for c in key.chars() {
+        if c.is_alphanumeric() || is_combining_mark(c) {
+            if pending_space && !out.is_empty() {
+                out.push(' ');
+            }
+            pending_space = false;
+            out.push(c);
+        } else {
+            pending_space = true;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::*;
+
+    const NAMES: &[&str] = &[
+        "Công nhận hòa giải viên",
+        "Thôi làm hoà giải viên",
+        "Hóa học: cấp phép sản xuất hoá chất",
+        "Cấp phép hỏa táng",
+        "Tổ chức hoành tráng",
+        "Hòa giải",
+        "Đăng ký khai sinh",
+        "Đăng ký lại khai sinh",
+        "Liên thông khai sinh, đăng ký thường trú",
+    ];
+
+    fn found(query: &str) -> Vec<&'static str> {
+        let q = SearchQuery::new(query);
+        let mut hits: Vec<(Rank, &str)> = NAMES
+            .iter()
+            .filter(|n| q.matches(&search_key(n)))
+            .map(|n| (q.rank(n, &search_key(n), ["", ""]), *n))
+            .collect();
+        hits.sort_by_key(|(rank, _)| *rank);
+        hits.into_iter().map(|(_, n)| n).collect()
+    }
+
+    #[test]
+    fn words_match_whole_syllables_only() {
+        assert_eq!(
+            found("hoà giải"),
+            vec![
+                "Hòa giải",
+                "Công nhận hòa giải viên",
+                "Thôi làm hoà giải viên"
+            ]
+        );
+        assert!(found("hoa").iter().all(|n| !n.contains("hoành")));
+        assert!(found("hoa giai").iter().all(|n| !n.contains("học")));
+    }
+
+    #[test]
+    fn exact_and_phrase_matches_come_first() {
+        assert_eq!(
+            found("dang ky khai sinh"),
+            vec![
+                "Đăng ký khai sinh",
+                "Đăng ký lại khai sinh",
+                "Liên thông khai sinh, đăng ký thường trú"
+            ]
+        );
+        assert_eq!(
+            found("khai sinh dang ky"),
+            vec![
+                "Liên thông khai sinh, đăng ký thường trú",
+                "Đăng ký khai sinh",
+                "Đăng ký lại khai sinh"
+            ],
+            "the phrase as typed first, then the words in any order"
+        );
+        let q = SearchQuery::new("hoà giải");
+        let rank = |n: &str| q.rank(n, &search_key(n), ["", ""]);
+        assert!(
+            rank("Hòa giải") < rank("Hóa giải"),
+            "diacritics as typed first"
+        );
+        assert!(rank("Công nhận hòa giải viên") < rank("Công nhận hóa giải viên"));
+    }
+
+    #[test]
+    fn codes_rank_first() {
+        let q = SearchQuery::new("1.001193");
+        assert_eq!(
+            q.rank("Đăng ký khai sinh", "dang ky khai sinh", ["1.001193", ""]),
+            Rank::Code
+        );
+        assert_eq!(
+            SearchQuery::new("1.0011").rank("x", "x", ["1.001193", ""]),
+            Rank::CodePrefix
+        );
+        assert!(SearchQuery::new("  ").is_empty());
+        assert_eq!(SearchQuery::new("50% _x").words(), ["50", "x"]);
+    }
+}
+
+#[cfg(test)]
+mod double_encoding_tests {
+    use super::*;
+
+    /// `text` encoded as UTF-8 and read back as Windows-1252, as a lying charset header makes a
+    /// reader do.
+    fn garble(text: &str) -> String {
+        let (decoded, _, _) = encoding_rs::WINDOWS_1252.decode(text.as_bytes());
+        decoded.into_owned()
+    }
+
+    #[test]
+    fn utf8_read_as_latin1_is_recognised() {
+        for word in [
+            "Liên thông",
+            "Đăng ký khai sinh",
+            "Hộ tịch",
+            "Chứng thực",
+            "Xã",
+            "hoà giải",
+            "“Bản sao”",
+        ] {
+            let garbled = garble(word);
+            assert!(
+                double_encoded_sample(&garbled).is_some(),
+                "{word} → {garbled:?} not recognised"
+            );
+        }
+        assert_eq!(double_encoded_sample("LiÃªn thÃ´ng"), Some("Ãª"));
+        assert!(double_encoded_sample(&garble("và và")).is_some());
+        assert_eq!(
+            double_encoded_sample(&garble("và")),
+            None,
+            "one \"Ã\" and a non-breaking space alone could be ordinary text"
+        );
+    }
+
+    #[test]
+    fn real_vietnamese_is_never_taken_for_mojibake() {
+        for text in [
+            "Đăng ký khai sinh",
+            "CẤP GIẤY XÁC NHẬN TÌNH TRẠNG HÔN NHÂN",
+            "NGÃ\u{a0}BA, KÊ\u{a0}KHAI",
+            "Phí: 8.000 đồng/bản; «Bản sao» — 30 ngày ±2",
+            "Ông/Bà · Âu Cơ · Ê-đê · Ô Môn",
+            "café, naïve, Übung",
+        ] {
+            assert_eq!(double_encoded_sample(text), None, "{text}");
+        }
+    }
+
+    #[test]
+    fn list_markers_are_measured_only_before_a_space() {
+        assert_eq!(leading_marker_len("- Đăng ký"), 2);
+        assert_eq!(leading_marker_len(".  Đăng ký"), 3);
+        assert_eq!(leading_marker_len("-1"), 0);
+        assert_eq!(leading_marker_len(".NET"), 0);
+        assert_eq!(leading_marker_len("Đăng ký"), 0);
+        assert_eq!(
+            comparison_key("- Đăng ký khai sinh"),
+            comparison_key("Đăng ký khai sinh")
+        );
+        assert_eq!(
+            comparison_key(". Đăng ký khai sinh"),
+            comparison_key("Đăng ký khai sinh")
+        );
+        assert_ne!(comparison_key("-1"), comparison_key("1"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn vietnamese_text_is_never_flagged(s in "[ a-zA-ZàáảãạăằắẳẵặâầấẩẫậđèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵĐÀÁÂÃÈÉÊÌÍÒÓÔÕÙÚÝĂƠƯ.,;:()/\u{a0}-]{0,60}") {
+            proptest::prop_assert_eq!(double_encoded_sample(&s), None);
+        }
+
+        #[test]
+        // "à" alone garbles into "Ã" and a non-breaking space, which ordinary text can hold
+        // too: it needs a second hit (see `double_encoded_sample`).
+        fn garbled_vietnamese_is_always_flagged(s in "[a-z ]{0,5}[áảãạăằắẳẵặâầấẩẫậđèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵĐ][a-z à]{0,5}") {
+            let garbled = garble(&s);
+            proptest::prop_assert!(double_encoded_sample(&garbled).is_some(), "{:?}", garbled);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -27,11 +27,28 @@ const MIGRATION_LOCK: i64 = 0x7474_6863_6d69_6772; // "tthcmigr"
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
-        "cannot connect to PostgreSQL at {url}: {message}. Is PostgreSQL running and does the database exist? Run `tthc-sync migrate` to create it, or set DATABASE_URL"
+        "cannot connect to PostgreSQL at {url}: {message}. Is PostgreSQL running? Check database_url in the configuration, or DATABASE_URL"
     )]
     Connect { url: String, message: String },
+    #[error(
+        "the database {url} does not exist: run `tthc-sync migrate` to create it, or correct database_url in the configuration (or DATABASE_URL)"
+    )]
+    NoDatabase { url: String },
+    #[error(
+        "PostgreSQL at {url} refused the login: {message}. Check the user and password in database_url (or DATABASE_URL)"
+    )]
+    Login { url: String, message: String },
+    #[error(
+        "the database took too long: {message}. Another session is probably holding a lock on the tables (see pg_stat_activity); try again later (lock_timeout_secs, statement_timeout_secs)"
+    )]
+    Timeout { message: String },
     #[error("database error: {0}")]
-    Query(#[from] diesel::result::Error),
+    Query(diesel::result::Error),
+    #[error("writing procedure {code}: {error}")]
+    Record {
+        code: String,
+        error: Box<StoreError>,
+    },
     #[error("database migrations failed: {0}")]
     Migration(String),
     #[error(
@@ -40,6 +57,94 @@ pub enum StoreError {
     NotMigrated { pending: usize },
     #[error("database task failed: {0}")]
     Task(String),
+}
+
+impl From<diesel::result::Error> for StoreError {
+    fn from(error: diesel::result::Error) -> StoreError {
+        let message = error.to_string();
+        // 55P03 lock_not_available and 57014 query_canceled by a time-out: libpq gives messages.
+        if message.contains("lock timeout") || message.contains("statement timeout") {
+            StoreError::Timeout { message }
+        } else {
+            StoreError::Query(error)
+        }
+    }
+}
+
+impl StoreError {
+    /// Whether the error is about the configuration (where the database is, who logs in), not
+    /// about the data or a passing failure.
+    pub fn is_configuration(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NoDatabase { .. } | StoreError::Login { .. }
+        )
+    }
+
+    /// Whether retrying the same writes one by one could point at the record at fault.
+    pub fn is_about_data(&self) -> bool {
+        match self {
+            StoreError::Query(diesel::result::Error::DatabaseError(kind, _)) => !matches!(
+                kind,
+                diesel::result::DatabaseErrorKind::ClosedConnection
+                    | diesel::result::DatabaseErrorKind::SerializationFailure
+            ),
+            _ => false,
+        }
+    }
+
+    /// A connection failure, told apart by what the server said.
+    fn connecting(url: &str, message: String) -> StoreError {
+        let url = redact(url);
+        if message.contains("does not exist") && message.contains("database") {
+            StoreError::NoDatabase { url }
+        } else if message.contains("password authentication failed")
+            || (message.contains("role") && message.contains("does not exist"))
+            || message.contains("no pg_hba.conf entry")
+        {
+            StoreError::Login { url, message }
+        } else {
+            StoreError::Connect { url, message }
+        }
+    }
+}
+
+/// Time limits set on every connection a command uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How long a statement may wait for a lock another session holds.
+    pub lock_timeout: Duration,
+    /// How long one statement may run; `None` for none (a sync's bulk writes).
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Limits {
+    /// Limits for a sync: it may run long, but never waits forever for a lock.
+    pub fn for_sync(lock_timeout: Duration) -> Limits {
+        Limits {
+            lock_timeout,
+            statement_timeout: None,
+        }
+    }
+
+    fn session_sql(&self) -> String {
+        format!(
+            "SET lock_timeout = {}; SET statement_timeout = {}",
+            self.lock_timeout.as_millis().max(1),
+            self.statement_timeout.map_or(0, |t| t.as_millis().max(1))
+        )
+    }
+}
+
+#[derive(Debug)]
+struct SessionSetup(Limits);
+
+impl diesel::r2d2::CustomizeConnection<PgConnection, diesel::r2d2::Error> for SessionSetup {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        use diesel::connection::SimpleConnection;
+        conn.batch_execute(&self.0.session_sql())
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
 }
 
 /// The URL handed to libpq. For a server on this machine (a loopback address, `localhost` or a
@@ -51,6 +156,17 @@ pub fn connection_url(url: &str) -> String {
     let Ok(mut parsed) = url::Url::parse(url) else {
         return url.to_string();
     };
+    // A server that never answers must not hang a command: libpq waits forever by default.
+    if std::env::var_os("PGCONNECT_TIMEOUT").is_none()
+        && !parsed
+            .query_pairs()
+            .any(|(key, _)| key == "connect_timeout")
+        && matches!(parsed.scheme(), "postgres" | "postgresql")
+    {
+        parsed
+            .query_pairs_mut()
+            .append_pair("connect_timeout", "10");
+    }
     let chosen = std::env::var_os("PGSSLMODE").is_some()
         || parsed.query_pairs().any(|(key, _)| key == "sslmode");
     let host_parameter_remote = parsed
@@ -70,12 +186,11 @@ pub fn connection_url(url: &str) -> String {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
     };
-    if !matches!(parsed.scheme(), "postgres" | "postgresql")
-        || chosen
-        || !local
-        || host_parameter_remote
-    {
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
         return url.to_string();
+    }
+    if chosen || !local || host_parameter_remote {
+        return parsed.to_string();
     }
     parsed.query_pairs_mut().append_pair("sslmode", "disable");
     parsed.to_string()
@@ -92,18 +207,22 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-/// A pool of connections; checks one connection up front so a wrong URL fails clearly.
-pub fn pool(url: &str, max_size: u32) -> Result<Pool, StoreError> {
-    let connect_error = |message: String| StoreError::Connect {
-        url: redact(url),
-        message,
-    };
+/// A pool of connections, each with `limits` set; checks one connection up front so a wrong URL
+/// fails clearly.
+pub fn pool(url: &str, max_size: u32, limits: Limits) -> Result<Pool, StoreError> {
+    let shown = url;
     let url = connection_url(url);
     let manager = ConnectionManager::<PgConnection>::new(&url);
     // Probe first: r2d2 only reports a timeout, the direct attempt says why.
-    PgConnection::establish(&url).map_err(|e| connect_error(e.to_string().trim().to_string()))?;
+    PgConnection::establish(&url)
+        .map_err(|e| StoreError::connecting(shown, e.to_string().trim().to_string()))?;
+    let connect_error = |message: String| StoreError::Connect {
+        url: redact(shown),
+        message,
+    };
     R2d2Pool::builder()
         .max_size(max_size)
+        .connection_customizer(Box::new(SessionSetup(limits)))
         // No connections opened in the background: a connection being opened while the process
         // exits crashes in OpenSSL's exit handler (libpq negotiates TLS).
         .min_idle(Some(0))
@@ -137,8 +256,12 @@ pub fn create_database_if_missing(url: &str) -> Result<bool, StoreError> {
         message,
     };
     let url = connection_url(url);
-    if PgConnection::establish(&url).is_ok() {
-        return Ok(false);
+    match PgConnection::establish(&url) {
+        Ok(_) => return Ok(false),
+        Err(e) => match StoreError::connecting(&url, e.to_string()) {
+            StoreError::NoDatabase { .. } => {}
+            other => return Err(other),
+        },
     }
     let mut parsed = url::Url::parse(&url).map_err(|e| connect_error(e.to_string()))?;
     let name = parsed.path().trim_start_matches('/').to_string();
@@ -264,6 +387,7 @@ mod tests {
         ];
         for url in local {
             assert!(connection_url(url).ends_with("sslmode=disable"), "{url}");
+            assert!(connection_url(url).contains("connect_timeout=10"), "{url}");
         }
         let left_alone = [
             "postgres://root@db.example.vn/db",
@@ -273,7 +397,7 @@ mod tests {
             "host=127.0.0.1 dbname=db",
         ];
         for url in left_alone {
-            assert_eq!(connection_url(url), url);
+            assert!(!connection_url(url).contains("sslmode=disable"), "{url}");
         }
     }
 }

@@ -37,24 +37,24 @@ pub struct NewProcedure {
 
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = procedure_versions, treat_none_as_default_value = false)]
-pub struct NewVersion {
+pub struct NewVersion<'a> {
     pub source: String,
     pub code: String,
     pub version: i32,
     pub run_id: i64,
     pub content_hash: String,
-    pub record: JsonText,
+    pub record: JsonText<'a>,
 }
 
-/// JSON text (as serde_json wrote it) bound as `json` as it is, without a round trip through
-/// `serde_json::Value` or a second UTF-8 check.
-#[derive(Debug, Clone, diesel::expression::AsExpression)]
+/// JSON text (as serde_json wrote it) bound as `json` as it is, without a copy, a round trip
+/// through `serde_json::Value` or a second UTF-8 check.
+#[derive(Debug, Clone, Copy, diesel::expression::AsExpression)]
 #[diesel(sql_type = Json)]
-pub struct JsonText(pub Vec<u8>);
+pub struct JsonText<'a>(pub &'a [u8]);
 
-impl ToSql<Json, Pg> for JsonText {
+impl ToSql<Json, Pg> for JsonText<'_> {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-        out.write_all(&self.0)?;
+        out.write_all(self.0)?;
         Ok(IsNull::No)
     }
 }
@@ -235,7 +235,7 @@ pub fn insert_procedures(conn: &mut PgConnection, rows: &[NewProcedure]) -> Resu
     copy_in!(conn, procedures::table, rows)
 }
 
-pub fn insert_versions(conn: &mut PgConnection, rows: &[NewVersion]) -> Result<(), StoreError> {
+pub fn insert_versions(conn: &mut PgConnection, rows: &[NewVersion<'_>]) -> Result<(), StoreError> {
     copy_in!(conn, procedure_versions::table, rows)
 }
 
@@ -339,36 +339,111 @@ pub struct ProcedureSummary {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Procedures matching a search (every word of the diacritics-folded query must appear in the
-/// name, or the query is a prefix of the code or local code), in Vietnamese alphabetical order.
+/// Procedures of a listing: every one (of a source), in Vietnamese alphabetical order, or those
+/// matching a search ([`crate::text::SearchQuery`]: every word of the folded query is a whole
+/// word of the name, or the query starts the code or local code), best matches first.
+/// Returns the page of `limit` (or all) and how many there are in all.
 pub fn search(
     conn: &mut PgConnection,
     source: Option<&str>,
     query: Option<&str>,
     include_removed: bool,
-    limit: i64,
-) -> Result<Vec<ProcedureSummary>, StoreError> {
-    let folded = query.map(crate::text::search_key).unwrap_or_default();
-    let patterns: Vec<String> = folded
-        .split_whitespace()
-        .map(|w| format!("%{w}%"))
+    limit: Option<i64>,
+) -> Result<(Vec<ProcedureSummary>, i64), StoreError> {
+    let query = query
+        .map(crate::text::SearchQuery::new)
+        .filter(|q| !q.is_empty());
+    let Some(query) = query else {
+        let total = count_listed(conn, source, include_removed)?;
+        let rows = diesel::sql_query(format!(
+            "SELECT source, code, name, local_code, status, version, updated_at FROM procedures \
+             WHERE ($1::text IS NULL OR source = $1) AND ($2 OR status <> 'removed') \
+             ORDER BY {SORT_NAME} COLLATE \"vi-x-icu\", code, source LIMIT $3"
+        ))
+        .bind::<Nullable<Text>, _>(source)
+        .bind::<diesel::sql_types::Bool, _>(include_removed)
+        .bind::<Nullable<BigInt>, _>(limit)
+        .load(conn)?;
+        return Ok((rows, total));
+    };
+    let patterns: Vec<String> = query
+        .words()
+        .iter()
+        .map(|w| format!("% {} %", escape_like(w)))
         .collect();
-    let code_prefix = query
-        .map(|q| format!("{}%", q.trim().replace(['%', '_'], "")))
-        .unwrap_or_default();
-    Ok(diesel::sql_query(
-        "SELECT source, code, name, local_code, status, version, updated_at FROM procedures \
-         WHERE ($1::text IS NULL OR source = $1) \
-           AND ($5 OR status <> 'removed') \
-           AND (cardinality($2::text[]) = 0 OR search_key LIKE ALL($2) OR code LIKE $3 OR local_code LIKE $3) \
-         ORDER BY name COLLATE \"vi-x-icu\", code, source LIMIT $4",
-    )
+    let code_prefix = format!("{}%", escape_like(query.raw()));
+    #[derive(QueryableByName)]
+    struct Candidate {
+        #[diesel(embed)]
+        summary: ProcedureSummary,
+        #[diesel(sql_type = Text)]
+        search_key: String,
+    }
+    let candidates: Vec<Candidate> = diesel::sql_query(format!(
+        "SELECT source, code, name, local_code, status, version, updated_at, search_key FROM procedures \
+         WHERE ($1::text IS NULL OR source = $1) AND ($2 OR status <> 'removed') \
+           AND ((cardinality($3::text[]) > 0 AND (' ' || search_key || ' ') LIKE ALL($3)) \
+                OR code LIKE $4 OR local_code LIKE $4) \
+         ORDER BY {SORT_NAME} COLLATE \"vi-x-icu\", code, source"
+    ))
     .bind::<Nullable<Text>, _>(source)
+    .bind::<diesel::sql_types::Bool, _>(include_removed)
     .bind::<Array<Text>, _>(&patterns)
     .bind::<Text, _>(&code_prefix)
-    .bind::<BigInt, _>(limit)
+    .load(conn)?;
+    let mut ranked: Vec<(crate::text::Rank, ProcedureSummary)> = candidates
+        .into_iter()
+        .map(|c| {
+            let rank = query.rank(
+                &c.summary.name,
+                &c.search_key,
+                [&c.summary.code, &c.summary.local_code],
+            );
+            (rank, c.summary)
+        })
+        .collect();
+    // Stable: within a rank, the alphabetical order from the database stays.
+    ranked.sort_by_key(|(rank, _)| *rank);
+    let total = ranked.len() as i64;
+    let shown = limit.map_or(ranked.len(), |l| usize::try_from(l).unwrap_or(usize::MAX));
+    Ok((
+        ranked.into_iter().take(shown).map(|(_, p)| p).collect(),
+        total,
+    ))
+}
+
+/// Names as sorted: without a leading list marker (". ", "- ").
+const SORT_NAME: &str = "regexp_replace(name, '^[-.–—•*+]+ +', '')";
+
+fn count_listed(
+    conn: &mut PgConnection,
+    source: Option<&str>,
+    include_removed: bool,
+) -> Result<i64, StoreError> {
+    #[derive(QueryableByName)]
+    struct N {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    Ok(diesel::sql_query(
+        "SELECT count(*) AS n FROM procedures WHERE ($1::text IS NULL OR source = $1) AND ($2 OR status <> 'removed')",
+    )
+    .bind::<Nullable<Text>, _>(source)
     .bind::<diesel::sql_types::Bool, _>(include_removed)
-    .load(conn)?)
+    .get_result::<N>(conn)?
+    .n)
+}
+
+/// `text` as a literal inside a LIKE pattern (PostgreSQL's default escape is the backslash).
+pub fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// One stored version of a procedure.
@@ -421,6 +496,62 @@ pub struct Change {
     pub before: Option<serde_json::Value>,
     pub after: Option<serde_json::Value>,
     pub created_at: DateTime<Utc>,
+}
+
+/// Which changes a listing shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChangeFilter<'a> {
+    pub since: Option<DateTime<Utc>>,
+    pub source: Option<&'a str>,
+    pub run_id: Option<i64>,
+}
+
+/// The newest `limit` changes (or all) matching `filter`, in the order they were recorded, and
+/// how many match in all.
+pub fn newest_changes(
+    conn: &mut PgConnection,
+    filter: ChangeFilter<'_>,
+    limit: Option<i64>,
+) -> Result<(Vec<Change>, i64), StoreError> {
+    let filtered = || {
+        let mut query = procedure_changes::table.into_boxed();
+        if let Some(since) = filter.since {
+            query = query.filter(procedure_changes::created_at.ge(since));
+        }
+        if let Some(source) = filter.source {
+            query = query.filter(procedure_changes::source.eq(source.to_string()));
+        }
+        if let Some(run_id) = filter.run_id {
+            query = query.filter(procedure_changes::run_id.eq(run_id));
+        }
+        query
+    };
+    let total: i64 = filtered().count().get_result(conn)?;
+    let mut query = filtered()
+        .select(Change::as_select())
+        .order(procedure_changes::id.desc());
+    if let Some(limit) = limit {
+        query = query.limit(limit);
+    }
+    let mut rows: Vec<Change> = query.load(conn)?;
+    rows.reverse();
+    Ok((rows, total))
+}
+
+/// The latest change of kind `missing` or `removed` of a procedure: since when it is gone.
+pub fn last_absence(
+    conn: &mut PgConnection,
+    source: &str,
+    code: &str,
+) -> Result<Option<Change>, StoreError> {
+    Ok(procedure_changes::table
+        .filter(procedure_changes::source.eq(source))
+        .filter(procedure_changes::code.eq(code))
+        .filter(procedure_changes::kind.eq_any(["missing", "removed"]))
+        .order(procedure_changes::id.desc())
+        .select(Change::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// Changes, oldest first, optionally since a time, of one source, or of one run.

@@ -195,21 +195,74 @@ pub fn last_beat(
         .optional()?)
 }
 
-/// The latest runs, newest first.
+/// A run as listed: everything but its problems (which `runs show` reads).
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = sync_runs)]
+pub struct RunSummary {
+    pub id: i64,
+    pub source: String,
+    pub trigger: String,
+    pub requested_by: Option<String>,
+    pub dry_run: bool,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub mapping_file: String,
+    pub mapping_hash: String,
+    pub counts: serde_json::Value,
+    pub message: Option<String>,
+}
+
+/// The latest runs, newest first (`limit` of them, or all).
 pub fn list(
     conn: &mut PgConnection,
     source: Option<&str>,
-    limit: i64,
-) -> Result<Vec<Run>, StoreError> {
+    limit: Option<i64>,
+) -> Result<Vec<RunSummary>, StoreError> {
     let mut query = sync_runs::table
-        .select(Run::as_select())
+        .select(RunSummary::as_select())
         .order(sync_runs::id.desc())
-        .limit(limit)
         .into_boxed();
+    if let Some(limit) = limit {
+        query = query.limit(limit);
+    }
     if let Some(source) = source {
         query = query.filter(sync_runs::source.eq(source.to_string()));
     }
     Ok(query.load(conn)?)
+}
+
+/// How many runs there are (of one source).
+pub fn count(conn: &mut PgConnection, source: Option<&str>) -> Result<i64, StoreError> {
+    let mut query = sync_runs::table.count().into_boxed();
+    if let Some(source) = source {
+        query = query.filter(sync_runs::source.eq(source.to_string()));
+    }
+    Ok(query.get_result(conn)?)
+}
+
+/// Whether any run of `source` was ever recorded.
+pub fn source_has_runs(conn: &mut PgConnection, source: &str) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        sync_runs::table.filter(sync_runs::source.eq(source)),
+    ))
+    .get_result(conn)?)
+}
+
+/// The latest run of `source` that succeeded and was not a dry run: the last time the source's
+/// catalogue was confirmed.
+pub fn last_applied(
+    conn: &mut PgConnection,
+    source: &str,
+) -> Result<Option<RunSummary>, StoreError> {
+    Ok(sync_runs::table
+        .filter(sync_runs::source.eq(source))
+        .filter(sync_runs::status.eq("succeeded"))
+        .filter(sync_runs::dry_run.eq(false))
+        .order(sync_runs::id.desc())
+        .select(RunSummary::as_select())
+        .first(conn)
+        .optional()?)
 }
 
 /// The run currently marked running for `source`, if any.

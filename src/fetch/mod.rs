@@ -152,6 +152,8 @@ pub struct Fetched {
     pub validators: Validators,
     /// 304: the body is unchanged since the validators were issued.
     pub not_modified: bool,
+    /// Where the portal redirected the request, when it did (a login page, a moved service).
+    pub redirected_to: Option<String>,
 }
 
 /// The HTTP client shared by all sources of a run.
@@ -293,6 +295,9 @@ impl Fetcher {
         };
         let mut response = builder.send().await.map_err(classify)?;
         let status = response.status();
+        let redirected_to = (response.url().host_str() != request.url.host_str()
+            || response.url().path() != request.url.path())
+        .then(|| response.url().to_string());
         let header_text = |name: header::HeaderName| {
             response
                 .headers()
@@ -313,6 +318,7 @@ impl Fetcher {
                 content_type,
                 validators,
                 not_modified: true,
+                redirected_to,
             });
         }
         if !status.is_success() {
@@ -345,6 +351,7 @@ impl Fetcher {
             content_type,
             validators,
             not_modified: false,
+            redirected_to,
         })
     }
 
@@ -375,6 +382,7 @@ impl Fetcher {
             content_type: None,
             validators: Validators::default(),
             not_modified: false,
+            redirected_to: None,
         })
     }
 }

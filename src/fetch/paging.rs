@@ -1,6 +1,10 @@
 //! The paging state machine (pure): which page to ask for next, and when a result is complete.
-//! Stops at an empty page, when the declared total or page count has arrived, or when the
-//! cursor runs out; refuses to loop on the same page or to run past `max_pages`.
+//! Stops at an empty page, when the declared total or page count has arrived, when the page
+//! says it is the last, or when the cursor runs out. Refuses to trust paging that misbehaves:
+//! a page identical to the one before, a page bringing no record not already met, a declared
+//! total (or page count) that changes during the run or goes missing, or more than `max_pages`.
+
+use serde::Serialize;
 
 use crate::mapping::{PageSummary, PagingSpec, PagingStyle};
 
@@ -22,17 +26,54 @@ pub enum Stop {
     EmptyPage,
     DeclaredTotalReached,
     DeclaredPagesReached,
+    LastPageFlag,
     NoNextCursor,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Paging that cannot be trusted. Every variant but [`PagingError::TooManyPages`] means the
+/// result is incomplete or inconsistent, not that a page was broken: the run is held.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize)]
+#[serde(tag = "fault", rename_all = "snake_case")]
 pub enum PagingError {
     #[error(
-        "page {page} returned exactly the same content as the page before: the portal is ignoring the page parameter"
+        "page {page} came back identical to the page before it: the portal is ignoring the page parameter, so paging stopped before the end"
     )]
     Looped { page: u64 },
+    #[error(
+        "page {page} held {records} record(s), all already met on earlier pages: the portal is ignoring the page parameter or repeating itself, so paging stopped before the end"
+    )]
+    NothingNew { page: u64, records: u64 },
+    #[error(
+        "the portal declared {first} records on page {first_page} but {now} on page {page}: the catalogue changed while it was being read, or the portal is inconsistent"
+    )]
+    TotalChanged {
+        page: u64,
+        first_page: u64,
+        first: u64,
+        now: u64,
+    },
+    #[error(
+        "the portal declared {first} pages on page {first_page} but {now} on page {page}: the catalogue changed while it was being read, or the portal is inconsistent"
+    )]
+    PagesChanged {
+        page: u64,
+        first_page: u64,
+        first: u64,
+        now: u64,
+    },
+    #[error(
+        "page {page} does not declare the total the mapping reads from `{path}`, so whether every record arrived cannot be judged"
+    )]
+    TotalMissing { page: u64, path: String },
     #[error("more than {max} pages without reaching the end (paging.max_pages)")]
     TooManyPages { max: u64 },
+}
+
+impl PagingError {
+    /// Whether this is a result the run must not trust (held) rather than a failure.
+    pub fn is_untrustworthy_result(&self) -> bool {
+        !matches!(self, PagingError::TooManyPages { .. })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,13 +82,24 @@ pub enum Next {
     Done(Stop),
 }
 
+/// What one page brought, as far as paging is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageProgress<'a> {
+    /// SHA-256 of the page's body.
+    pub payload_hash: &'a str,
+    /// Records on the page not met on an earlier page (new distinct records).
+    pub new_records: u64,
+}
+
 #[derive(Debug, Clone)]
 pub struct Pager {
     spec: PagingSpec,
     page_size: u64,
     current: PageVars,
     records: u64,
-    declared_total: Option<u64>,
+    /// The declared total, and the page that first declared it.
+    declared_total: Option<(u64, u64)>,
+    declared_pages: Option<(u64, u64)>,
     last_payload: Option<String>,
 }
 
@@ -66,6 +118,7 @@ impl Pager {
             current,
             records: 0,
             declared_total: None,
+            declared_pages: None,
             last_payload: None,
         }
     }
@@ -75,9 +128,9 @@ impl Pager {
         &self.current
     }
 
-    /// The record total the portal declared (the latest seen).
+    /// The record total the portal declared (the same on every page, or the run stops).
     pub fn declared_total(&self) -> Option<u64> {
-        self.declared_total
+        self.declared_total.map(|(total, _)| total)
     }
 
     /// Records received so far.
@@ -93,42 +146,92 @@ impl Pager {
             return None;
         }
         if self
-            .declared_total
-            .is_some_and(|total| self.records + self.page_size >= total)
+            .declared_total()
+            .is_some_and(|total| self.records.saturating_add(self.page_size) >= total)
         {
             return None;
         }
         if self.current.sequence >= self.spec.max_pages {
             return None;
         }
-        Some(PageVars {
+        Some(self.following(None))
+    }
+
+    fn following(&self, cursor: Option<String>) -> PageVars {
+        PageVars {
             sequence: self.current.sequence + 1,
-            page: self.current.page + 1,
-            offset: self.current.offset + self.page_size,
+            page: self.current.page.saturating_add(1),
+            offset: self.current.offset.saturating_add(self.page_size),
             page_size: self.page_size,
-            cursor: None,
-        })
+            cursor,
+        }
     }
 
     /// Takes in what the current page held and says what to do next.
-    pub fn advance(&mut self, page: &PageSummary, payload_hash: &str) -> Result<Next, PagingError> {
+    pub fn advance(
+        &mut self,
+        page: &PageSummary,
+        progress: PageProgress<'_>,
+    ) -> Result<Next, PagingError> {
         let fetched = self.current.sequence;
-        self.records += page.records as u64;
-        if page.declared_total.is_some() {
-            self.declared_total = page.declared_total;
-        }
+        self.records = self.records.saturating_add(page.records as u64);
         if page.records == 0 {
             return Ok(Next::Done(Stop::EmptyPage));
         }
-        if self.last_payload.as_deref() == Some(payload_hash) {
+        if self.last_payload.as_deref() == Some(progress.payload_hash) {
             return Err(PagingError::Looped { page: fetched });
         }
-        self.last_payload = Some(payload_hash.to_string());
+        self.last_payload = Some(progress.payload_hash.to_string());
+        if let Some(path) = &self.spec.total
+            && page.declared_total.is_none()
+        {
+            return Err(PagingError::TotalMissing {
+                page: fetched,
+                path: path.to_string(),
+            });
+        }
+        if let Some(now) = page.declared_total {
+            match self.declared_total {
+                None => self.declared_total = Some((now, fetched)),
+                Some((first, first_page)) if first != now => {
+                    return Err(PagingError::TotalChanged {
+                        page: fetched,
+                        first_page,
+                        first,
+                        now,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(now) = page.declared_pages {
+            match self.declared_pages {
+                None => self.declared_pages = Some((now, fetched)),
+                Some((first, first_page)) if first != now => {
+                    return Err(PagingError::PagesChanged {
+                        page: fetched,
+                        first_page,
+                        first,
+                        now,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        if progress.new_records == 0 {
+            return Err(PagingError::NothingNew {
+                page: fetched,
+                records: page.records as u64,
+            });
+        }
         if self.spec.style == PagingStyle::None {
             return Ok(Next::Done(Stop::SingleRequest));
         }
+        if page.last_page == Some(true) {
+            return Ok(Next::Done(Stop::LastPageFlag));
+        }
         if self
-            .declared_total
+            .declared_total()
             .is_some_and(|total| self.records >= total)
         {
             return Ok(Next::Done(Stop::DeclaredTotalReached));
@@ -148,13 +251,7 @@ impl Pager {
                 max: self.spec.max_pages,
             });
         }
-        self.current = PageVars {
-            sequence: fetched + 1,
-            page: self.current.page + 1,
-            offset: self.current.offset + self.page_size,
-            page_size: self.page_size,
-            cursor,
-        };
+        self.current = self.following(cursor);
         Ok(Next::Fetch(self.current.clone()))
     }
 }
@@ -162,6 +259,7 @@ impl Pager {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::path::Path;
 
     fn spec(style: PagingStyle) -> PagingSpec {
         PagingSpec {
@@ -171,6 +269,7 @@ mod tests {
             total: None,
             pages: None,
             cursor: None,
+            last: None,
             max_pages: 5,
         }
     }
@@ -183,17 +282,25 @@ mod tests {
         }
     }
 
+    /// A page whose records were all new, with its own content.
+    fn fresh(hash: &str, records: usize) -> PageProgress<'_> {
+        PageProgress {
+            payload_hash: hash,
+            new_records: records as u64,
+        }
+    }
+
     #[test]
     fn stops_when_declared_total_arrives() {
         let mut p = Pager::new(&spec(PagingStyle::Page), 2);
         assert!(
-            matches!(p.advance(&page(2, Some(5)), "a").unwrap(), Next::Fetch(v) if v.page == 2 && v.offset == 3)
+            matches!(p.advance(&page(2, Some(5)), fresh("a", 2)).unwrap(), Next::Fetch(v) if v.page == 2 && v.offset == 3)
         );
         assert!(
-            matches!(p.advance(&page(2, Some(5)), "b").unwrap(), Next::Fetch(v) if v.page == 3)
+            matches!(p.advance(&page(2, Some(5)), fresh("b", 2)).unwrap(), Next::Fetch(v) if v.page == 3)
         );
         assert_eq!(
-            p.advance(&page(1, Some(5)), "c").unwrap(),
+            p.advance(&page(1, Some(5)), fresh("c", 1)).unwrap(),
             Next::Done(Stop::DeclaredTotalReached)
         );
         assert_eq!(p.records(), 5);
@@ -203,11 +310,11 @@ mod tests {
     fn stops_at_an_empty_page_without_total() {
         let mut p = Pager::new(&spec(PagingStyle::Page), 2);
         assert!(matches!(
-            p.advance(&page(2, None), "a").unwrap(),
+            p.advance(&page(2, None), fresh("a", 2)).unwrap(),
             Next::Fetch(_)
         ));
         assert_eq!(
-            p.advance(&page(0, None), "e").unwrap(),
+            p.advance(&page(0, None), fresh("e", 0)).unwrap(),
             Next::Done(Stop::EmptyPage)
         );
     }
@@ -215,15 +322,15 @@ mod tests {
     #[test]
     fn refuses_loops_and_endless_paging() {
         let mut p = Pager::new(&spec(PagingStyle::Page), 2);
-        p.advance(&page(2, None), "same").unwrap();
+        p.advance(&page(2, None), fresh("same", 2)).unwrap();
         assert_eq!(
-            p.advance(&page(2, None), "same").unwrap_err(),
+            p.advance(&page(2, None), fresh("same", 2)).unwrap_err(),
             PagingError::Looped { page: 2 }
         );
         let mut p = Pager::new(&spec(PagingStyle::Page), 2);
         let mut result = Ok(Next::Done(Stop::EmptyPage));
         for i in 0..6 {
-            result = p.advance(&page(2, None), &i.to_string());
+            result = p.advance(&page(2, None), fresh(&i.to_string(), 2));
             if result.is_err() {
                 break;
             }
@@ -232,9 +339,96 @@ mod tests {
     }
 
     #[test]
+    fn a_page_with_nothing_new_is_a_fault_even_when_its_bytes_differ() {
+        let mut p = Pager::new(&spec(PagingStyle::Page), 2);
+        p.advance(&page(2, Some(6)), fresh("a", 2)).unwrap();
+        let repeated = PageProgress {
+            payload_hash: "b",
+            new_records: 0,
+        };
+        let error = p.advance(&page(2, Some(6)), repeated).unwrap_err();
+        assert_eq!(
+            error,
+            PagingError::NothingNew {
+                page: 2,
+                records: 2
+            }
+        );
+        assert!(error.is_untrustworthy_result());
+    }
+
+    #[test]
+    fn a_declared_total_or_page_count_that_changes_is_inconsistent() {
+        let mut p = Pager::new(&spec(PagingStyle::Page), 2);
+        p.advance(&page(2, Some(6)), fresh("a", 2)).unwrap();
+        p.advance(&page(2, Some(6)), fresh("b", 2)).unwrap();
+        assert_eq!(
+            p.advance(&page(2, Some(4)), fresh("c", 2)).unwrap_err(),
+            PagingError::TotalChanged {
+                page: 3,
+                first_page: 1,
+                first: 6,
+                now: 4
+            }
+        );
+        let mut p = Pager::new(&spec(PagingStyle::Page), 2);
+        let pages = |n| PageSummary {
+            records: 2,
+            declared_pages: Some(n),
+            ..Default::default()
+        };
+        p.advance(&pages(3), fresh("a", 2)).unwrap();
+        assert!(matches!(
+            p.advance(&pages(2), fresh("b", 2)).unwrap_err(),
+            PagingError::PagesChanged {
+                first: 3,
+                now: 2,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn a_total_the_mapping_promises_must_be_declared() {
+        let mut s = spec(PagingStyle::Page);
+        s.total = Some(Path::parse("DanhMuc/@tong").unwrap());
+        let mut p = Pager::new(&s, 2);
+        let error = p.advance(&page(2, None), fresh("a", 2)).unwrap_err();
+        assert!(
+            matches!(&error, PagingError::TotalMissing { page: 1, path } if path == "DanhMuc/@tong")
+        );
+        // An empty page may say nothing.
+        let mut p = Pager::new(&s, 2);
+        assert_eq!(
+            p.advance(&page(0, None), fresh("a", 0)).unwrap(),
+            Next::Done(Stop::EmptyPage)
+        );
+    }
+
+    #[test]
+    fn a_last_page_flag_ends_paging() {
+        let mut s = spec(PagingStyle::Page);
+        s.last = Some(Path::parse("last").unwrap());
+        let mut p = Pager::new(&s, 2);
+        let with = |last| PageSummary {
+            records: 2,
+            last_page: Some(last),
+            ..Default::default()
+        };
+        assert!(matches!(
+            p.advance(&with(false), fresh("a", 2)).unwrap(),
+            Next::Fetch(_)
+        ));
+        assert_eq!(
+            p.advance(&with(true), fresh("b", 2)).unwrap(),
+            Next::Done(Stop::LastPageFlag)
+        );
+    }
+
+    #[test]
     fn cursor_paging_follows_until_no_cursor() {
         let mut s = spec(PagingStyle::Cursor);
-        s.cursor = Some(crate::mapping::path::Path::parse("next").unwrap());
+        s.cursor = Some(Path::parse("next").unwrap());
         let mut p = Pager::new(&s, 2);
         let with = |c: Option<&str>| PageSummary {
             records: 2,
@@ -242,10 +436,10 @@ mod tests {
             ..Default::default()
         };
         assert!(
-            matches!(p.advance(&with(Some("x")), "a").unwrap(), Next::Fetch(v) if v.cursor.as_deref() == Some("x"))
+            matches!(p.advance(&with(Some("x")), fresh("a", 2)).unwrap(), Next::Fetch(v) if v.cursor.as_deref() == Some("x"))
         );
         assert_eq!(
-            p.advance(&with(None), "b").unwrap(),
+            p.advance(&with(None), fresh("b", 2)).unwrap(),
             Next::Done(Stop::NoNextCursor)
         );
     }
@@ -255,7 +449,7 @@ mod tests {
         let mut p = Pager::new(&spec(PagingStyle::Page), 2);
         let ahead = p.peek_next().expect("page paging fetches ahead");
         assert_eq!(
-            p.advance(&page(2, Some(3)), "a").unwrap(),
+            p.advance(&page(2, Some(3)), fresh("a", 2)).unwrap(),
             Next::Fetch(ahead)
         );
         assert_eq!(
@@ -270,7 +464,7 @@ mod tests {
     fn single_request_when_not_paged() {
         let mut p = Pager::new(&spec(PagingStyle::None), 2);
         assert_eq!(
-            p.advance(&page(3, None), "a").unwrap(),
+            p.advance(&page(3, None), fresh("a", 3)).unwrap(),
             Next::Done(Stop::SingleRequest)
         );
     }

@@ -323,6 +323,11 @@ impl FieldRule {
         ctx: &mut ReadContext<'_>,
         issue: &dyn Fn(String) -> FieldIssue,
     ) -> String {
+        if let Some(sample) = text::double_encoded_sample(raw) {
+            ctx.errors.push(issue(format!(
+                "the text looks double-encoded (`{sample}`: UTF-8 read as Latin-1 somewhere upstream); the record was not stored"
+            )));
+        }
         let mut value = if self.html {
             text::html_to_text(raw)
         } else {
@@ -525,7 +530,8 @@ pub fn parse_number(text: &str) -> Option<f64> {
     Some(if negative { -value } else { value })
 }
 
-fn parse_bool(text: &str) -> Option<bool> {
+/// Reads yes/no the ways portals write it (`1`, `true`, `Có`, `0`, `Không`...).
+pub fn parse_bool(text: &str) -> Option<bool> {
     match text::search_key(text).as_str() {
         "1" | "true" | "co" | "yes" | "x" => Some(true),
         "0" | "false" | "khong" | "no" => Some(false),

@@ -57,7 +57,7 @@ pub fn scan(
         })
         .collect();
     let mut nodes = records.nodes(&root);
-    if records.segments.is_empty() {
+    if records.steps.is_empty() {
         if let Value::Array(items) = &root {
             nodes = items.iter().collect();
         }

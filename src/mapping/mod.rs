@@ -4,6 +4,7 @@
 //!
 //! The language is documented for operators in `mappings/README.md`.
 
+pub mod answer;
 pub mod field;
 pub mod json;
 pub mod path;
@@ -24,8 +25,14 @@ pub use request::{Method, PagingSpec, PagingStyle, RequestSpec};
 use crate::model::{self, Digest, PROCEDURE_SCHEMA, Procedure};
 use crate::text::DEFAULT_PLACEHOLDERS;
 
+/// Part of every raw hash: raised whenever a change to the reader can change what the same bytes
+/// through the same mapping yield, so that records are read again rather than skipped as known.
+const READER_VERSION: &str = "2";
+
 /// How deep a response may nest before it is refused as hostile.
 pub const DEFAULT_MAX_DEPTH: usize = 64;
+/// The deepest nesting a mapping may allow (serde_json refuses deeper JSON anyway).
+const MAX_MAX_DEPTH: usize = 120;
 
 /// Everything that can go wrong loading a mapping or reading a response with it.
 #[derive(Debug, thiserror::Error)]
@@ -121,6 +128,8 @@ pub struct PageSummary {
     pub declared_total: Option<u64>,
     pub declared_pages: Option<u64>,
     pub next_cursor: Option<String>,
+    /// The page said whether it is the last one (`paging.last`).
+    pub last_page: Option<bool>,
 }
 
 /// One record of a response, as the extractor met it.
@@ -180,6 +189,32 @@ impl Mapping {
         let fields = field::compile_fields(&raw.fields, PROCEDURE_SCHEMA, "fields", true)
             .map_err(invalid)?;
         let paging = PagingSpec::compile(raw.paging).map_err(invalid)?;
+        if raw.format == Format::Xml {
+            // The XML reader streams the document: it follows plain paths only.
+            let streamed = [
+                ("records.each", Some(&records)),
+                ("paging.total", paging.total.as_ref()),
+                ("paging.pages", paging.pages.as_ref()),
+                ("paging.cursor", paging.cursor.as_ref()),
+                ("paging.last", paging.last.as_ref()),
+            ];
+            for (key, path) in streamed {
+                if path.is_some_and(|p| !p.is_plain()) {
+                    return Err(invalid((
+                        key.into(),
+                        "filters (`[...]`) are not supported here in XML mappings: the document is streamed; filter inside the record's fields instead".into(),
+                    )));
+                }
+            }
+        }
+        if let Some(depth) = raw.max_depth
+            && !(1..=MAX_MAX_DEPTH).contains(&depth)
+        {
+            return Err(invalid((
+                "max_depth".into(),
+                format!("must be between 1 and {MAX_MAX_DEPTH}"),
+            )));
+        }
         let mapping = Mapping {
             file: file.to_path_buf(),
             hash: model::hex(&Sha256::digest(content.as_bytes())),
@@ -197,6 +232,11 @@ impl Mapping {
             max_depth: raw.max_depth.unwrap_or(DEFAULT_MAX_DEPTH),
         };
         Ok(mapping)
+    }
+
+    /// The model fields this mapping fills.
+    pub fn mapped_fields(&self) -> Vec<&'static str> {
+        self.fields.iter().map(|rule| rule.name).collect()
     }
 
     /// The placeholders used by the request that neither the built-ins, the mapping's `[vars]`
@@ -325,11 +365,12 @@ impl Mapping {
         Ok((summary, out))
     }
 
-    fn captures(&self) -> [Option<&Path>; 3] {
+    fn captures(&self) -> [Option<&Path>; 4] {
         [
             self.paging.total.as_ref(),
             self.paging.pages.as_ref(),
             self.paging.cursor.as_ref(),
+            self.paging.last.as_ref(),
         ]
     }
 
@@ -388,12 +429,18 @@ impl Mapping {
             declared_total: number(0),
             declared_pages: number(1),
             next_cursor: captured.get(2).cloned().flatten().filter(|c| !c.is_empty()),
+            last_page: captured
+                .get(3)
+                .cloned()
+                .flatten()
+                .and_then(|t| field::parse_bool(&t)),
         })
     }
 
-    /// Identifies a record's raw text under this mapping.
+    /// Identifies a record's raw text under this mapping and this reader.
     fn raw_hash(&self, raw: &[u8]) -> Digest {
         let mut hasher = Sha256::new();
+        hasher.update(READER_VERSION.as_bytes());
         hasher.update(self.hash.as_bytes());
         hasher.update(b"\n");
         hasher.update(raw);
@@ -406,23 +453,22 @@ impl Mapping {
             errors: Vec::new(),
             warnings: Vec::new(),
         };
-        let value = field::read_record(&self.fields, node, &field::Location::ROOT, &mut ctx);
+        let mut value = field::read_record(&self.fields, node, &field::Location::ROOT, &mut ctx);
         let code = value
             .get("code")
             .and_then(|v| v.as_str())
             .filter(|c| !c.is_empty())
             .map(str::to_string);
         let result = if ctx.errors.is_empty() {
-            serde_json::from_value::<Procedure>(value)
-                .map(Procedure::normalised)
-                .map_err(|e| RecordError {
-                    code: code.clone(),
-                    issues: vec![FieldIssue {
-                        field: String::new(),
-                        path: String::new(),
-                        message: e.to_string(),
-                    }],
-                })
+            settle_online_mode(&mut value);
+            serde_json::from_value::<Procedure>(value).map_err(|e| RecordError {
+                code: code.clone(),
+                issues: vec![FieldIssue {
+                    field: String::new(),
+                    path: String::new(),
+                    message: e.to_string(),
+                }],
+            })
         } else {
             Err(RecordError {
                 code,
@@ -438,18 +484,22 @@ impl Mapping {
     }
 }
 
-impl Procedure {
-    /// Fills what follows from other fields: the canonical online mode from the source's label.
-    fn normalised(mut self) -> Procedure {
-        if !matches!(self.online_mode.as_str(), "none" | "partial" | "full") {
-            let from = if self.online_mode.is_empty() {
-                &self.online_label
-            } else {
-                &self.online_mode
-            };
-            self.online_mode = model::online_mode_from_label(from).to_string();
-        }
-        self
+/// Replaces the mapped `online_mode` text by the canonical mode it and `online_label` state
+/// together, or null when they state nothing (unknown is not "none").
+fn settle_online_mode(record: &mut serde_json::Value) {
+    let text = |key: &str| {
+        record
+            .get(key)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let mode = model::OnlineMode::from_source(&text("online_mode"), &text("online_label"));
+    if let Some(map) = record.as_object_mut() {
+        map.insert(
+            "online_mode".into(),
+            serde_json::to_value(mode).unwrap_or_default(),
+        );
     }
 }
 
@@ -589,8 +639,11 @@ mod shipped {
         );
         assert!(p.decision.number.ends_with("/QĐ-UBND"));
         assert!(p.decision.date.starts_with("2025-"));
-        assert!(["none", "partial", "full"].contains(&p.online_mode.as_str()));
-        assert_eq!(p.online_label.is_empty(), p.online_mode == "none");
+        assert!(p.online_mode.is_some(), "the LGSP export states a mode");
+        assert_eq!(
+            p.online_label.is_empty(),
+            p.online_mode == Some(model::OnlineMode::NotOnline)
+        );
         assert_eq!(p.applicants, vec!["Công dân Việt Nam", "Tổ chức"]);
         assert_eq!(p.sectors[0].name, "Hộ tịch");
     }
@@ -607,6 +660,10 @@ mod shipped {
         assert_eq!(records[0].name, "Đăng ký tạm trú");
         assert_eq!(records[0].kind, "Công dân");
         assert_eq!(records[0].vertical, Some(true));
+        assert!(
+            records.iter().all(|r| r.online_mode.is_none()),
+            "the national list does not state an online mode: unknown, not none"
+        );
         // The capture has decomposed (NFD) names; they are stored in NFC.
         use unicode_normalization::UnicodeNormalization;
         assert!(
@@ -655,10 +712,10 @@ mod fuzz {
     /// Extracts from `body` with `mapping`, checking that what it returns is clean; panics only
     /// if the extractor does or the check fails.
     fn extract_all(body: &[u8], content_type: &str, mapping: &Mapping) {
-        let Ok(text) = decode::body_to_text(body, Some(content_type)) else {
+        let Ok(decoded) = decode::body_to_text(body, Some(content_type)) else {
             return;
         };
-        let _ = mapping.extract(&text, &mut |record| {
+        let _ = mapping.extract(&decoded.text, &mut |record| {
             if let Ok(procedure) = &record.result {
                 for text in [&procedure.code, &procedure.name] {
                     assert!(

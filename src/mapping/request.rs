@@ -57,8 +57,16 @@ pub(super) struct PagingToml {
     pub total: Option<String>,
     pub pages: Option<String>,
     pub cursor: Option<String>,
+    pub last: Option<String>,
     pub max_pages: Option<u64>,
 }
+
+/// The largest page size a mapping or source may ask for.
+pub const MAX_PAGE_SIZE: u64 = 100_000;
+/// The largest `paging.max_pages`.
+pub const MAX_PAGES: u64 = 1_000_000;
+/// The largest first page number or offset.
+const MAX_FIRST: u64 = 1_000_000;
 
 /// The compiled `[paging]` table.
 #[derive(Debug, Clone)]
@@ -72,6 +80,8 @@ pub struct PagingSpec {
     pub pages: Option<Path>,
     /// Where the response gives the next cursor.
     pub cursor: Option<Path>,
+    /// Where the response says whether it is the last page (Spring's `"last": true`).
+    pub last: Option<Path>,
     /// A safety stop: more pages than this is an error, not a catalogue.
     pub max_pages: u64,
 }
@@ -85,6 +95,7 @@ impl PagingSpec {
             total: None,
             pages: None,
             cursor: None,
+            last: None,
             max_pages: None,
         });
         let path = |key: &str, value: &Option<String>| {
@@ -105,10 +116,26 @@ impl PagingSpec {
             total: path("total", &raw.total)?,
             pages: path("pages", &raw.pages)?,
             cursor: path("cursor", &raw.cursor)?,
+            last: path("last", &raw.last)?,
             max_pages: raw.max_pages.unwrap_or(10_000),
         };
-        if spec.size == 0 {
-            return Err(("paging.size".into(), "must be at least 1".into()));
+        if !(1..=MAX_PAGE_SIZE).contains(&spec.size) {
+            return Err((
+                "paging.size".into(),
+                format!("must be between 1 and {MAX_PAGE_SIZE}"),
+            ));
+        }
+        if !(1..=MAX_PAGES).contains(&spec.max_pages) {
+            return Err((
+                "paging.max_pages".into(),
+                format!("must be between 1 and {MAX_PAGES}"),
+            ));
+        }
+        if spec.first > MAX_FIRST {
+            return Err((
+                "paging.first".into(),
+                format!("must be at most {MAX_FIRST}"),
+            ));
         }
         if spec.style == PagingStyle::Cursor && spec.cursor.is_none() {
             return Err((

@@ -146,7 +146,7 @@ fn reference_text<'a>(name: &str) -> Cow<'a, str> {
 }
 
 fn path_matches(stack: &[String], path: &Path) -> bool {
-    stack.len() == path.segments.len() && stack.iter().zip(&path.segments).all(|(a, b)| a == b)
+    stack.len() == path.steps.len() && stack.iter().zip(&path.steps).all(|(a, b)| *a == b.name)
 }
 
 /// Document-level streaming state: where we are, and the capture running.
@@ -160,14 +160,24 @@ struct Scanner<'p> {
 impl Scanner<'_> {
     fn open(&mut self, start: &BytesStart<'_>) {
         self.stack.push(start.local_name().as_ref().to_string());
-        if self.capturing.is_none() {
-            let stack = &self.stack;
-            let hit = self
-                .captures
-                .iter()
-                .position(|c| c.is_some_and(|p| p.attribute.is_none() && path_matches(stack, p)));
-            if let Some(i) = hit.filter(|&i| self.captured[i].is_none()) {
-                self.capturing = Some((i, String::new()));
+        for (i, capture) in self.captures.iter().enumerate() {
+            let Some(path) = capture.filter(|p| path_matches(&self.stack, p)) else {
+                continue;
+            };
+            if self.captured[i].is_some() {
+                continue;
+            }
+            match &path.attribute {
+                // `DanhMuc/@tong`: the value is in this start tag.
+                Some(name) => {
+                    let content: &str = start;
+                    let (_, attributes) = parse_tag(content);
+                    if let Some((_, value)) = attributes.iter().find(|(k, _)| k == name) {
+                        self.captured[i] = Some(value.trim().to_string());
+                    }
+                }
+                None if self.capturing.is_none() => self.capturing = Some((i, String::new())),
+                None => {}
             }
         }
     }

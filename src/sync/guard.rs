@@ -1,16 +1,26 @@
 //! The safety guard: decides, once a run has read everything and before anything is committed,
 //! whether its result can be trusted enough to apply. A portal that briefly answers with an
-//! empty or partial list must never empty the catalogue. Pure: numbers in, verdict out.
+//! empty, partial, repeating or unreadable list must never empty the catalogue. Pure: numbers
+//! in, verdict out.
 
 use serde::Serialize;
 
+use crate::fetch::paging::PagingError;
+
 /// What a run saw, as far as the guard is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Evidence {
     /// Procedures of the source stored as active before the run.
     pub active_before: u64,
-    /// Records the run met (read, recognised unchanged, or unreadable).
+    /// Records the run met, repeats included.
     pub records_seen: u64,
+    /// Distinct records among them: one per code, plus each record whose code could not be
+    /// used and each record sharing a code with a different one (see `sync::seen`).
+    pub distinct: u64,
+    /// Records that came again, unchanged, on a later page than the first time.
+    pub repeated_across_pages: u64,
+    /// Records met that could not be used (unreadable, no usable code, refused values).
+    pub unusable: u64,
     /// The total the source declared (`TOTAL_RECORDS`, `TongSo`), when it declared one.
     pub declared_total: Option<u64>,
     /// Stored procedures the run would mark missing or remove.
@@ -22,6 +32,8 @@ pub struct Evidence {
 pub struct Policy {
     /// The largest share of active procedures one run may mark missing or remove.
     pub max_removal_share: f64,
+    /// The largest share of the records met that may be unusable.
+    pub max_unusable_share: f64,
     /// `sync --allow-mass-removal`: the operator has checked the source and accepts the result.
     pub allow_mass_removal: bool,
 }
@@ -32,8 +44,22 @@ pub struct Policy {
 pub enum Hold {
     /// Nothing at all came back from a source that had procedures.
     Empty { had: u64 },
-    /// The source itself said there were more records than arrived.
-    Incomplete { declared: u64, got: u64, had: u64 },
+    /// The source itself said there were more records than arrived (distinct ones).
+    Incomplete {
+        declared: u64,
+        got: u64,
+        records: u64,
+        had: u64,
+    },
+    /// Records came again on later pages and the source declares no total to check against:
+    /// its paging is unreliable, so others may have been skipped.
+    Repeats { repeated: u64, records: u64 },
+    /// Too many of the records met could not be used (a broken mapping, a garbled export).
+    Unusable {
+        unusable: u64,
+        records: u64,
+        limit: f64,
+    },
     /// Too large a share of the catalogue would go missing at once.
     MassRemoval {
         had: u64,
@@ -41,18 +67,24 @@ pub enum Hold {
         would_remove: u64,
         limit: f64,
     },
-    /// Paging went round in circles: a page came back identical to the one before it.
-    Looped { page: u64 },
+    /// Paging could not be trusted (see [`PagingError`]); the override cannot help.
+    Paging { fault: PagingError },
 }
 
 impl Hold {
     /// What the operator can do about it.
     pub fn advice(&self, source: &str) -> String {
         match self {
-            Hold::Looped { .. } => {
-                "The portal is repeating itself; try again later, and tell its operator if it persists"
+            Hold::Paging { .. } => {
+                "The portal's paging cannot be trusted right now; try again later, and tell its operator if it persists"
                     .to_string()
             }
+            Hold::Repeats { .. } => format!(
+                "Try again later, and tell the portal's operator if it persists; to apply what arrived anyway, run `tthc-sync sync --source {source} --allow-mass-removal`"
+            ),
+            Hold::Unusable { .. } => format!(
+                "See the problems with `tthc-sync runs show ID` and check the mapping with `tthc-sync mapping check`; if the records really are unusable, run `tthc-sync sync --source {source} --allow-mass-removal`"
+            ),
             _ => format!(
                 "Check the portal; if it really did drop these procedures, run `tthc-sync sync --source {source} --allow-mass-removal`"
             ),
@@ -68,10 +100,41 @@ impl std::fmt::Display for Hold {
                 "the source returned no procedures at all, but {had} are stored as active; \
                  a portal answering with an empty list is far more often broken than emptied"
             ),
-            Hold::Incomplete { declared, got, had } => write!(
+            Hold::Incomplete {
+                declared,
+                got,
+                records,
+                had,
+            } if records > got => write!(
+                f,
+                "the source declared {declared} procedures and sent {records} records, but only \
+                 {got} distinct ones arrived ({} came more than once: its pages overlap or repeat) \
+                 (had {had}): the result is incomplete",
+                records - got
+            ),
+            Hold::Incomplete {
+                declared, got, had, ..
+            } => write!(
                 f,
                 "the source declared {declared} procedures but only {got} arrived (had {had}): \
                  the result is incomplete"
+            ),
+            Hold::Repeats { repeated, records } => write!(
+                f,
+                "{repeated} of the {records} records came again on a later page: the portal's \
+                 paging is unreliable (its sort is unstable or it ignores the page number), so \
+                 other records may have been skipped, and it declares no total to check against"
+            ),
+            Hold::Unusable {
+                unusable,
+                records,
+                limit,
+            } => write!(
+                f,
+                "{unusable} of the {records} records could not be used ({:.0} %, more than the \
+                 {:.0} % allowed: max_unusable_share); the mapping may no longer fit the portal",
+                share(*unusable, *records) * 100.0,
+                limit * 100.0
             ),
             Hold::MassRemoval {
                 had,
@@ -85,11 +148,7 @@ impl std::fmt::Display for Hold {
                 share(*would_remove, *had) * 100.0,
                 limit * 100.0
             ),
-            Hold::Looped { page } => write!(
-                f,
-                "page {page} came back identical to the page before it, so paging stopped \
-                 before the end and the result is incomplete"
-            ),
+            Hold::Paging { fault } => fault.fmt(f),
         }
     }
 }
@@ -111,19 +170,34 @@ pub fn check(evidence: &Evidence, policy: &Policy) -> Result<(), Hold> {
     if evidence.records_seen == 0 && had > 0 {
         return Err(Hold::Empty { had });
     }
-    if let Some(declared) = evidence.declared_total
-        && evidence.records_seen < declared
-    {
-        return Err(Hold::Incomplete {
-            declared,
-            got: evidence.records_seen,
-            had,
+    match evidence.declared_total {
+        Some(declared) if evidence.distinct < declared => {
+            return Err(Hold::Incomplete {
+                declared,
+                got: evidence.distinct,
+                records: evidence.records_seen,
+                had,
+            });
+        }
+        None if evidence.repeated_across_pages > 0 => {
+            return Err(Hold::Repeats {
+                repeated: evidence.repeated_across_pages,
+                records: evidence.records_seen,
+            });
+        }
+        _ => {}
+    }
+    if share(evidence.unusable, evidence.records_seen) > policy.max_unusable_share {
+        return Err(Hold::Unusable {
+            unusable: evidence.unusable,
+            records: evidence.records_seen,
+            limit: policy.max_unusable_share,
         });
     }
     if share(evidence.would_remove, had) > policy.max_removal_share {
         return Err(Hold::MassRemoval {
             had,
-            got: evidence.records_seen,
+            got: evidence.distinct,
             would_remove: evidence.would_remove,
             limit: policy.max_removal_share,
         });
@@ -138,6 +212,7 @@ mod tests {
 
     const POLICY: Policy = Policy {
         max_removal_share: 0.1,
+        max_unusable_share: 0.5,
         allow_mass_removal: false,
     };
 
@@ -145,8 +220,10 @@ mod tests {
         Evidence {
             active_before: had,
             records_seen: got,
+            distinct: got,
             declared_total: declared,
             would_remove,
+            ..Evidence::default()
         }
     }
 
@@ -167,9 +244,68 @@ mod tests {
             Err(Hold::Incomplete {
                 declared: 500,
                 got: 300,
+                records: 300,
                 had: 500
             })
         );
+    }
+
+    #[test]
+    fn completeness_counts_distinct_records_not_repeats() {
+        // 1,500 records arrive for 1,500 declared, but 100 of them came twice.
+        let repeated = Evidence {
+            records_seen: 1500,
+            distinct: 1400,
+            repeated_across_pages: 100,
+            ..evidence(1500, 1500, Some(1500), 100)
+        };
+        let held = check(&repeated, &POLICY).unwrap_err();
+        assert_eq!(
+            held,
+            Hold::Incomplete {
+                declared: 1500,
+                got: 1400,
+                records: 1500,
+                had: 1500
+            }
+        );
+        assert!(
+            held.to_string().contains("100 came more than once"),
+            "{held}"
+        );
+        // Without a declared total, records coming again on later pages are enough to hold.
+        let no_total = Evidence {
+            declared_total: None,
+            ..repeated
+        };
+        assert_eq!(
+            check(&no_total, &POLICY),
+            Err(Hold::Repeats {
+                repeated: 100,
+                records: 1500
+            })
+        );
+    }
+
+    #[test]
+    fn a_result_mostly_unusable_is_held() {
+        let broken = Evidence {
+            unusable: 30,
+            ..evidence(0, 30, Some(30), 0)
+        };
+        assert!(matches!(
+            check(&broken, &POLICY),
+            Err(Hold::Unusable {
+                unusable: 30,
+                records: 30,
+                ..
+            })
+        ));
+        let some = Evidence {
+            unusable: 3,
+            ..evidence(0, 30, Some(30), 0)
+        };
+        assert_eq!(check(&some, &POLICY), Ok(()));
     }
 
     #[test]
@@ -227,6 +363,23 @@ mod tests {
             let got = declared.saturating_sub(missing);
             prop_assume!(got < declared);
             prop_assert!(check(&evidence(had, got, Some(declared), 0), &POLICY).is_err());
+        }
+
+        #[test]
+        fn fewer_distinct_than_declared_never_passes_whatever_arrived(
+            declared in 1u64..100_000,
+            missing in 1u64..1000,
+            repeats in 0u64..100_000,
+        ) {
+            let distinct = declared.saturating_sub(missing);
+            prop_assume!(distinct < declared);
+            let e = Evidence {
+                records_seen: distinct + repeats,
+                distinct,
+                repeated_across_pages: repeats,
+                ..evidence(declared, distinct, Some(declared), 0)
+            };
+            prop_assert!(check(&e, &POLICY).is_err());
         }
     }
 }

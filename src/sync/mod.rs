@@ -6,11 +6,13 @@
 
 pub mod diff;
 pub mod guard;
+pub mod issues;
 pub mod reader;
 pub mod report;
+pub mod seen;
 pub mod store;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,12 +21,15 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Source;
 use crate::db::{self, Pool, SourceLock, StoreError, payloads, procedures, runs};
-use crate::fetch::paging::{Next, PageVars, Pager, PagingError};
+use crate::fetch::paging::{Next, PageProgress, PageVars, Pager, PagingError};
 use crate::fetch::{FetchError, Fetched, Fetcher, PageRequest};
+use crate::mapping::answer::NotData;
 use crate::mapping::request::render;
 use crate::mapping::{MappingError, Method};
 use crate::model;
 use diff::Verdict;
+pub use issues::{IssueKind, IssueLog, RunIssue};
+use seen::{Seen, Sighting};
 pub use store::{ChangeSummary, RowsWritten};
 use store::{Pending, Writer};
 
@@ -40,9 +45,17 @@ pub enum SyncError {
         by: Option<String>,
     },
     #[error(
-        "source `{source_name}`: the bearer token is read from the environment variable {var}, which is not set; export it and run again"
+        "source `{source_name}`: the bearer token is read from the environment variable {var} (auth.bearer_token_env), which is not set; export it and run again"
     )]
     MissingToken { source_name: String, var: String },
+    #[error("source `{source_name}`: {url}: {what}. Nothing was changed; {}", not_data_advice(what, auth_env.as_deref()))]
+    NotData {
+        source_name: String,
+        url: String,
+        what: NotData,
+        /// The variable the source's token comes from, if it has one.
+        auth_env: Option<String>,
+    },
     #[error("source `{source_name}`: building the request from mapping {mapping}: {message}")]
     Request {
         source_name: String,
@@ -99,39 +112,34 @@ pub enum SyncError {
     },
 }
 
-/// The kind of a problem met during a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IssueKind {
-    Fetch,
-    Parse,
-    Mapping,
-    Validation,
-    Store,
-    /// The safety guard held the run.
-    Guard,
-}
-
-/// A problem worth reporting, tied to the record it concerns when there is one.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct RunIssue {
-    pub kind: IssueKind,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub record: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
+/// What to do about a portal answer that is not data.
+fn not_data_advice(what: &NotData, auth_env: Option<&str>) -> String {
+    match (what, auth_env) {
+        (NotData::LoginPage { .. }, Some(var)) => format!(
+            "the access token in {var} is missing, wrong or expired: renew it (see the source's auth.bearer_token_env) and run again"
+        ),
+        (NotData::LoginPage { .. }, None) => {
+            "this portal wants a login the source does not have: configure the source's `auth`, or check its base_url".into()
+        }
+        (NotData::HtmlPage { .. }, _) => {
+            "the portal may be down for maintenance or its address may have changed: try again later, and check the source's base_url if it persists".into()
+        }
+        (NotData::SoapFault { .. }, _) => {
+            "this is the portal's own error: try again later, and tell its operator if it persists".into()
+        }
+    }
 }
 
 /// Counts of one run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
     pub pages: u64,
+    /// Every record met, repeats included.
     pub records_seen: u64,
+    /// Distinct records among them (see [`seen::Seen::distinct`]).
+    pub distinct: u64,
+    /// Records that came again with the same code and content.
+    pub repeated: u64,
     pub declared_total: Option<u64>,
     pub added: u64,
     pub modified: u64,
@@ -139,7 +147,11 @@ pub struct Counts {
     pub missing: u64,
     pub removed: u64,
     pub restored: u64,
+    /// Records that could not be used (unreadable, no usable code, refused values, a second
+    /// record claiming a code).
     pub skipped: u64,
+    /// Problems met, by kind (all of them, including those not kept in the run's issues).
+    pub problems: BTreeMap<IssueKind, u64>,
 }
 
 /// The result of a run, for people and scripts.
@@ -151,6 +163,7 @@ pub struct SyncReport {
     /// Always `succeeded`: a run that did not succeed is an error, not a report.
     pub status: &'static str,
     pub counts: Counts,
+    /// The problems kept (the first of each kind; `counts.problems` has them all).
     pub issues: Vec<RunIssue>,
     pub changes: Vec<ChangeSummary>,
     pub rows_written: RowsWritten,
@@ -195,8 +208,21 @@ pub struct SyncContext {
 #[derive(Default)]
 struct RunState {
     counts: Counts,
-    issues: Vec<RunIssue>,
-    seen: HashSet<String>,
+    issues: IssueLog,
+    seen: Seen,
+    /// The charset header was found lying (reported once per run).
+    header_overruled: bool,
+}
+
+impl RunState {
+    /// The counts with the problem tally, as recorded.
+    fn final_counts(&self) -> Counts {
+        Counts {
+            problems: self.issues.by_kind().clone(),
+            distinct: self.seen.distinct(),
+            ..self.counts.clone()
+        }
+    }
 }
 
 /// Runs one source: the whole pipeline, recorded as one run.
@@ -285,14 +311,11 @@ pub async fn run_source(
     let (status, message) = match &outcome {
         Ok(_) => ("succeeded", None),
         Err(error) => {
-            state.issues.push(RunIssue {
-                kind: issue_kind(error),
-                message: error.to_string(),
-                record: None,
-                field: None,
-                path: None,
-                url: error_url(error),
-            });
+            state.issues.push(RunIssue::general(
+                issue_kind(error),
+                error.to_string(),
+                error_url(error),
+            ));
             let status = match error {
                 SyncError::Held { .. } => "held",
                 _ => "failed",
@@ -300,10 +323,11 @@ pub async fn run_source(
             (status, Some(error.to_string()))
         }
     };
+    let counts = state.final_counts();
     let end = runs::RunEnd {
         status: status.into(),
-        counts: serde_json::to_value(&state.counts).unwrap_or_default(),
-        issues: serde_json::to_value(&state.issues).unwrap_or_default(),
+        counts: serde_json::to_value(&counts).unwrap_or_default(),
+        issues: serde_json::to_value(state.issues.kept()).unwrap_or_default(),
         message,
     };
     let finished = db::blocking(&ctx.pool, move |conn| {
@@ -320,8 +344,8 @@ pub async fn run_source(
         source: name,
         dry_run: options.dry_run,
         status,
-        counts: state.counts,
-        issues: state.issues,
+        counts,
+        issues: state.issues.into_kept(),
         changes,
         rows_written,
         duration_ms: started.elapsed().as_millis() as u64,
@@ -330,9 +354,10 @@ pub async fn run_source(
 
 fn issue_kind(error: &SyncError) -> IssueKind {
     match error {
-        SyncError::Fetch { .. } | SyncError::MissingToken { .. } | SyncError::Busy { .. } => {
-            IssueKind::Fetch
-        }
+        SyncError::Fetch { .. }
+        | SyncError::MissingToken { .. }
+        | SyncError::Busy { .. }
+        | SyncError::NotData { .. } => IssueKind::Fetch,
         SyncError::Decode { .. } | SyncError::Paging { .. } => IssueKind::Parse,
         SyncError::Mapping { error, .. } if matches!(**error, MappingError::Parse { .. }) => {
             IssueKind::Parse
@@ -349,7 +374,8 @@ fn error_url(error: &SyncError) -> Option<String> {
         SyncError::Fetch { error, .. } => Some(error.url().to_string()),
         SyncError::Decode { url, .. }
         | SyncError::Mapping { url, .. }
-        | SyncError::Paging { url, .. } => Some(url.clone()),
+        | SyncError::Paging { url, .. }
+        | SyncError::NotData { url, .. } => Some(url.clone()),
         _ => None,
     }
 }
@@ -446,7 +472,11 @@ async fn execute(
         seconds = started.elapsed().as_secs_f64(),
         "fetched and read"
     );
-    let absences = diff::absences(&stored, &state.seen, source.removal_grace_runs);
+    let absences = diff::absences(
+        &stored,
+        |code| state.seen.contains(code),
+        source.removal_grace_runs,
+    );
     for absence in &absences {
         match absence.status {
             diff::Status::Removed => state.counts.removed += 1,
@@ -461,11 +491,15 @@ async fn execute(
             .filter(|s| s.status == diff::Status::Active)
             .count() as u64,
         records_seen: state.counts.records_seen,
+        distinct: state.seen.distinct(),
+        repeated_across_pages: state.seen.repeated_across_pages(),
+        unusable: state.counts.skipped,
         declared_total: state.counts.declared_total,
         would_remove: absences.iter().filter(|a| a.newly_missing).count() as u64,
     };
     let policy = guard::Policy {
         max_removal_share: source.max_removal_share,
+        max_unusable_share: source.max_unusable_share,
         allow_mass_removal: options.allow_mass_removal,
     };
     if let Err(hold) = guard::check(&evidence, &policy) {
@@ -558,8 +592,14 @@ async fn read_pages(
             let context = context.clone();
             let body = page.body.clone();
             let content_type = page.fetched.content_type.clone();
+            let redirected_to = page.fetched.redirected_to.clone();
             tokio::task::spawn_blocking(move || {
-                reader::read_page(&context, &body, content_type.as_deref())
+                reader::read_page(
+                    &context,
+                    &body,
+                    content_type.as_deref(),
+                    redirected_to.as_deref(),
+                )
             })
         };
         let ahead = pager.peek_next();
@@ -586,28 +626,49 @@ async fn read_pages(
                     url: url.clone(),
                     error: Box::new(error),
                 },
+                reader::ReadError::NotData(what) => SyncError::NotData {
+                    source_name: name.clone(),
+                    url: url.clone(),
+                    what,
+                    auth_env: source.bearer_token_env.clone(),
+                },
             })?;
+        if let Some(note) = read.header_overruled
+            && !state.header_overruled
+        {
+            state.header_overruled = true;
+            state.issues.push(RunIssue::general(
+                IssueKind::Parse,
+                format!("{note} (reported for the first such page only)"),
+                Some(url.clone()),
+            ));
+        }
         let sequence = page.vars.sequence;
+        let met_before = state.seen.met();
         for record in read.records {
             if let Some(pending) = take_record(record, state, &url, sequence) {
                 writer.push(pending).await.map_err(store_err)?;
             }
         }
         state.counts.pages += 1;
-        let next = pager
-            .advance(&read.summary, &page.hash)
-            .map_err(|error| match error {
-                // Not a broken page but an incomplete result: the guard's call.
-                PagingError::Looped { page } => SyncError::Held {
+        let progress = PageProgress {
+            payload_hash: &page.hash,
+            new_records: state.seen.met() - met_before,
+        };
+        let next = pager.advance(&read.summary, progress).map_err(|error| {
+            if error.is_untrustworthy_result() {
+                SyncError::Held {
                     source_name: name.clone(),
-                    hold: guard::Hold::Looped { page },
-                },
-                error => SyncError::Paging {
+                    hold: guard::Hold::Paging { fault: error },
+                }
+            } else {
+                SyncError::Paging {
                     source_name: name.clone(),
                     url: url.clone(),
                     error,
-                },
-            })?;
+                }
+            }
+        })?;
         state.counts.declared_total = pager.declared_total();
         if let Some(report) = &ctx.on_progress {
             report(&Progress {
@@ -631,15 +692,72 @@ async fn read_pages(
     }
 }
 
-fn duplicate_issue(code: &str, position: &str, url: &str) -> RunIssue {
+/// A validation problem about one record.
+fn record_issue(
+    kind: IssueKind,
+    message: String,
+    record: String,
+    field: &str,
+    url: &str,
+) -> RunIssue {
     RunIssue {
-        kind: IssueKind::Validation,
-        message: "the same code appears twice in this result; the first record was kept".into(),
-        record: Some(format!("{code} ({position})")),
-        field: Some("code".into()),
+        kind,
+        message,
+        record: Some(record),
+        field: Some(field.to_string()).filter(|f| !f.is_empty()),
         path: None,
         url: Some(url.to_string()),
     }
+}
+
+/// Counts a record whose code was met before in this run, and reports it.
+fn note_again(
+    state: &mut RunState,
+    code: &str,
+    sighting: Sighting,
+    page: u64,
+    position: &str,
+    url: &str,
+) {
+    let record = format!("{code} ({position})");
+    let issue = match sighting {
+        Sighting::New => return,
+        Sighting::Repeat { first_page } if first_page != page => {
+            state.counts.repeated += 1;
+            record_issue(
+                IssueKind::Paging,
+                format!(
+                    "came again, unchanged, after page {first_page}: the portal's pages overlap or repeat"
+                ),
+                record,
+                "",
+                url,
+            )
+        }
+        Sighting::Repeat { .. } => {
+            state.counts.repeated += 1;
+            record_issue(
+                IssueKind::Validation,
+                "appears twice on this page with the same content; counted once".into(),
+                record,
+                "code",
+                url,
+            )
+        }
+        Sighting::Conflict { first_page } => {
+            state.counts.skipped += 1;
+            record_issue(
+                IssueKind::Validation,
+                format!(
+                    "the same code appears twice in this result (first on page {first_page}) with different content; the first record was kept"
+                ),
+                record,
+                "code",
+                url,
+            )
+        }
+    };
+    state.issues.push(issue);
 }
 
 /// Counts one record of a page and reports its problems; returns it when it must be written.
@@ -650,24 +768,21 @@ fn take_record(
     page: u64,
 ) -> Option<Pending> {
     state.counts.records_seen += 1;
-    let (position, raw_hash, result, warnings) = match record {
-        reader::PageRecord::Known { code } => {
-            if state.seen.insert(code.clone()) {
-                state.counts.unchanged += 1;
-            } else {
-                state.counts.skipped += 1;
-                state
-                    .issues
-                    .push(duplicate_issue(&code, &format!("page {page}"), url));
+    let (position, raw_hash, clean, result, warnings) = match record {
+        reader::PageRecord::Known { code, hash } => {
+            match state.seen.sight(&code, Some(hash), page) {
+                Sighting::New => state.counts.unchanged += 1,
+                again => note_again(state, &code, again, page, &format!("page {page}"), url),
             }
             return None;
         }
         reader::PageRecord::Read {
             position,
             raw_hash,
+            clean,
             result,
             warnings,
-        } => (position, raw_hash, result, warnings),
+        } => (position, raw_hash, clean, result, warnings),
     };
     let position = format!("page {page}, record {position}");
     for warning in warnings {
@@ -680,17 +795,28 @@ fn take_record(
             url: Some(url.to_string()),
         });
     }
+    // A record that cannot be identified still came from the portal: it counts once.
+    let unidentified = |state: &mut RunState| {
+        if state.seen.sight_unidentified(raw_hash) {
+            state.counts.skipped += 1;
+        } else {
+            state.counts.repeated += 1;
+        }
+    };
     let classified = match result {
         Ok(c) => c,
         Err(error) => {
-            state.counts.skipped += 1;
-            let record = error
-                .code
-                .clone()
+            let code = error.code.filter(|c| model::code_problem(c).is_none());
+            let record = code
+                .as_ref()
                 .map_or(position.clone(), |c| format!("{c} ({position})"));
-            // A record we could not read still exists upstream: never count it as missing.
-            if let Some(code) = error.code {
-                state.seen.insert(code);
+            match &code {
+                // A record we could not read still exists upstream: never count it as missing.
+                Some(code) => match state.seen.sight(code, None, page) {
+                    Sighting::New => state.counts.skipped += 1,
+                    again => note_again(state, code, again, page, &position, url),
+                },
+                None => unidentified(state),
             }
             for issue in error.issues {
                 // A record without its code cannot be identified: a validation problem.
@@ -711,23 +837,36 @@ fn take_record(
             return None;
         }
     };
-    if let Some(problem) = crate::model::code_problem(&classified.code) {
-        state.counts.skipped += 1;
-        state.issues.push(RunIssue {
-            kind: IssueKind::Validation,
-            message: format!("{problem}; the record was skipped"),
-            record: Some(format!("{:?} ({position})", classified.code)),
-            field: Some("code".into()),
-            path: None,
-            url: Some(url.to_string()),
-        });
+    if let Some(problem) = model::code_problem(&classified.code) {
+        unidentified(state);
+        state.issues.push(record_issue(
+            IssueKind::Validation,
+            format!("{problem}; the record was skipped"),
+            format!("{:?} ({position})", shorten(&classified.code)),
+            "code",
+            url,
+        ));
         return None;
     }
-    if !state.seen.insert(classified.code.clone()) {
+    match state
+        .seen
+        .sight(&classified.code, Some(classified.hash), page)
+    {
+        Sighting::New => {}
+        again => {
+            note_again(state, &classified.code, again, page, &position, url);
+            return None;
+        }
+    }
+    if let Some(problem) = model::local_code_problem(&classified.local_code) {
         state.counts.skipped += 1;
-        state
-            .issues
-            .push(duplicate_issue(&classified.code, &position, url));
+        state.issues.push(record_issue(
+            IssueKind::Validation,
+            format!("{problem}; the record was skipped (what is stored for it is kept)"),
+            format!("{} ({position})", classified.code),
+            "local_code",
+            url,
+        ));
         return None;
     }
     match classified.verdict {
@@ -741,10 +880,21 @@ fn take_record(
         name: classified.name,
         local_code: classified.local_code,
         hash: classified.hash,
-        raw_hash,
+        // Kept only for records read cleanly, so that a record with problems is read (and its
+        // problems reported) again next time.
+        raw_hash: clean.then_some(raw_hash),
         verdict: classified.verdict,
         record,
     })
+}
+
+/// A value short enough to quote in a message.
+fn shorten(text: &str) -> String {
+    if text.chars().count() > 80 {
+        format!("{}…", text.chars().take(80).collect::<String>())
+    } else {
+        text.to_string()
+    }
 }
 
 /// Renders the mapping's request for one page.
@@ -839,6 +989,7 @@ async fn replay_page(
             // No validators: a replay never touches what conditional GET remembers.
             validators: crate::fetch::Validators::default(),
             not_modified: false,
+            redirected_to: None,
         },
         body,
         hash: payload.hash,

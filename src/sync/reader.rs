@@ -1,6 +1,7 @@
 //! Reading one fetched page, off the async runtime so that the next page is fetched meanwhile:
 //! decode the body, extract records (skipping those known by their raw hash), hash and classify
-//! each against what is stored, and serialise the ones to write.
+//! each against what is stored, and serialise the ones to write. A page that is not data at all
+//! (a login or maintenance page, a SOAP Fault) is recognised as such.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use bytes::Bytes;
 
 use super::diff::{self, Stored, Verdict};
 use crate::fetch::decode;
+use crate::mapping::answer::{self, NotData};
 use crate::mapping::{FieldIssue, Mapping, MappingError, PageSummary, RecordError, RecordEvent};
 use crate::model::Digest;
 
@@ -35,12 +37,13 @@ pub struct Classified {
 
 /// One record of a page.
 pub enum PageRecord {
-    /// Recognised by its raw hash: unchanged, not read.
-    Known { code: String },
+    /// Recognised by its raw hash: unchanged, not read; `hash` is its stored content hash.
+    Known { code: String, hash: Digest },
     Read {
         position: usize,
-        /// Kept only when the record read without warnings.
-        raw_hash: Option<Digest>,
+        raw_hash: Digest,
+        /// Read without warnings (only then is its raw hash worth remembering).
+        clean: bool,
         result: Result<Classified, RecordError>,
         warnings: Vec<FieldIssue>,
     },
@@ -49,29 +52,41 @@ pub enum PageRecord {
 pub struct PageRead {
     pub summary: PageSummary,
     pub records: Vec<PageRecord>,
+    /// The response's charset header was wrong and the body's own encoding was used.
+    pub header_overruled: Option<String>,
 }
 
 /// Why a page could not be read at all.
 pub enum ReadError {
     Decode(String),
     Mapping(MappingError),
+    /// The portal answered with something that is not data.
+    NotData(NotData),
 }
 
-/// Reads one page.
+/// Reads one page. `redirected_to` is where the portal sent the request, if elsewhere.
 pub fn read_page(
     context: &Baseline,
     body: &Bytes,
     content_type: Option<&str>,
+    redirected_to: Option<&str>,
 ) -> Result<PageRead, ReadError> {
-    let text = decode::body_to_text(body, content_type).map_err(|e| ReadError::Decode(e.0))?;
+    let decoded = decode::body_to_text(body, content_type).map_err(|e| ReadError::Decode(e.0))?;
+    let text = &decoded.text;
     let is_known = |raw_hash: &Digest| context.known.contains_key(raw_hash);
     let classify = |event: RecordEvent| match event {
-        RecordEvent::Known { raw_hash } => PageRecord::Known {
-            code: context.known.get(&raw_hash).cloned().unwrap_or_default(),
-        },
+        RecordEvent::Known { raw_hash } => {
+            let code = context.known.get(&raw_hash).cloned().unwrap_or_default();
+            let hash = context
+                .stored
+                .get(&code)
+                .map_or(Digest([0; 32]), |s| s.hash);
+            PageRecord::Known { code, hash }
+        }
         RecordEvent::Read(extracted) => PageRecord::Read {
             position: extracted.position,
-            raw_hash: extracted.warnings.is_empty().then_some(extracted.raw_hash),
+            raw_hash: extracted.raw_hash,
+            clean: extracted.warnings.is_empty(),
             result: extracted.result.map(|procedure| {
                 let (json, hash) = procedure.to_json_and_hash();
                 let verdict = diff::classify(context.stored.get(&procedure.code), &hash);
@@ -88,9 +103,23 @@ pub fn read_page(
             warnings: extracted.warnings,
         },
     };
-    let (summary, records) = context
+    let extracted = context
         .mapping
-        .extract_parallel(&text, &is_known, &classify, context.threads)
-        .map_err(ReadError::Mapping)?;
-    Ok(PageRead { summary, records })
+        .extract_parallel(text, &is_known, &classify, context.threads);
+    // Only a page that could not be read or held nothing is looked at for what it is instead.
+    let not_data = || answer::recognise(text, redirected_to).map(ReadError::NotData);
+    let (summary, records) = match extracted {
+        Ok(read) => read,
+        Err(error) => return Err(not_data().unwrap_or(ReadError::Mapping(error))),
+    };
+    if summary.records == 0
+        && let Some(what) = not_data()
+    {
+        return Err(what);
+    }
+    Ok(PageRead {
+        summary,
+        records,
+        header_overruled: decoded.header_overruled,
+    })
 }

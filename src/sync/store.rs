@@ -199,7 +199,16 @@ fn write_all(
         loop {
             match receiver.blocking_recv() {
                 Some(Message::Records(batch)) => {
-                    write_chunk(conn, context, batch, &mut summary, &mut rows)?
+                    // In a savepoint, so that a failed batch can be tried again record by record
+                    // to name the one at fault.
+                    let written = conn.transaction::<_, StoreError, _>(|conn| {
+                        write_chunk(conn, context, &batch, &mut summary, &mut rows)
+                    });
+                    if let Err(error) = written {
+                        return Err(ApplyError::Store(name_the_record(
+                            conn, context, &batch, error,
+                        )));
+                    }
                 }
                 Some(Message::Finish { absences, commit }) => {
                     write_absences(conn, context, &absences, &mut summary, &mut rows)?;
@@ -221,10 +230,60 @@ fn write_all(
     }
 }
 
+/// The outcome of writing one record on its own, to find the one a batch failed on.
+enum Trial {
+    /// Written fine (and rolled back).
+    Fine,
+    Failed(StoreError),
+}
+
+impl From<diesel::result::Error> for Trial {
+    fn from(error: diesel::result::Error) -> Trial {
+        Trial::Failed(error.into())
+    }
+}
+
+/// After a batch failed on its data, writes its records one at a time (each rolled back) and
+/// names the first one that fails; the batch's error as it was when none does.
+fn name_the_record(
+    conn: &mut PgConnection,
+    context: &WriteContext,
+    batch: &[Pending],
+    error: StoreError,
+) -> StoreError {
+    if !error.is_about_data() {
+        return error;
+    }
+    for one in batch.chunks(1) {
+        let trial = conn.transaction::<(), Trial, _>(|conn| {
+            write_chunk(
+                conn,
+                context,
+                one,
+                &mut Vec::new(),
+                &mut RowsWritten::default(),
+            )
+            .map_err(Trial::Failed)?;
+            Err(Trial::Fine)
+        });
+        match trial {
+            Err(Trial::Fine) | Ok(()) => continue,
+            Err(Trial::Failed(failed)) if failed.is_about_data() => {
+                return StoreError::Record {
+                    code: one[0].code.clone(),
+                    error: Box::new(failed),
+                };
+            }
+            Err(Trial::Failed(_)) => break,
+        }
+    }
+    error
+}
+
 fn write_chunk(
     conn: &mut PgConnection,
     plan: &WriteContext,
-    chunk: Vec<Pending>,
+    chunk: &[Pending],
     summary: &mut Vec<ChangeSummary>,
     rows: &mut RowsWritten,
 ) -> Result<(), StoreError> {
@@ -278,11 +337,11 @@ fn write_chunk(
             Verdict::Unchanged => continue,
             Verdict::Added => {
                 inserts.push(NewProcedure::first_seen(&plan.source, row, plan.run_id));
-                changes.push(change(&pending, "added", None, None, None));
+                changes.push(change(pending, "added", None, None, None));
             }
             Verdict::Modified | Verdict::Restored { .. } => {
                 if let Verdict::Restored { .. } = pending.verdict {
-                    changes.push(change(&pending, "restored", None, None, None));
+                    changes.push(change(pending, "restored", None, None, None));
                 }
                 if pending.verdict.new_version() {
                     let before: serde_json::Value = match old_records.get(&pending.code) {
@@ -299,7 +358,7 @@ fn write_chunk(
                     for c in diff::field_changes(&before, &after) {
                         fields.push(c.field.clone());
                         changes.push(change(
-                            &pending,
+                            pending,
                             "modified",
                             Some(c.field),
                             Some(c.before),
@@ -338,11 +397,11 @@ fn write_chunk(
         if pending.verdict.new_version() {
             versions.push(NewVersion {
                 source: plan.source.clone(),
-                code: pending.code,
+                code: pending.code.clone(),
                 version,
                 run_id: plan.run_id,
                 content_hash: pending.hash.to_string(),
-                record: JsonText(pending.record),
+                record: JsonText(&pending.record),
             });
         }
     }

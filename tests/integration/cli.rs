@@ -53,25 +53,27 @@ async fn sync_then_list_search_and_show() {
     );
     let listed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
-        listed
+        listed["items"]
             .as_array()
             .unwrap()
             .iter()
             .any(|p| p["code"] == "1.001193")
     );
+    assert_eq!(listed["shown"], listed["items"].as_array().unwrap().len());
 
     let out = tthc(&config, &["procedure", "1.001193"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("\"channels\""),
+        text(&out.stdout).contains("Channels:"),
         "{}",
         text(&out.stdout)
     );
 
     let out = tthc(&config, &["--json", "runs"]);
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(runs[0]["status"], "succeeded");
-    assert_eq!(runs[0]["counts"]["added"], 50);
+    assert_eq!(runs["total"], 1);
+    assert_eq!(runs["items"][0]["status"], "succeeded");
+    assert_eq!(runs["items"][0]["counts"]["added"], 50);
 
     let out = tthc(&config, &["changes", "--since", "2020-01-01"]);
     assert!(text(&out.stdout).contains("added"), "{}", text(&out.stdout));
@@ -307,7 +309,7 @@ async fn a_run_killed_mid_way_leaves_only_its_run_record_and_the_next_run_succee
     };
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
-        text(&out.stdout).contains("1000 added"),
+        text(&out.stdout).contains("1,000 added"),
         "{}",
         text(&out.stdout)
     );

@@ -10,7 +10,7 @@ use tthc_sync::sync::guard::Hold;
 use tthc_sync::synthetic;
 
 use crate::support::portal::{FakePortal, lgsp_list};
-use crate::support::{TestConfig, TestDb, lgsp_source, sync, sync_allowing_removal};
+use crate::support::{Snapshot, TestConfig, TestDb, lgsp_source, sync, sync_allowing_removal};
 
 /// A portal serving `served` synthetic procedures while declaring `declared` (`TongSo`).
 struct Upstream {
@@ -44,9 +44,6 @@ impl Upstream {
         self.declared.store(declared, Ordering::SeqCst);
     }
 }
-
-/// What the database holds: data row counts and every procedure row's version.
-type Snapshot = ((i64, i64, i64, i64), Vec<(String, String, String)>);
 
 /// A source whose first sync stored `count` procedures, with what the database held then.
 struct Synced {
@@ -135,6 +132,7 @@ async fn a_partial_or_shrunken_list_is_held_until_the_operator_allows_it() {
         Hold::Incomplete {
             declared: 500,
             got: 300,
+            records: 300,
             had: 500
         }
     );
@@ -201,7 +199,12 @@ async fn paging_that_loops_is_held_as_incomplete() {
     }));
     let (hold, message) = held(sync(&config, &db, "lgsp", false).await);
 
-    assert_eq!(hold, Hold::Looped { page: 2 });
+    assert_eq!(
+        hold,
+        Hold::Paging {
+            fault: tthc_sync::fetch::paging::PagingError::Looped { page: 2 }
+        }
+    );
     assert!(
         message.contains("identical") && message.contains("try again later"),
         "{message}"

@@ -2,9 +2,12 @@
 //! fake portals over real HTTP on 127.0.0.1, and the real binary for the command line.
 
 mod cli;
+mod commands;
 mod failures;
 mod guard;
 mod hostile;
+mod mappings;
+mod misbehaving;
 mod replay;
 mod support;
 mod sync_catalogue;

@@ -13,6 +13,9 @@ use sha2::{Digest, Sha256};
 use tthc_sync::config::Config;
 use tthc_sync::db;
 
+/// What the database holds: data row counts and every procedure row's version.
+pub type Snapshot = ((i64, i64, i64, i64), Vec<(String, String, String)>);
+
 /// The server the tests use; its `postgres` database is the maintenance connection.
 pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
@@ -197,7 +200,12 @@ impl TestDb {
     }
 
     pub fn pool(&self) -> db::Pool {
-        db::pool(&self.url, 4).unwrap()
+        db::pool(
+            &self.url,
+            4,
+            db::Limits::for_sync(std::time::Duration::from_secs(20)),
+        )
+        .unwrap()
     }
 
     /// Rows in a table.
@@ -302,11 +310,52 @@ pub struct TestConfig {
 impl TestConfig {
     /// `sources` is the TOML of the `[[source]]` tables; `fetch` extra `[fetch]` keys.
     pub fn new(db: &TestDb, fetch: &str, sources: &str) -> TestConfig {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tthc-sync.toml");
         let mappings = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        TestConfig::write(
+            db,
+            "",
+            fetch,
+            sources,
+            &mappings,
+            tempfile::tempdir().unwrap(),
+        )
+    }
+
+    /// Like [`TestConfig::new`], with `top` extra top-level keys and mapping files of the
+    /// test's own (`(file name, TOML)`) beside copies of the repository's.
+    pub fn with_mappings(
+        db: &TestDb,
+        top: &str,
+        sources: &str,
+        mappings: &[(&str, &str)],
+    ) -> TestConfig {
+        let dir = tempfile::tempdir().unwrap();
+        let mappings_dir = dir.path().join("mappings");
+        std::fs::create_dir(&mappings_dir).unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings");
+        for entry in std::fs::read_dir(&shipped).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                std::fs::copy(&path, mappings_dir.join(path.file_name().unwrap())).unwrap();
+            }
+        }
+        for (name, toml) in mappings {
+            std::fs::write(mappings_dir.join(name), toml).unwrap();
+        }
+        TestConfig::write(db, top, "", sources, &mappings_dir, dir)
+    }
+
+    fn write(
+        db: &TestDb,
+        top: &str,
+        fetch: &str,
+        sources: &str,
+        mappings: &Path,
+        dir: tempfile::TempDir,
+    ) -> TestConfig {
+        let path = dir.path().join("tthc-sync.toml");
         let text = format!(
-            "database_url = \"{}\"\nmappings_dir = \"{}\"\n\n[fetch]\nretry_base_delay_ms = 10\nretry_max_delay_ms = 50\n{fetch}\n\n{sources}\n",
+            "database_url = \"{}\"\nmappings_dir = \"{}\"\n{top}\n\n[fetch]\nretry_base_delay_ms = 10\nretry_max_delay_ms = 50\n{fetch}\n\n{sources}\n",
             db.url,
             mappings.display()
         );
@@ -317,6 +366,22 @@ impl TestConfig {
     pub fn load(&self) -> Config {
         Config::load(&self.path, None).unwrap()
     }
+}
+
+/// Runs the real binary with this configuration.
+pub fn cli(config: &TestConfig, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tthc-sync"))
+        .arg("--config")
+        .arg(&config.path)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+/// Output bytes as text, for assertions and messages.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Runs one source through the library, as `tthc-sync sync --source NAME` does.
@@ -383,4 +448,17 @@ pub fn dvcqg_rows() -> Vec<serde_json::Value> {
         rows.extend(serde_json::from_str::<Vec<serde_json::Value>>(&text).unwrap());
     }
     rows
+}
+
+/// A count as the command line writes it: `2,040`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

@@ -1,0 +1,278 @@
+//! `tthc-sync sync`: run every (or one) source, report each as it finishes, and turn the runs'
+//! outcomes into one exit code. Output problems never stop a sync: a reader that went away
+//! (`tthc-sync sync | head`) does not keep the next source from running.
+
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use super::{Out, Outcome, UsageError, connect_with, count, note};
+use tthc_sync::config::Config;
+use tthc_sync::db::Limits;
+use tthc_sync::fetch::Fetcher;
+use tthc_sync::sync::issues::KEPT_PER_KIND;
+use tthc_sync::sync::{self as run_sync, SyncContext, SyncError, SyncOptions, SyncReport};
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Only this source (default: every configured source).
+    #[arg(long, value_name = "NAME")]
+    pub source: Option<String>,
+    /// Fetch, map and diff, print what would change, write nothing but the run record.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Who asked for the run (shown in `runs`).
+    #[arg(long, env = "TTHC_REQUESTED_BY", value_name = "WHO")]
+    pub requested_by: Option<String>,
+    /// Apply a result the safety guard would hold (an empty, partial or mostly unusable list,
+    /// or one removing more than max_removal_share): only after checking that the portal
+    /// really changed.
+    #[arg(long)]
+    pub allow_mass_removal: bool,
+    /// Re-read the pages archived by this earlier run of the source (after a mapping fix),
+    /// without the network, through the same diff, guard and storage.
+    #[arg(long, value_name = "RUN_ID", requires = "source")]
+    pub replay: Option<i64>,
+}
+
+pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Result<Outcome> {
+    let sources: Vec<_> = match &args.source {
+        Some(name) => vec![config.source(name).map_err(UsageError)?.clone()],
+        None => config.sources.clone(),
+    };
+    if sources.is_empty() {
+        return Err(UsageError(format!(
+            "{} configures no [[source]]",
+            config.file.display()
+        ))
+        .into());
+    }
+    // The HTTP client loads the system's certificates: done while the database connects.
+    let (pool, fetcher) = std::thread::scope(|scope| {
+        let fetcher = scope.spawn(|| Fetcher::new(&config.fetch));
+        let pool = connect_with(config, Limits::for_sync(config.lock_timeout), 4);
+        let fetcher = fetcher
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (pool, fetcher)
+    });
+    let pool = pool?;
+    let fetcher = fetcher.context("creating the HTTP client")?;
+    let bar = (!as_json && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    });
+    let on_progress: Option<run_sync::ProgressFn> = bar.clone().map(|bar| {
+        Arc::new(move |p: &run_sync::Progress| {
+            let total = p
+                .declared_total
+                .map(|t| format!(" of {t}"))
+                .unwrap_or_default();
+            bar.set_message(format!(
+                "{}: page {}, {} records{total}",
+                p.source, p.pages, p.records
+            ));
+        }) as run_sync::ProgressFn
+    });
+    let ctx = SyncContext {
+        pool,
+        fetcher,
+        on_progress,
+    };
+    let options = SyncOptions {
+        dry_run: args.dry_run,
+        trigger: if args.replay.is_some() {
+            "replay"
+        } else {
+            "cli"
+        }
+        .into(),
+        requested_by: args
+            .requested_by
+            .clone()
+            .or_else(|| std::env::var("USER").ok()),
+        allow_mass_removal: args.allow_mass_removal,
+        replay: args.replay,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut outcome = Outcome::Success;
+    let mut results = Vec::new();
+    for source in &sources {
+        let result = runtime.block_on(run_sync::run_source(&ctx, source, &options));
+        if let Some(bar) = &bar {
+            bar.set_message(String::new());
+        }
+        match result {
+            Ok(report) if as_json => results.push(SourceResult::Finished(report)),
+            Ok(report) => {
+                let mut written = Ok(());
+                match &bar {
+                    Some(bar) => bar.suspend(|| written = write_report(out, &report)),
+                    None => written = write_report(out, &report),
+                }
+                if let Err(error) = written {
+                    tracing::warn!(%error, "could not write the run's report; the sync goes on");
+                }
+            }
+            Err(error) => {
+                let (this, status) = match &error {
+                    SyncError::Busy { .. } => (Outcome::Busy, "busy"),
+                    SyncError::Held { .. } => (Outcome::Held, "held"),
+                    SyncError::MissingToken { .. } => (Outcome::Misconfigured, "failed"),
+                    _ => (Outcome::RunFailed, "failed"),
+                };
+                outcome = outcome.max(this);
+                note(format_args!("error: {error}"));
+                results.push(SourceResult::Stopped {
+                    source: source.name.clone(),
+                    status,
+                    error: error.to_string(),
+                    hold: match error {
+                        SyncError::Held { hold, .. } => Some(hold),
+                        _ => None,
+                    },
+                });
+            }
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if as_json {
+        // Written straight out: a cold sync's report lists every record it added.
+        let written = serde_json::to_writer_pretty(&mut *out, &results)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| writeln!(out).map_err(anyhow::Error::from));
+        if let Err(error) = written {
+            tracing::warn!(%error, "could not write the JSON report");
+        }
+    }
+    Ok(outcome)
+}
+
+/// What `sync --json` says about one source.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum SourceResult {
+    Finished(SyncReport),
+    Stopped {
+        source: String,
+        status: &'static str,
+        error: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hold: Option<run_sync::guard::Hold>,
+    },
+}
+
+fn write_report(out: &mut Out, r: &SyncReport) -> std::io::Result<()> {
+    let c = &r.counts;
+    let total = c
+        .declared_total
+        .map(|t| format!(" (portal declared {})", count(t)))
+        .unwrap_or_default();
+    let repeated = if c.repeated > 0 {
+        format!(
+            ", {} distinct, {} repeated",
+            count(c.distinct),
+            count(c.repeated)
+        )
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "{}{}: run #{} finished in {:.1}s — {} records on {} page(s){repeated}{total}",
+        r.source,
+        if r.dry_run {
+            " [DRY RUN: nothing written]"
+        } else {
+            ""
+        },
+        r.run_id,
+        r.duration_ms as f64 / 1000.0,
+        count(c.records_seen),
+        c.pages
+    )?;
+    writeln!(
+        out,
+        "  {} added, {} modified, {} unchanged, {} restored, {} missing, {} removed, {} skipped",
+        count(c.added),
+        count(c.modified),
+        count(c.unchanged),
+        count(c.restored),
+        count(c.missing),
+        count(c.removed),
+        count(c.skipped)
+    )?;
+    const SHOWN: usize = 20;
+    for change in r.changes.iter().take(SHOWN) {
+        let sign = match change.kind {
+            "added" => "+",
+            "modified" => "~",
+            "removed" => "-",
+            "missing" => "?",
+            _ => "↺",
+        };
+        let fields = if change.fields.is_empty() {
+            String::new()
+        } else {
+            format!("  ({})", change.fields.join(", "))
+        };
+        writeln!(out, "  {sign} {} {}{fields}", change.code, change.name)?;
+    }
+    if r.changes.len() > SHOWN {
+        writeln!(
+            out,
+            "  … and {} more (see `tthc-sync changes --run {}`)",
+            count((r.changes.len() - SHOWN) as u64),
+            r.run_id
+        )?;
+    }
+    let problems: u64 = c.problems.values().sum();
+    if problems > 0 {
+        let kept = r.issues.len() as u64;
+        writeln!(
+            out,
+            "  {} problem(s){}:",
+            count(problems),
+            if kept < problems {
+                format!(" (the first {KEPT_PER_KIND} of each kind are kept)")
+            } else {
+                String::new()
+            }
+        )?;
+        for issue in r.issues.iter().take(SHOWN) {
+            let place = [issue.record.as_deref(), issue.field.as_deref()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", field ");
+            let path = issue
+                .path
+                .as_ref()
+                .map(|p| format!(" (path `{p}`)"))
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "   - {}: {place}: {}{path}",
+                issue.kind.as_str(),
+                issue.message
+            )?;
+        }
+        if problems > SHOWN as u64 {
+            writeln!(
+                out,
+                "   … and {} more (see `tthc-sync runs show {}`)",
+                count(problems - SHOWN.min(r.issues.len()) as u64),
+                r.run_id
+            )?;
+        }
+    }
+    Ok(())
+}
