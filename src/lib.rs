@@ -9,6 +9,7 @@ pub mod db;
 pub mod fetch;
 pub mod mapping;
 pub mod model;
+pub mod search;
 pub mod sync;
 pub mod synthetic;
 pub mod text;

@@ -42,6 +42,82 @@ pub struct Procedure {
     pub status: String,
 }
 
+/// How a sync run stands: going, or how it ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    /// Stopped by the safety guard: nothing applied.
+    Held,
+    /// Its process died before it finished: nothing from it was kept.
+    Abandoned,
+}
+
+impl RunStatus {
+    /// The name stored in `sync_runs.status`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Held => "held",
+            RunStatus::Abandoned => "abandoned",
+        }
+    }
+}
+
+/// What happened to a procedure in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    Added,
+    Modified,
+    /// Absent from a complete result, within the removal grace.
+    Missing,
+    Removed,
+    /// Seen again after being missing or removed.
+    Restored,
+}
+
+impl ChangeKind {
+    pub const ALL: [ChangeKind; 5] = [
+        ChangeKind::Added,
+        ChangeKind::Modified,
+        ChangeKind::Missing,
+        ChangeKind::Removed,
+        ChangeKind::Restored,
+    ];
+
+    /// The name stored in `procedure_changes.kind`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Modified => "modified",
+            ChangeKind::Missing => "missing",
+            ChangeKind::Removed => "removed",
+            ChangeKind::Restored => "restored",
+        }
+    }
+
+    /// The kind a stored name stands for.
+    pub fn parse(name: &str) -> Option<ChangeKind> {
+        ChangeKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// The mark listings put before a changed procedure.
+    pub fn mark(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "+",
+            ChangeKind::Modified => "~",
+            ChangeKind::Missing => "?",
+            ChangeKind::Removed => "-",
+            ChangeKind::Restored => "↺",
+        }
+    }
+}
+
 /// How far a procedure can be done online (DOMAIN.md §4). Decree 42/2022's words, with Decree
 /// 43/2011's levels as aliases: level 4 is toàn trình, level 3 is một phần.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -543,7 +619,7 @@ pub fn code_problem(code: &str) -> Option<&'static str> {
     if code.is_empty() {
         Some("the record has no code")
     } else if code.len() > MAX_CODE_LEN {
-        Some("the code is longer than 64 characters")
+        Some(CODE_TOO_LONG)
     } else if !code
         .bytes()
         .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
@@ -555,8 +631,10 @@ pub fn code_problem(code: &str) -> Option<&'static str> {
     }
 }
 
-/// The longest national code.
+/// The longest national code, in bytes.
 pub const MAX_CODE_LEN: usize = 64;
+const CODE_TOO_LONG: &str = "the code is longer than 64 bytes";
+const _: () = assert!(MAX_CODE_LEN == 64, "CODE_TOO_LONG states the limit");
 /// The longest local code: stored in indexed columns, whose entries PostgreSQL limits to about
 /// 2,700 bytes; real local codes are a few dozen characters.
 pub const MAX_LOCAL_CODE_LEN: usize = 128;
@@ -705,6 +783,30 @@ mod tests {
             serde_json::to_value(&unknown).unwrap()["online_mode"],
             serde_json::Value::Null
         );
+    }
+
+    #[test]
+    fn change_kinds_read_back_their_names() {
+        for kind in ChangeKind::ALL {
+            assert_eq!(ChangeKind::parse(kind.as_str()), Some(kind));
+            assert_eq!(
+                serde_json::to_value(kind).unwrap(),
+                serde_json::json!(kind.as_str())
+            );
+        }
+        assert_eq!(ChangeKind::parse("bogus"), None);
+        for status in [
+            RunStatus::Running,
+            RunStatus::Succeeded,
+            RunStatus::Failed,
+            RunStatus::Held,
+            RunStatus::Abandoned,
+        ] {
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::json!(status.as_str())
+            );
+        }
     }
 
     #[test]

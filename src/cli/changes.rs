@@ -120,9 +120,5 @@ fn short(value: &Option<serde_json::Value>) -> String {
         Some(serde_json::Value::String(s)) => s.clone(),
         Some(other) => other.to_string(),
     };
-    if text.chars().count() > 80 {
-        format!("{}…", text.chars().take(80).collect::<String>())
-    } else {
-        text
-    }
+    tthc_sync::text::shorten(&text, 80).into_owned()
 }

@@ -114,7 +114,10 @@ pub fn show(config: &Config, args: &ShowArgs, json: bool, out: &mut Out) -> Resu
         )?;
     }
     for p in &current {
-        let mine: Vec<&VersionRow> = versions.iter().filter(|v| v.source == p.source).collect();
+        let mine: Vec<&VersionRow> = versions
+            .iter()
+            .filter(|v| v.source == p.source && v.code == p.code)
+            .collect();
         writeln!(out)?;
         if current.len() > 1 {
             writeln!(out, "══ Source {} ══", p.source)?;
@@ -158,12 +161,12 @@ fn write_procedure(
                 )?;
             }
         }
-        status => {
+        _ => {
             if let Some(change) = procedures::last_absence(conn, &p.source, &p.code)? {
                 writeln!(
                     out,
                     "  {:<17}since {} (run #{}): the source no longer lists it",
-                    format!("{}{}:", &status[..1].to_uppercase(), &status[1..]),
+                    format!("{}:", change.kind),
                     local_time(change.created_at),
                     change.run_id
                 )?;

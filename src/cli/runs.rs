@@ -175,13 +175,7 @@ fn write_report(out: &mut Out, report: &RunReport) -> Result<()> {
     }
     writeln!(out, "\nChanges ({}):", count(report.items.len() as u64))?;
     for item in &report.items {
-        let mark = match item.kind.as_str() {
-            "added" => "+",
-            "modified" => "~",
-            "missing" => "?",
-            "removed" => "-",
-            _ => "↺",
-        };
+        let mark = item.kind.mark();
         let fields = if item.fields.is_empty() {
             String::new()
         } else {
@@ -190,7 +184,9 @@ fn write_report(out: &mut Out, report: &RunReport) -> Result<()> {
         writeln!(
             out,
             "  {mark} {} {} ({}){fields}",
-            item.code, item.name, item.kind
+            item.code,
+            item.name,
+            item.kind.as_str()
         )?;
     }
     let issues = run.issues.as_array().cloned().unwrap_or_default();

@@ -10,7 +10,7 @@ use clap::Args;
 
 use super::{Out, Outcome, UsageError, connect_with, count, note};
 use tthc_sync::config::Config;
-use tthc_sync::db::Limits;
+use tthc_sync::db::{Limits, runs};
 use tthc_sync::fetch::Fetcher;
 use tthc_sync::sync::issues::KEPT_PER_KIND;
 use tthc_sync::sync::{self as run_sync, SyncContext, SyncError, SyncOptions, SyncReport};
@@ -60,6 +60,26 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
     });
     let pool = pool?;
     let fetcher = fetcher.context("creating the HTTP client")?;
+    if let (Some(run), Some(source)) = (args.replay, sources.first()) {
+        let replayed = runs::get(&mut *pool.get()?, run)?;
+        match replayed {
+            None => {
+                return Err(UsageError(format!(
+                    "--replay {run}: there is no run #{run} (see `tthc-sync runs --source {}`)",
+                    source.name
+                ))
+                .into());
+            }
+            Some(r) if r.source != source.name => {
+                return Err(UsageError(format!(
+                    "--replay {run}: run #{run} is a run of source `{}`, not of `{}`",
+                    r.source, source.name
+                ))
+                .into());
+            }
+            Some(_) => {}
+        }
+    }
     let bar = (!as_json && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
@@ -122,10 +142,10 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
             }
             Err(error) => {
                 let (this, status) = match &error {
-                    SyncError::Busy { .. } => (Outcome::Busy, "busy"),
-                    SyncError::Held { .. } => (Outcome::Held, "held"),
-                    SyncError::MissingToken { .. } => (Outcome::Misconfigured, "failed"),
-                    _ => (Outcome::RunFailed, "failed"),
+                    SyncError::Busy { .. } => (Outcome::Busy, Stopped::Busy),
+                    SyncError::Held { .. } => (Outcome::Held, Stopped::Held),
+                    SyncError::MissingToken { .. } => (Outcome::Misconfigured, Stopped::Failed),
+                    _ => (Outcome::RunFailed, Stopped::Failed),
                 };
                 outcome = outcome.max(this);
                 note(format_args!("error: {error}"));
@@ -156,6 +176,16 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
     Ok(outcome)
 }
 
+/// Why a source's sync did not finish.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Stopped {
+    /// Another run of the source was going.
+    Busy,
+    Held,
+    Failed,
+}
+
 /// What `sync --json` says about one source.
 #[derive(serde::Serialize)]
 #[serde(untagged)]
@@ -163,7 +193,7 @@ enum SourceResult {
     Finished(SyncReport),
     Stopped {
         source: String,
-        status: &'static str,
+        status: Stopped,
         error: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         hold: Option<run_sync::guard::Hold>,
@@ -212,13 +242,7 @@ fn write_report(out: &mut Out, r: &SyncReport) -> std::io::Result<()> {
     )?;
     const SHOWN: usize = 20;
     for change in r.changes.iter().take(SHOWN) {
-        let sign = match change.kind {
-            "added" => "+",
-            "modified" => "~",
-            "removed" => "-",
-            "missing" => "?",
-            _ => "↺",
-        };
+        let sign = change.kind.mark();
         let fields = if change.fields.is_empty() {
             String::new()
         } else {

@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use super::StoreError;
 use super::schema::{procedure_aliases, procedure_changes, procedure_versions, procedures};
-use crate::model::Digest;
+use crate::model::{ChangeKind, Digest};
+use crate::search::{Candidate, SearchQuery, best_matches};
 use crate::sync::diff::{Status, Stored};
 
 #[derive(Debug, Clone, Insertable)]
@@ -340,7 +341,7 @@ pub struct ProcedureSummary {
 }
 
 /// Procedures of a listing: every one (of a source), in Vietnamese alphabetical order, or those
-/// matching a search ([`crate::text::SearchQuery`]: every word of the folded query is a whole
+/// matching a search ([`SearchQuery`]: every word of the folded query is a whole
 /// word of the name, or the query starts the code or local code), best matches first.
 /// Returns the page of `limit` (or all) and how many there are in all.
 pub fn search(
@@ -350,15 +351,14 @@ pub fn search(
     include_removed: bool,
     limit: Option<i64>,
 ) -> Result<(Vec<ProcedureSummary>, i64), StoreError> {
-    let query = query
-        .map(crate::text::SearchQuery::new)
-        .filter(|q| !q.is_empty());
+    let query = query.map(SearchQuery::new).filter(|q| !q.is_empty());
     let Some(query) = query else {
         let total = count_listed(conn, source, include_removed)?;
         let rows = diesel::sql_query(format!(
             "SELECT source, code, name, local_code, status, version, updated_at FROM procedures \
              WHERE ($1::text IS NULL OR source = $1) AND ($2 OR status <> 'removed') \
-             ORDER BY {SORT_NAME} COLLATE \"vi-x-icu\", code, source LIMIT $3"
+             ORDER BY {} COLLATE \"vi-x-icu\", code, source LIMIT $3",
+            sort_name()
         ))
         .bind::<Nullable<Text>, _>(source)
         .bind::<diesel::sql_types::Bool, _>(include_removed)
@@ -373,47 +373,47 @@ pub fn search(
         .collect();
     let code_prefix = format!("{}%", escape_like(query.raw()));
     #[derive(QueryableByName)]
-    struct Candidate {
+    struct Row {
         #[diesel(embed)]
         summary: ProcedureSummary,
         #[diesel(sql_type = Text)]
         search_key: String,
     }
-    let candidates: Vec<Candidate> = diesel::sql_query(format!(
+    let rows: Vec<Row> = diesel::sql_query(format!(
         "SELECT source, code, name, local_code, status, version, updated_at, search_key FROM procedures \
          WHERE ($1::text IS NULL OR source = $1) AND ($2 OR status <> 'removed') \
            AND ((cardinality($3::text[]) > 0 AND (' ' || search_key || ' ') LIKE ALL($3)) \
                 OR code LIKE $4 OR local_code LIKE $4) \
-         ORDER BY {SORT_NAME} COLLATE \"vi-x-icu\", code, source"
+         ORDER BY {} COLLATE \"vi-x-icu\", code, source",
+        sort_name()
     ))
     .bind::<Nullable<Text>, _>(source)
     .bind::<diesel::sql_types::Bool, _>(include_removed)
     .bind::<Array<Text>, _>(&patterns)
     .bind::<Text, _>(&code_prefix)
     .load(conn)?;
-    let mut ranked: Vec<(crate::text::Rank, ProcedureSummary)> = candidates
+    let candidates = rows
         .into_iter()
-        .map(|c| {
-            let rank = query.rank(
-                &c.summary.name,
-                &c.search_key,
-                [&c.summary.code, &c.summary.local_code],
-            );
-            (rank, c.summary)
+        .map(|row| Candidate {
+            name: row.summary.name.clone(),
+            codes: [row.summary.code.clone(), row.summary.local_code.clone()],
+            search_key: row.search_key,
+            item: row.summary,
         })
         .collect();
-    // Stable: within a rank, the alphabetical order from the database stays.
-    ranked.sort_by_key(|(rank, _)| *rank);
-    let total = ranked.len() as i64;
-    let shown = limit.map_or(ranked.len(), |l| usize::try_from(l).unwrap_or(usize::MAX));
-    Ok((
-        ranked.into_iter().take(shown).map(|(_, p)| p).collect(),
-        total,
-    ))
+    let limit = limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+    let (kept, total) = best_matches(&query, candidates, limit);
+    Ok((kept, total as i64))
 }
 
-/// Names as sorted: without a leading list marker (". ", "- ").
-const SORT_NAME: &str = "regexp_replace(name, '^[-.–—•*+]+ +', '')";
+/// Names as sorted: without a leading list marker (". ", "- "), as the comparison key reads
+/// them.
+fn sort_name() -> String {
+    format!(
+        "regexp_replace(name, '^{}+ +', '')",
+        crate::text::list_marker_class()
+    )
+}
 
 fn count_listed(
     conn: &mut PgConnection,
@@ -451,6 +451,8 @@ pub fn escape_like(text: &str) -> String {
 pub struct VersionRow {
     #[diesel(sql_type = Text)]
     pub source: String,
+    #[diesel(sql_type = Text)]
+    pub code: String,
     #[diesel(sql_type = Int4)]
     pub version: i32,
     #[diesel(sql_type = BigInt)]
@@ -464,9 +466,9 @@ pub struct VersionRow {
 /// Every version of a procedure (by national or local code), newest first, across sources.
 pub fn versions(conn: &mut PgConnection, code: &str) -> Result<Vec<VersionRow>, StoreError> {
     Ok(diesel::sql_query(
-        "SELECT v.source, v.version, v.run_id, v.created_at, v.record FROM procedure_versions v \
+        "SELECT v.source, v.code, v.version, v.run_id, v.created_at, v.record FROM procedure_versions v \
          WHERE v.code = $1 OR v.code IN (SELECT code FROM procedure_aliases WHERE local_code = $1) \
-         ORDER BY v.source, v.version DESC",
+         ORDER BY v.source, v.code, v.version DESC",
     )
     .bind::<Text, _>(code)
     .load(conn)?)
@@ -547,7 +549,10 @@ pub fn last_absence(
     Ok(procedure_changes::table
         .filter(procedure_changes::source.eq(source))
         .filter(procedure_changes::code.eq(code))
-        .filter(procedure_changes::kind.eq_any(["missing", "removed"]))
+        .filter(
+            procedure_changes::kind
+                .eq_any([ChangeKind::Missing.as_str(), ChangeKind::Removed.as_str()]),
+        )
         .order(procedure_changes::id.desc())
         .select(Change::as_select())
         .first(conn)

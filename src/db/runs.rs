@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::StoreError;
 use super::schema::{sync_run_heartbeats, sync_run_payloads, sync_runs};
+use crate::model::RunStatus;
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = sync_runs)]
@@ -161,11 +162,11 @@ pub fn abandon_running(
     Ok(diesel::update(
         sync_runs::table
             .filter(sync_runs::source.eq(source))
-            .filter(sync_runs::status.eq("running"))
+            .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
             .filter(sync_runs::id.ne(current)),
     )
     .set((
-        sync_runs::status.eq("abandoned"),
+        sync_runs::status.eq(RunStatus::Abandoned.as_str()),
         sync_runs::finished_at.eq(diesel::dsl::now),
         sync_runs::message.eq(
             "the process running this sync stopped before it finished; nothing from it was kept",
@@ -257,7 +258,7 @@ pub fn last_applied(
 ) -> Result<Option<RunSummary>, StoreError> {
     Ok(sync_runs::table
         .filter(sync_runs::source.eq(source))
-        .filter(sync_runs::status.eq("succeeded"))
+        .filter(sync_runs::status.eq(RunStatus::Succeeded.as_str()))
         .filter(sync_runs::dry_run.eq(false))
         .order(sync_runs::id.desc())
         .select(RunSummary::as_select())
@@ -269,7 +270,7 @@ pub fn last_applied(
 pub fn running(conn: &mut PgConnection, source: &str) -> Result<Option<Run>, StoreError> {
     Ok(sync_runs::table
         .filter(sync_runs::source.eq(source))
-        .filter(sync_runs::status.eq("running"))
+        .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
         .order(sync_runs::id.desc())
         .select(Run::as_select())
         .first(conn)

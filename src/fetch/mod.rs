@@ -21,12 +21,15 @@ use crate::mapping::Method;
 /// What went wrong fetching one URL. The source name is added by the caller.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("{url}: the portal answered HTTP {status}{}", after_attempts(*attempts))]
+    #[error("{url}: the portal answered HTTP {status}{}{}", after_attempts(*attempts), status_hint(*status))]
     Status {
         url: String,
         status: u16,
         attempts: usize,
         retry_after: Option<Duration>,
+        /// The start of what the portal said (a SOAP Fault, a login or error page), at most
+        /// [`ERROR_BODY_BYTES`].
+        body: Option<Bytes>,
     },
     #[error("{url}: could not connect: {message}{}", after_attempts(*attempts))]
     Connect {
@@ -56,6 +59,20 @@ pub enum FetchError {
     File { url: String, message: String },
     #[error("{url}: bad request: {message}")]
     Request { url: String, message: String },
+}
+
+/// How much of an error response's body is kept, to tell what the portal said.
+pub const ERROR_BODY_BYTES: usize = 64 * 1024;
+
+/// What a status usually means for the operator.
+fn status_hint(status: u16) -> &'static str {
+    match status {
+        401 | 403 => {
+            " (access refused: the source's token, auth.bearer_token_env, may be missing, wrong or expired)"
+        }
+        404 | 410 => " (not found: check the source's base_url and the mapping's request.url)",
+        _ => "",
+    }
 }
 
 fn after_attempts(attempts: usize) -> String {
@@ -93,6 +110,22 @@ impl FetchError {
             _ => {}
         }
         self
+    }
+
+    /// The start of the body of an error response, when there was one.
+    pub fn body(&self) -> Option<&Bytes> {
+        match self {
+            FetchError::Status { body, .. } => body.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status of an error response.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            FetchError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
     }
 
     /// The URL the error concerns.
@@ -323,11 +356,21 @@ impl Fetcher {
         }
         if !status.is_success() {
             let retry_after = header_text(header::RETRY_AFTER).and_then(|v| parse_retry_after(&v));
+            let mut head = Vec::new();
+            while head.len() < ERROR_BODY_BYTES {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+                    // What the portal said is a courtesy: the status is the error.
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            head.truncate(ERROR_BODY_BYTES);
             return Err(FetchError::Status {
                 url: shown,
                 status: status.as_u16(),
                 attempts: 1,
                 retry_after,
+                body: (!head.is_empty()).then(|| Bytes::from(head)),
             });
         }
         let limit = self.settings.max_response_bytes;
@@ -418,6 +461,7 @@ mod tests {
             status: s,
             attempts: 1,
             retry_after: None,
+            body: None,
         };
         assert!(status(500).is_retryable());
         assert!(status(503).is_retryable());
@@ -446,6 +490,7 @@ mod tests {
             status: 500,
             attempts: 1,
             retry_after: None,
+            body: None,
         }
         .with_attempts(5);
         assert_eq!(

@@ -67,12 +67,17 @@ pub enum PagingError {
     TotalMissing { page: u64, path: String },
     #[error("more than {max} pages without reaching the end (paging.max_pages)")]
     TooManyPages { max: u64 },
+    #[error("more than {max} records without reaching the end (paging.max_records)")]
+    TooManyRecords { max: u64 },
 }
 
 impl PagingError {
     /// Whether this is a result the run must not trust (held) rather than a failure.
     pub fn is_untrustworthy_result(&self) -> bool {
-        !matches!(self, PagingError::TooManyPages { .. })
+        !matches!(
+            self,
+            PagingError::TooManyPages { .. } | PagingError::TooManyRecords { .. }
+        )
     }
 }
 
@@ -167,29 +172,8 @@ impl Pager {
         }
     }
 
-    /// Takes in what the current page held and says what to do next.
-    pub fn advance(
-        &mut self,
-        page: &PageSummary,
-        progress: PageProgress<'_>,
-    ) -> Result<Next, PagingError> {
-        let fetched = self.current.sequence;
-        self.records = self.records.saturating_add(page.records as u64);
-        if page.records == 0 {
-            return Ok(Next::Done(Stop::EmptyPage));
-        }
-        if self.last_payload.as_deref() == Some(progress.payload_hash) {
-            return Err(PagingError::Looped { page: fetched });
-        }
-        self.last_payload = Some(progress.payload_hash.to_string());
-        if let Some(path) = &self.spec.total
-            && page.declared_total.is_none()
-        {
-            return Err(PagingError::TotalMissing {
-                page: fetched,
-                path: path.to_string(),
-            });
-        }
+    /// Remembers the first declared total and page count, and refuses one that differs later.
+    fn take_declared(&mut self, page: &PageSummary, fetched: u64) -> Result<(), PagingError> {
         if let Some(now) = page.declared_total {
             match self.declared_total {
                 None => self.declared_total = Some((now, fetched)),
@@ -217,6 +201,40 @@ impl Pager {
                 }
                 Some(_) => {}
             }
+        }
+        Ok(())
+    }
+
+    /// Takes in what the current page held and says what to do next.
+    pub fn advance(
+        &mut self,
+        page: &PageSummary,
+        progress: PageProgress<'_>,
+    ) -> Result<Next, PagingError> {
+        let fetched = self.current.sequence;
+        self.records = self.records.saturating_add(page.records as u64);
+        if self.records > self.spec.max_records {
+            return Err(PagingError::TooManyRecords {
+                max: self.spec.max_records,
+            });
+        }
+        // What a page declares is taken in (and checked) even when it is empty: an empty first
+        // page declaring 1,500 records is an incomplete result, not an empty catalogue.
+        self.take_declared(page, fetched)?;
+        if page.records == 0 {
+            return Ok(Next::Done(Stop::EmptyPage));
+        }
+        if self.last_payload.as_deref() == Some(progress.payload_hash) {
+            return Err(PagingError::Looped { page: fetched });
+        }
+        self.last_payload = Some(progress.payload_hash.to_string());
+        if let Some(path) = &self.spec.total
+            && page.declared_total.is_none()
+        {
+            return Err(PagingError::TotalMissing {
+                page: fetched,
+                path: path.to_string(),
+            });
         }
         if progress.new_records == 0 {
             return Err(PagingError::NothingNew {
@@ -271,6 +289,7 @@ mod tests {
             cursor: None,
             last: None,
             max_pages: 5,
+            max_records: 1000,
         }
     }
 
@@ -336,10 +355,17 @@ mod tests {
             }
         }
         assert_eq!(result.unwrap_err(), PagingError::TooManyPages { max: 5 });
+        let mut s = spec(PagingStyle::Page);
+        s.max_records = 3;
+        let mut p = Pager::new(&s, 2);
+        p.advance(&page(2, None), fresh("a", 2)).unwrap();
+        let error = p.advance(&page(2, None), fresh("b", 2)).unwrap_err();
+        assert_eq!(error, PagingError::TooManyRecords { max: 3 });
+        assert!(!error.is_untrustworthy_result(), "a failure, not a hold");
     }
 
     #[test]
-    fn a_page_with_nothing_new_is_a_fault_even_when_its_bytes_differ() {
+    fn a_page_with_nothing_new_is_a_fault() {
         let mut p = Pager::new(&spec(PagingStyle::Page), 2);
         p.advance(&page(2, Some(6)), fresh("a", 2)).unwrap();
         let repeated = PageProgress {
@@ -403,6 +429,13 @@ mod tests {
             p.advance(&page(0, None), fresh("a", 0)).unwrap(),
             Next::Done(Stop::EmptyPage)
         );
+        // But what an empty page declares counts: an empty answer claiming 1,500 records.
+        let mut p = Pager::new(&s, 2);
+        assert_eq!(
+            p.advance(&page(0, Some(1500)), fresh("a", 0)).unwrap(),
+            Next::Done(Stop::EmptyPage)
+        );
+        assert_eq!(p.declared_total(), Some(1500));
     }
 
     #[test]

@@ -127,12 +127,7 @@ fn title_of(head: &str, lower: &str) -> String {
         .filter(|t| !t.trim().is_empty())
         .or_else(|| inner("h1"))
         .unwrap_or_default();
-    let text = crate::text::html_to_text(raw);
-    if text.chars().count() > 120 {
-        format!("{}…", text.chars().take(120).collect::<String>())
-    } else {
-        text
-    }
+    crate::text::shorten(&crate::text::html_to_text(raw), 120).into_owned()
 }
 
 /// The code and message of a SOAP 1.1 (`faultcode`, `faultstring`) or 1.2 (`Code/Value`,

@@ -59,12 +59,16 @@ pub(super) struct PagingToml {
     pub cursor: Option<String>,
     pub last: Option<String>,
     pub max_pages: Option<u64>,
+    pub max_records: Option<u64>,
 }
 
 /// The largest page size a mapping or source may ask for.
 pub const MAX_PAGE_SIZE: u64 = 100_000;
 /// The largest `paging.max_pages`.
 pub const MAX_PAGES: u64 = 1_000_000;
+/// The most records one run may meet (and the default `paging.max_records`): far beyond any
+/// catalogue (the national one holds a few thousand procedures per audience).
+pub const MAX_RECORDS: u64 = 1_000_000;
 /// The largest first page number or offset.
 const MAX_FIRST: u64 = 1_000_000;
 
@@ -84,6 +88,9 @@ pub struct PagingSpec {
     pub last: Option<Path>,
     /// A safety stop: more pages than this is an error, not a catalogue.
     pub max_pages: u64,
+    /// A safety stop: more records than this in one run is an error, not a catalogue (it bounds
+    /// what a run holds in memory whatever the portal sends).
+    pub max_records: u64,
 }
 
 impl PagingSpec {
@@ -97,6 +104,7 @@ impl PagingSpec {
             cursor: None,
             last: None,
             max_pages: None,
+            max_records: None,
         });
         let path = |key: &str, value: &Option<String>| {
             value
@@ -118,6 +126,7 @@ impl PagingSpec {
             cursor: path("cursor", &raw.cursor)?,
             last: path("last", &raw.last)?,
             max_pages: raw.max_pages.unwrap_or(10_000),
+            max_records: raw.max_records.unwrap_or(MAX_RECORDS),
         };
         if !(1..=MAX_PAGE_SIZE).contains(&spec.size) {
             return Err((
@@ -129,6 +138,12 @@ impl PagingSpec {
             return Err((
                 "paging.max_pages".into(),
                 format!("must be between 1 and {MAX_PAGES}"),
+            ));
+        }
+        if !(1..=MAX_RECORDS).contains(&spec.max_records) {
+            return Err((
+                "paging.max_records".into(),
+                format!("must be between 1 and {MAX_RECORDS}"),
             ));
         }
         if spec.first > MAX_FIRST {

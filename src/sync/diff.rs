@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::model::{Digest, comparable_form};
+use crate::model::{ChangeKind, Digest, comparable_form};
 
 /// Lifecycle state of a stored procedure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +63,16 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The change recorded for a record with this verdict, if any.
+    pub fn change_kind(self) -> Option<ChangeKind> {
+        match self {
+            Verdict::Added => Some(ChangeKind::Added),
+            Verdict::Modified => Some(ChangeKind::Modified),
+            Verdict::Restored { .. } => Some(ChangeKind::Restored),
+            Verdict::Unchanged => None,
+        }
+    }
+
     /// Whether the record's content must be stored as a new version.
     pub fn new_version(self) -> bool {
         matches!(
@@ -96,10 +106,10 @@ pub struct Absence {
 impl Absence {
     /// The change recorded for it: `removed` when it is, `missing` on the run it first went
     /// missing, nothing while it stays missing.
-    pub fn change_kind(&self) -> Option<&'static str> {
+    pub fn change_kind(&self) -> Option<ChangeKind> {
         match self.status {
-            Status::Removed => Some("removed"),
-            _ if self.newly_missing => Some("missing"),
+            Status::Removed => Some(ChangeKind::Removed),
+            _ if self.newly_missing => Some(ChangeKind::Missing),
             _ => None,
         }
     }
@@ -287,7 +297,10 @@ mod tests {
             ]
         );
         let kinds: Vec<_> = got.iter().map(Absence::change_kind).collect();
-        assert_eq!(kinds, vec![Some("missing"), Some("removed")]);
+        assert_eq!(
+            kinds,
+            vec![Some(ChangeKind::Missing), Some(ChangeKind::Removed)]
+        );
         let still_missing = absences(&map, seen, 3);
         assert_eq!(still_missing[1].change_kind(), None);
     }

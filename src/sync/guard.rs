@@ -15,7 +15,7 @@ pub struct Evidence {
     /// Records the run met, repeats included.
     pub records_seen: u64,
     /// Distinct records among them: one per code, plus each record whose code could not be
-    /// used and each record sharing a code with a different one (see `sync::seen`).
+    /// used (see `sync::seen`).
     pub distinct: u64,
     /// Records that came again, unchanged, on a later page than the first time.
     pub repeated_across_pages: u64,
@@ -76,7 +76,7 @@ impl Hold {
     pub fn advice(&self, source: &str) -> String {
         match self {
             Hold::Paging { .. } => {
-                "The portal's paging cannot be trusted right now; try again later, and tell its operator if it persists"
+                "The portal's paging cannot be trusted right now; try again later, and tell its operator if it persists. If the portal answers its whole list on every page, set style = \"none\" in the mapping's [paging]"
                     .to_string()
             }
             Hold::Repeats { .. } => format!(
@@ -107,9 +107,10 @@ impl std::fmt::Display for Hold {
                 had,
             } if records > got => write!(
                 f,
-                "the source declared {declared} procedures and sent {records} records, but only \
-                 {got} distinct ones arrived ({} came more than once: its pages overlap or repeat) \
-                 (had {had}): the result is incomplete",
+                "the source declared {declared} procedures and sent {records} records, but they \
+                 hold only {got} distinct procedures ({} record(s) repeated a code: pages that \
+                 overlap or repeat, or two records with one code) (had {had}): the result is \
+                 incomplete",
                 records - got
             ),
             Hold::Incomplete {
@@ -270,7 +271,7 @@ mod tests {
             }
         );
         assert!(
-            held.to_string().contains("100 came more than once"),
+            held.to_string().contains("100 record(s) repeated a code"),
             "{held}"
         );
         // Without a declared total, records coming again on later pages are enough to hold.

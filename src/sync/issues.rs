@@ -84,6 +84,12 @@ impl IssueLog {
         }
     }
 
+    /// Counts and keeps a problem whatever the cap: the one that ended the run.
+    pub fn push_final(&mut self, issue: RunIssue) {
+        *self.by_kind.entry(issue.kind).or_default() += 1;
+        self.kept.push(issue);
+    }
+
     /// The problems kept, in the order met.
     pub fn kept(&self) -> &[RunIssue] {
         &self.kept
@@ -130,5 +136,15 @@ mod tests {
         assert_eq!(log.by_kind()[&IssueKind::Validation], 1_000);
         assert_eq!(log.kept()[0].message, "v0");
         assert_eq!(log.kept().last().map(|i| i.kind), Some(IssueKind::Fetch));
+        log.push_final(RunIssue::general(
+            IssueKind::Validation,
+            "the end".into(),
+            None,
+        ));
+        assert_eq!(
+            log.kept().last().map(|i| i.message.as_str()),
+            Some("the end")
+        );
+        assert_eq!(log.by_kind()[&IssueKind::Validation], 1_001);
     }
 }

@@ -23,15 +23,18 @@ use crate::config::Source;
 use crate::db::{self, Pool, SourceLock, StoreError, payloads, procedures, runs};
 use crate::fetch::paging::{Next, PageProgress, PageVars, Pager, PagingError};
 use crate::fetch::{FetchError, Fetched, Fetcher, PageRequest};
-use crate::mapping::answer::NotData;
+use crate::mapping::answer::{self, NotData};
 use crate::mapping::request::render;
 use crate::mapping::{MappingError, Method};
-use crate::model;
+use crate::model::{self, RunStatus};
 use diff::Verdict;
 pub use issues::{IssueKind, IssueLog, RunIssue};
 use seen::{Seen, Sighting};
 pub use store::{ChangeSummary, RowsWritten};
 use store::{Pending, Writer};
+
+/// The longest URL whose validators are remembered for conditional GET.
+const MAX_CACHED_URL_LEN: usize = 2048;
 
 /// How often a running run shows it is alive (see `sync_run_heartbeats`).
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
@@ -48,11 +51,13 @@ pub enum SyncError {
         "source `{source_name}`: the bearer token is read from the environment variable {var} (auth.bearer_token_env), which is not set; export it and run again"
     )]
     MissingToken { source_name: String, var: String },
-    #[error("source `{source_name}`: {url}: {what}. Nothing was changed; {}", not_data_advice(what, auth_env.as_deref()))]
+    #[error("source `{source_name}`: {url}: {what}{}. Nothing was changed; {}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(), not_data_advice(what, auth_env.as_deref()))]
     NotData {
         source_name: String,
         url: String,
         what: NotData,
+        /// The HTTP status it came with, when not a success.
+        status: Option<u16>,
         /// The variable the source's token comes from, if it has one.
         auth_env: Option<String>,
     },
@@ -91,7 +96,7 @@ pub enum SyncError {
         url: String,
         error: PagingError,
     },
-    #[error("source `{source_name}`: {error}")]
+    #[error("source `{source_name}`: {error}. Nothing was changed")]
     Store {
         source_name: String,
         error: StoreError,
@@ -110,6 +115,14 @@ pub enum SyncError {
         source_name: String,
         hold: guard::Hold,
     },
+}
+
+/// Turns a database error into the run's error for the named source.
+fn store_error(source_name: &str) -> impl Fn(StoreError) -> SyncError + Copy + '_ {
+    move |error| SyncError::Store {
+        source_name: source_name.to_string(),
+        error,
+    }
 }
 
 /// What to do about a portal answer that is not data.
@@ -161,7 +174,7 @@ pub struct SyncReport {
     pub source: String,
     pub dry_run: bool,
     /// Always `succeeded`: a run that did not succeed is an error, not a report.
-    pub status: &'static str,
+    pub status: RunStatus,
     pub counts: Counts,
     /// The problems kept (the first of each kind; `counts.problems` has them all).
     pub issues: Vec<RunIssue>,
@@ -233,10 +246,7 @@ pub async fn run_source(
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let name = source.name.clone();
-    let store_err = |error: StoreError| SyncError::Store {
-        source_name: name.clone(),
-        error,
-    };
+    let store_err = store_error(&name);
     let lock = {
         let pool = ctx.pool.clone();
         let source_name = name.clone();
@@ -255,7 +265,7 @@ pub async fn run_source(
             source_name: name,
             by: holder.map(|r| {
                 format!(
-                    "run #{} (started {} by {})",
+                    "run #{} (started {} Vietnam time, by {})",
                     r.id,
                     crate::local_time(r.started_at),
                     r.trigger
@@ -309,23 +319,23 @@ pub async fn run_source(
     let outcome = execute(ctx, source, options, run_id, &mut state).await;
     heartbeat.abort();
     let (status, message) = match &outcome {
-        Ok(_) => ("succeeded", None),
+        Ok(_) => (RunStatus::Succeeded, None),
         Err(error) => {
-            state.issues.push(RunIssue::general(
+            state.issues.push_final(RunIssue::general(
                 issue_kind(error),
                 error.to_string(),
                 error_url(error),
             ));
             let status = match error {
-                SyncError::Held { .. } => "held",
-                _ => "failed",
+                SyncError::Held { .. } => RunStatus::Held,
+                _ => RunStatus::Failed,
             };
             (status, Some(error.to_string()))
         }
     };
     let counts = state.final_counts();
     let end = runs::RunEnd {
-        status: status.into(),
+        status: status.as_str().into(),
         counts: serde_json::to_value(&counts).unwrap_or_default(),
         issues: serde_json::to_value(state.issues.kept()).unwrap_or_default(),
         message,
@@ -400,10 +410,7 @@ async fn execute(
     state: &mut RunState,
 ) -> Result<(Vec<ChangeSummary>, RowsWritten), SyncError> {
     let name = source.name.clone();
-    let store_err = |error: StoreError| SyncError::Store {
-        source_name: name.clone(),
-        error,
-    };
+    let store_err = store_error(&name);
     let pages = match options.replay {
         Some(run) => Pages::Archive { run },
         None => Pages::Portal {
@@ -570,10 +577,7 @@ async fn read_pages(
     archiving: &mut Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
 ) -> Result<(), SyncError> {
     let name = source.name.clone();
-    let store_err = |error: StoreError| SyncError::Store {
-        source_name: name.clone(),
-        error,
-    };
+    let store_err = store_error(&name);
     let mut pager = Pager::new(&source.mapping.paging, source.page_size);
     let fetch = |vars: PageVars, delay: bool| async move {
         match pages {
@@ -630,6 +634,7 @@ async fn read_pages(
                     source_name: name.clone(),
                     url: url.clone(),
                     what,
+                    status: None,
                     auth_env: source.bearer_token_env.clone(),
                 },
             })?;
@@ -644,7 +649,7 @@ async fn read_pages(
             ));
         }
         let sequence = page.vars.sequence;
-        let met_before = state.seen.met();
+        let met_before = state.seen.distinct();
         for record in read.records {
             if let Some(pending) = take_record(record, state, &url, sequence) {
                 writer.push(pending).await.map_err(store_err)?;
@@ -653,7 +658,7 @@ async fn read_pages(
         state.counts.pages += 1;
         let progress = PageProgress {
             payload_hash: &page.hash,
-            new_records: state.seen.met() - met_before,
+            new_records: state.seen.distinct() - met_before,
         };
         let next = pager.advance(&read.summary, progress).map_err(|error| {
             if error.is_untrustworthy_result() {
@@ -842,7 +847,10 @@ fn take_record(
         state.issues.push(record_issue(
             IssueKind::Validation,
             format!("{problem}; the record was skipped"),
-            format!("{:?} ({position})", shorten(&classified.code)),
+            format!(
+                "{:?} ({position})",
+                crate::text::shorten(&classified.code, 80)
+            ),
             "code",
             url,
         ));
@@ -886,15 +894,6 @@ fn take_record(
         verdict: classified.verdict,
         record,
     })
-}
-
-/// A value short enough to quote in a message.
-fn shorten(text: &str) -> String {
-    if text.chars().count() > 80 {
-        format!("{}…", text.chars().take(80).collect::<String>())
-    } else {
-        text.to_string()
-    }
 }
 
 /// Renders the mapping's request for one page.
@@ -1005,12 +1004,13 @@ async fn fetch_page(
     bearer_token: Option<String>,
 ) -> Result<PageFetch, SyncError> {
     let name = source.name.clone();
-    let store_err = |error: StoreError| SyncError::Store {
-        source_name: name.clone(),
-        error,
-    };
+    let store_err = store_error(&name);
     let mut request = build_request(source, &vars, bearer_token)?;
-    let cacheable = request.method == Method::Get && request.url.scheme() != "file";
+    // The cache is keyed by URL (an indexed column): a URL swollen by a portal's cursor is
+    // fetched, just not remembered.
+    let cacheable = request.method == Method::Get
+        && request.url.scheme() != "file"
+        && request.display_url().len() <= MAX_CACHED_URL_LEN;
     let cached = if cacheable {
         let key = request.display_url();
         db::blocking(&ctx.pool, move |conn| payloads::cached(conn, &key))
@@ -1025,10 +1025,7 @@ async fn fetch_page(
         .fetcher
         .fetch(&request)
         .await
-        .map_err(|error| SyncError::Fetch {
-            source_name: name.clone(),
-            error,
-        })?;
+        .map_err(|error| fetch_error(source, error))?;
     let (body, hash) = match (cached, fetched.not_modified) {
         (Some((_, hash)), true) => {
             let key = hash.clone();
@@ -1055,6 +1052,27 @@ async fn fetch_page(
         body,
         hash,
     })
+}
+
+/// A failed fetch, told by what the portal said when its error response was a SOAP Fault, a
+/// login page or an error page rather than a bare status.
+fn fetch_error(source: &Source, error: FetchError) -> SyncError {
+    let said = error
+        .body()
+        .and_then(|body| answer::recognise(&String::from_utf8_lossy(body), None));
+    match said {
+        Some(what) => SyncError::NotData {
+            source_name: source.name.clone(),
+            url: error.url().to_string(),
+            what,
+            status: error.status(),
+            auth_env: source.bearer_token_env.clone(),
+        },
+        None => SyncError::Fetch {
+            source_name: source.name.clone(),
+            error,
+        },
+    }
 }
 
 /// Archives an accepted page by hash, remembers its validators, and appends it to the run: a

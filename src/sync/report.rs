@@ -11,14 +11,14 @@ use serde::Serialize;
 use crate::db::StoreError;
 use crate::db::procedures::{self, Change};
 use crate::db::runs::{self, Run, RunPayload};
+use crate::model::ChangeKind;
 
 /// One procedure the run changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ReportItem {
     pub code: String,
     pub name: String,
-    /// `added`, `modified`, `missing`, `removed` or `restored`.
-    pub kind: String,
+    pub kind: ChangeKind,
     /// For `modified`: the fields that changed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub fields: Vec<String>,
@@ -55,16 +55,20 @@ pub fn load(conn: &mut PgConnection, run_id: i64) -> Result<Option<RunReport>, S
 
 /// Field-level change rows folded into one item per (kind, procedure), in the order recorded.
 pub fn items(changes: &[Change]) -> Vec<ReportItem> {
-    let mut order: Vec<(String, String)> = Vec::new();
-    let mut by_key: BTreeMap<(String, String), ReportItem> = BTreeMap::new();
+    let mut order: Vec<(ChangeKind, String)> = Vec::new();
+    let mut by_key: BTreeMap<(ChangeKind, String), ReportItem> = BTreeMap::new();
     for change in changes {
-        let key = (change.kind.clone(), change.code.clone());
+        // The table's check constraint allows only the kinds there are.
+        let Some(kind) = ChangeKind::parse(&change.kind) else {
+            continue;
+        };
+        let key = (kind, change.code.clone());
         let item = by_key.entry(key.clone()).or_insert_with(|| {
             order.push(key);
             ReportItem {
                 code: change.code.clone(),
                 name: change.name.clone(),
-                kind: change.kind.clone(),
+                kind,
                 fields: Vec::new(),
             }
         });
@@ -110,6 +114,7 @@ mod tests {
             .iter()
             .map(|i| (i.code.as_str(), i.kind.as_str(), i.fields.len()))
             .collect();
+        assert_eq!(listed[0].kind, ChangeKind::Added);
         assert_eq!(
             kinds,
             vec![

@@ -1,8 +1,8 @@
 //! What a run has met so far (pure bookkeeping): the distinct procedures by code, records that
 //! came again, records sharing a code with a different one, and records whose code could not be
-//! used. Completeness and paging are judged on these, never on the raw number of records a
-//! portal sent: a portal repeating its pages sends the declared number of records while
-//! procedures go missing.
+//! used. Completeness and paging are judged on distinct codes, never on the raw number of
+//! records a portal sent: a portal repeating its pages sends the declared number of records
+//! while procedures go missing.
 
 use std::collections::{HashMap, HashSet};
 
@@ -75,15 +75,17 @@ impl Seen {
         self.codes.contains_key(code)
     }
 
-    /// Distinct records met: one per code, each record sharing a code with a different one,
-    /// and each distinct record whose code could not be used.
+    /// Distinct records met: one per code, and one per distinct record whose code could not
+    /// be used (so that one record without a code does not hold every run). A second record
+    /// claiming a code met before adds nothing: two records with one code are one procedure.
+    /// Also what grows when a page brings something new.
     pub fn distinct(&self) -> u64 {
-        self.codes.len() as u64 + self.conflicts + self.unidentified.len() as u64
+        self.codes.len() as u64 + self.unidentified.len() as u64
     }
 
-    /// Codes and unidentified records met: what grows when a page brings something new.
-    pub fn met(&self) -> u64 {
-        self.codes.len() as u64 + self.unidentified.len() as u64
+    /// Records that claimed a code an earlier, different record had.
+    pub fn conflicts(&self) -> u64 {
+        self.conflicts
     }
 
     /// Records that came again, unchanged, on a later page than the first time.
@@ -120,14 +122,14 @@ mod tests {
     }
 
     #[test]
-    fn a_different_record_with_a_known_code_is_a_conflict_and_counts() {
+    fn a_different_record_with_a_known_code_is_a_conflict_not_a_procedure() {
         let mut seen = Seen::default();
         seen.sight("1.1", Some(digest("a")), 1);
         assert_eq!(
-            seen.sight("1.1", Some(digest("other")), 1),
+            seen.sight("1.1", Some(digest("other")), 2),
             Sighting::Conflict { first_page: 1 }
         );
-        assert_eq!(seen.distinct(), 2);
+        assert_eq!((seen.distinct(), seen.conflicts()), (1, 1));
         assert!(seen.contains("1.1") && !seen.contains("1.2"));
     }
 

@@ -16,7 +16,7 @@ use crate::db::procedures::{
     self as store, JsonText, NewAlias, NewChange, NewProcedure, NewVersion, ProcedureUpdate,
 };
 use crate::db::{Pool, StoreError};
-use crate::model::Digest;
+use crate::model::{ChangeKind, Digest};
 use crate::text;
 
 /// How many records are written per batch.
@@ -45,7 +45,7 @@ pub struct Pending {
 pub struct ChangeSummary {
     pub code: String,
     pub name: String,
-    pub kind: &'static str,
+    pub kind: ChangeKind,
     pub fields: Vec<String>,
 }
 
@@ -75,7 +75,7 @@ enum ApplyError {
 
 impl From<diesel::result::Error> for ApplyError {
     fn from(e: diesel::result::Error) -> Self {
-        ApplyError::Store(StoreError::Query(e))
+        ApplyError::Store(e.into())
     }
 }
 
@@ -304,12 +304,12 @@ fn write_chunk(
     let mut changes = Vec::new();
     let mut aliases = Vec::new();
     let mut closing: Vec<String> = Vec::new();
-    let change = |p: &Pending, kind: &str, field: Option<String>, before, after| NewChange {
+    let change = |p: &Pending, kind: ChangeKind, field: Option<String>, before, after| NewChange {
         run_id: plan.run_id,
         source: plan.source.clone(),
         code: p.code.clone(),
         name: p.name.clone(),
-        kind: kind.to_string(),
+        kind: kind.as_str().to_string(),
         field,
         before,
         after,
@@ -337,11 +337,11 @@ fn write_chunk(
             Verdict::Unchanged => continue,
             Verdict::Added => {
                 inserts.push(NewProcedure::first_seen(&plan.source, row, plan.run_id));
-                changes.push(change(pending, "added", None, None, None));
+                changes.push(change(pending, ChangeKind::Added, None, None, None));
             }
             Verdict::Modified | Verdict::Restored { .. } => {
                 if let Verdict::Restored { .. } = pending.verdict {
-                    changes.push(change(pending, "restored", None, None, None));
+                    changes.push(change(pending, ChangeKind::Restored, None, None, None));
                 }
                 if pending.verdict.new_version() {
                     let before: serde_json::Value = match old_records.get(&pending.code) {
@@ -359,7 +359,7 @@ fn write_chunk(
                         fields.push(c.field.clone());
                         changes.push(change(
                             pending,
-                            "modified",
+                            ChangeKind::Modified,
                             Some(c.field),
                             Some(c.before),
                             Some(c.after),
@@ -383,10 +383,8 @@ fn write_chunk(
                 });
             }
         }
-        let kind = match pending.verdict {
-            Verdict::Added => "added",
-            Verdict::Modified => "modified",
-            _ => "restored",
+        let Some(kind) = pending.verdict.change_kind() else {
+            continue;
         };
         summary.push(ChangeSummary {
             code: pending.code.clone(),
@@ -428,7 +426,7 @@ fn write_absences(
         .iter()
         .map(|a| (a.code.clone(), a.status, a.missing_runs))
         .collect();
-    let reported: Vec<(&Absence, &'static str)> = absences
+    let reported: Vec<(&Absence, ChangeKind)> = absences
         .iter()
         .filter_map(|a| a.change_kind().map(|kind| (a, kind)))
         .collect();
@@ -442,7 +440,7 @@ fn write_absences(
             source: plan.source.clone(),
             code: absence.code.clone(),
             name: name.clone(),
-            kind: kind.to_string(),
+            kind: kind.as_str().to_string(),
             field: None,
             before: None,
             after: None,

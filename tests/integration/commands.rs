@@ -123,6 +123,11 @@ async fn impossible_settings_and_unknown_names_are_usage_errors() {
     usage(&config, &["procedures", "--source", "NOSUCH"], &["NOSUCH"]);
     usage(&config, &["runs", "--source", "NOSUCH"], &["NOSUCH"]);
     usage(&config, &["changes", "--run", "99"], &["no run #99"]);
+    usage(
+        &config,
+        &["sync", "--source", "lgsp", "--replay", "99"],
+        &["no run #99"],
+    );
 
     let token = TestConfig::new(
         &db,
@@ -195,7 +200,7 @@ async fn a_locked_table_ends_a_command_with_a_clear_message_instead_of_hanging()
         let stderr = text(&out.stderr);
         assert_eq!(status.code(), Some(1), "{args:?}: {stderr}");
         assert!(
-            stderr.contains("took too long") && stderr.contains("lock"),
+            stderr.contains("took too long") && stderr.contains("lock timeout"),
             "{args:?}: {stderr}"
         );
     }
@@ -492,4 +497,26 @@ async fn logs_to_a_file_or_pipe_carry_no_colour_codes() {
         !stderr.contains('\u{1b}'),
         "ANSI codes in piped logs: {stderr:?}"
     );
+}
+
+#[test]
+fn every_connection_carries_the_time_limits() {
+    use diesel::RunQueryDsl;
+    let db = TestDb::new();
+    let limits = tthc_sync::db::Limits {
+        lock_timeout: Duration::from_millis(500),
+        statement_timeout: Some(Duration::from_secs(1)),
+    };
+    let pool = tthc_sync::db::pool(&db.url, 1, limits).unwrap();
+    let started = Instant::now();
+    let error = diesel::sql_query("SELECT pg_sleep(5)")
+        .execute(&mut *pool.get().unwrap())
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(4));
+    let error = tthc_sync::db::StoreError::from(error);
+    assert!(
+        matches!(error, tthc_sync::db::StoreError::Timeout { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("statement timeout"), "{error}");
 }

@@ -77,7 +77,25 @@ async fn records_without_a_usable_code_are_skipped_and_reported_the_rest_stored(
     )
     .load();
 
-    let report = sync(&config, &db, "lgsp", false).await.unwrap();
+    // Two records claim one code: 30 records declared, 29 procedures (27 codes and two records
+    // without a usable one). The result is incomplete until the operator accepts it.
+    match sync(&config, &db, "lgsp", false).await {
+        Err(tthc_sync::sync::SyncError::Held {
+            hold:
+                tthc_sync::sync::guard::Hold::Incomplete {
+                    declared: 30,
+                    got: 29,
+                    records: 30,
+                    ..
+                },
+            ..
+        }) => {}
+        other => panic!("expected an incomplete result, got {other:?}"),
+    }
+    assert_eq!(db.count("procedures"), 0);
+    let report = crate::support::sync_allowing_removal(&config, &db, "lgsp")
+        .await
+        .unwrap();
 
     assert_eq!((report.counts.added, report.counts.skipped), (27, 3));
     let validation: Vec<&tthc_sync::sync::RunIssue> = report

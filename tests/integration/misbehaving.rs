@@ -147,7 +147,10 @@ async fn overlapping_pages_are_judged_on_distinct_procedures() {
             had: 1500
         }
     );
-    assert!(message.contains("140 came more than once"), "{message}");
+    assert!(
+        message.contains("140 record(s) repeated a code"),
+        "{message}"
+    );
     s.assert_nothing_written();
 }
 
@@ -511,6 +514,23 @@ async fn answers_that_are_not_data_say_what_they_are() {
         "{message}"
     );
 
+    // The same Fault as SOAP 1.1 servers send it, with HTTP 500 (after the retries).
+    s.portal.respond(|_: &Seen| {
+        let mut reply = Reply::xml(
+            "<?xml version=\"1.0\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><soap:Fault><faultcode>soap:Server</faultcode><faultstring>Hết thời gian chờ cơ sở dữ liệu</faultstring></soap:Fault></soap:Body></soap:Envelope>",
+        );
+        reply.status = 500;
+        reply
+    });
+    let message = sync(&s.config, &s.db, "lgsp", false)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        message.contains("SOAP Fault: soap:Server: Hết thời gian chờ cơ sở dữ liệu (HTTP 500)"),
+        "{message}"
+    );
+
     // A redirect to a login page.
     s.portal.respond(|seen: &Seen| {
         if seen.path.contains("openid-connect") {
@@ -538,7 +558,10 @@ async fn answers_that_are_not_data_say_what_they_are() {
         "{message}"
     );
     let statuses: Vec<String> = s.db.runs().into_iter().map(|r| r.0).collect();
-    assert_eq!(statuses, vec!["succeeded", "failed", "failed", "failed"]);
+    assert_eq!(
+        statuses,
+        vec!["succeeded", "failed", "failed", "failed", "failed"]
+    );
     assert_eq!((s.db.data_rows(), s.db.row_snapshot()), s.before);
 }
 

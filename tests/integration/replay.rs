@@ -58,10 +58,10 @@ async fn a_replay_re_reads_the_archived_pages_through_a_fixed_mapping_offline() 
     assert_eq!(replay.counts.records_seen, 250);
     assert_eq!((replay.counts.added, replay.counts.missing), (0, 0));
     assert!(replay.counts.modified > 0, "{:?}", replay.counts);
-    let changed = replay
-        .changes
-        .iter()
-        .all(|c| c.kind == "modified" && c.fields == vec!["online_label".to_string()]);
+    let changed = replay.changes.iter().all(|c| {
+        c.kind == tthc_sync::model::ChangeKind::Modified
+            && c.fields == vec!["online_label".to_string()]
+    });
     assert!(changed, "{:?}", replay.changes);
     let report = tthc_sync::sync::report::load(&mut db.conn(), replay.run_id)
         .unwrap()
