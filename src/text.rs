@@ -505,7 +505,7 @@ const LIST_MARKS: &[char] = &['.', '-', '\u{2013}', '\u{2014}', '\u{2022}', '*',
 /// Vietnamese almost always has a hit of the first kind: "ă", "đ", "ư", "ơ" and every letter
 /// with a tone below or a hook ("ộ", "ấ") gives one.
 pub fn double_encoded_sample(text: &str) -> Option<&str> {
-    if text.is_ascii() {
+    if !may_be_double_encoded(text.as_bytes()) {
         return None;
     }
     let mut weak_hits = 0;
@@ -560,6 +560,19 @@ pub fn double_encoded_sample(text: &str) -> Option<&str> {
         }
     }
     None
+}
+
+/// Whether `text` has what every hit starts with: a lead (U+00C2–U+00F4, UTF-8 `C3 xx`) followed
+/// by a character whose UTF-8 starts as the Latin-1 and Windows-1252 continuation readings do
+/// (`C2`: U+0080–U+00BF; `C5`, `C6`, `CB`, `E2`: Windows-1252's letters and punctuation). Most
+/// text fails this byte test at once, so the field check costs almost nothing.
+fn may_be_double_encoded(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(0xC3, bytes).any(|i| {
+        bytes.get(i + 1).is_some_and(|b| (0x82..=0xB4).contains(b))
+            && bytes
+                .get(i + 2)
+                .is_some_and(|b| matches!(b, 0xC2 | 0xC5 | 0xC6 | 0xCB | 0xE2))
+    })
 }
 
 /// The Latin-1 letters Vietnamese writes with, which may well precede punctuation in real text.
