@@ -133,7 +133,8 @@ fn write_runs(out: &mut Out, list: &[RunSummary]) -> Result<()> {
 }
 
 fn write_report(out: &mut Out, report: &RunReport) -> Result<()> {
-    let run = &report.run;
+    let run = &report.run.summary;
+    let issues = report.run.issues.as_array().cloned().unwrap_or_default();
     let took = report
         .duration_ms
         .map(|ms| format!("took {:.1} s", ms as f64 / 1000.0))
@@ -189,7 +190,6 @@ fn write_report(out: &mut Out, report: &RunReport) -> Result<()> {
             item.kind.as_str()
         )?;
     }
-    let issues = run.issues.as_array().cloned().unwrap_or_default();
     let by_kind: Vec<(String, u64)> = run
         .counts
         .get("problems")

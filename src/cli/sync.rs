@@ -70,10 +70,10 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
                 ))
                 .into());
             }
-            Some(r) if r.source != source.name => {
+            Some(r) if r.summary.source != source.name => {
                 return Err(UsageError(format!(
                     "--replay {run}: run #{run} is a run of source `{}`, not of `{}`",
-                    r.source, source.name
+                    r.summary.source, source.name
                 ))
                 .into());
             }

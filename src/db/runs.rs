@@ -23,22 +23,14 @@ pub struct NewRun<'a> {
     pub mapping_hash: &'a str,
 }
 
+/// A run with its problems (what `runs show` reads).
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = sync_runs)]
 pub struct Run {
-    pub id: i64,
-    pub source: String,
-    pub trigger: String,
-    pub requested_by: Option<String>,
-    pub dry_run: bool,
-    pub status: String,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub mapping_file: String,
-    pub mapping_hash: String,
-    pub counts: serde_json::Value,
+    #[diesel(embed)]
+    #[serde(flatten)]
+    pub summary: RunSummary,
     pub issues: serde_json::Value,
-    pub message: Option<String>,
 }
 
 /// The counts and outcome written when a run ends.
@@ -196,7 +188,7 @@ pub fn last_beat(
         .optional()?)
 }
 
-/// A run as listed: everything but its problems (which `runs show` reads).
+/// A run as listed: everything but its problems.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize)]
 #[diesel(table_name = sync_runs)]
 pub struct RunSummary {
@@ -267,12 +259,12 @@ pub fn last_applied(
 }
 
 /// The run currently marked running for `source`, if any.
-pub fn running(conn: &mut PgConnection, source: &str) -> Result<Option<Run>, StoreError> {
+pub fn running(conn: &mut PgConnection, source: &str) -> Result<Option<RunSummary>, StoreError> {
     Ok(sync_runs::table
         .filter(sync_runs::source.eq(source))
         .filter(sync_runs::status.eq(RunStatus::Running.as_str()))
         .order(sync_runs::id.desc())
-        .select(Run::as_select())
+        .select(RunSummary::as_select())
         .first(conn)
         .optional()?)
 }

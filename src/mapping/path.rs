@@ -326,6 +326,16 @@ mod tests {
         p.steps.iter().map(|s| s.name.as_str()).collect()
     }
 
+    /// The texts `path` reaches from `node`.
+    fn texts_of<N: Node>(node: &N, path: &str) -> Vec<String> {
+        Path::parse(path)
+            .unwrap()
+            .texts(node)
+            .into_iter()
+            .map(|t| t.into_owned())
+            .collect()
+    }
+
     #[test]
     fn parses_steps_and_attribute() {
         let p = Path::parse("CACHTHUCTHUCHIEN/KENH/@MA").unwrap();
@@ -414,14 +424,7 @@ mod tests {
     fn filters_choose_among_xml_elements_per_parent() {
         let raw = "<r><K MA=\"1\"><F>a</F><F>b</F></K><K MA=\"2\"><F>c</F></K><L><T>x</T><V>1</V></L><L><T>y</T><V>2</V></L></r>";
         let record = crate::mapping::xml::parse_record(raw, 64).unwrap();
-        let texts = |p: &str| -> Vec<String> {
-            Path::parse(p)
-                .unwrap()
-                .texts(&record)
-                .into_iter()
-                .map(|t| t.into_owned())
-                .collect()
-        };
+        let texts = |p: &str| texts_of(&record, p);
         assert_eq!(texts("K[@MA=2]/F"), vec!["c"]);
         assert_eq!(
             texts("K/F[1]"),

@@ -429,9 +429,9 @@ async fn execute(
             .map_err(store_err)?;
         let problem = match replayed {
             None => Some("there is no such run (see `tthc-sync runs`)".to_string()),
-            Some(r) if r.source != name => Some(format!(
+            Some(r) if r.summary.source != name => Some(format!(
                 "it is a run of source `{}`, not of this one",
-                r.source
+                r.summary.source
             )),
             Some(_) => None,
         };

@@ -44,8 +44,9 @@ pub fn load(conn: &mut PgConnection, run_id: i64) -> Result<Option<RunReport>, S
     let changes = procedures::changes(conn, None, None, Some(run_id), MAX_CHANGES)?;
     Ok(Some(RunReport {
         duration_ms: run
+            .summary
             .finished_at
-            .map(|end| (end - run.started_at).num_milliseconds()),
+            .map(|end| (end - run.summary.started_at).num_milliseconds()),
         last_heartbeat: runs::last_beat(conn, run_id)?,
         items: items(&changes),
         payloads: runs::payloads(conn, run_id)?,

@@ -1,26 +1,12 @@
 //! The real binary: commands, output, exit codes, and two syncs racing for one source.
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use tthc_sync::synthetic;
 
 use crate::support::portal::{FakePortal, Reply, lgsp_list};
-use crate::support::{TestConfig, TestDb, lgsp_source};
-
-fn tthc(config: &TestConfig, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tthc-sync"))
-        .arg("--config")
-        .arg(&config.path)
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use crate::support::{TestConfig, TestDb, cli, lgsp_source, spawn_cli, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_then_list_search_and_show() {
@@ -30,7 +16,7 @@ async fn sync_then_list_search_and_show() {
     }));
     let config = TestConfig::new(&db, "", &lgsp_source("lgsp", &portal.base_url, ""));
 
-    let out = tthc(&config, &["sync"]);
+    let out = cli(&config, &["sync"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     assert!(
@@ -39,7 +25,7 @@ async fn sync_then_list_search_and_show() {
     );
     assert!(stdout.contains("+ 1.001193 Đăng ký khai sinh"), "{stdout}");
 
-    let out = tthc(&config, &["procedures", "--search", "dang ky khai sinh"]);
+    let out = cli(&config, &["procedures", "--search", "dang ky khai sinh"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("1.001193   lgsp       Đăng ký khai sinh"),
@@ -47,7 +33,7 @@ async fn sync_then_list_search_and_show() {
         text(&out.stdout)
     );
 
-    let out = tthc(
+    let out = cli(
         &config,
         &["--json", "procedures", "--search", "dang ky khai sinh"],
     );
@@ -61,7 +47,7 @@ async fn sync_then_list_search_and_show() {
     );
     assert_eq!(listed["shown"], listed["items"].as_array().unwrap().len());
 
-    let out = tthc(&config, &["procedure", "1.001193"]);
+    let out = cli(&config, &["procedure", "1.001193"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("Channels:"),
@@ -69,20 +55,20 @@ async fn sync_then_list_search_and_show() {
         text(&out.stdout)
     );
 
-    let out = tthc(&config, &["--json", "runs"]);
+    let out = cli(&config, &["--json", "runs"]);
     let runs: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(runs["total"], 1);
     assert_eq!(runs["items"][0]["status"], "succeeded");
     assert_eq!(runs["items"][0]["counts"]["added"], 50);
 
-    let out = tthc(&config, &["changes", "--since", "2020-01-01"]);
+    let out = cli(&config, &["changes", "--since", "2020-01-01"]);
     assert!(text(&out.stdout).contains("added"), "{}", text(&out.stdout));
 
-    let out = tthc(&config, &["sync", "--dry-run"]);
+    let out = cli(&config, &["sync", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("DRY RUN") && text(&out.stdout).contains("50 unchanged"));
 
-    let out = tthc(&config, &["--json", "sync", "--dry-run"]);
+    let out = cli(&config, &["--json", "sync", "--dry-run"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reports[0]["source"], "lgsp");
@@ -101,7 +87,7 @@ async fn exit_codes_for_failures_and_bad_configuration() {
         &lgsp_source("lgsp", &portal.base_url, ""),
     );
 
-    let out = tthc(&config, &["sync"]);
+    let out = cli(&config, &["sync"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(
@@ -112,7 +98,7 @@ async fn exit_codes_for_failures_and_bad_configuration() {
     );
 
     let bad = TestConfig::new(&db, "", &lgsp_source("lgsp", "ftp://nowhere", ""));
-    let out = tthc(&bad, &["sync"]);
+    let out = cli(&bad, &["sync"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
     assert!(
@@ -120,11 +106,11 @@ async fn exit_codes_for_failures_and_bad_configuration() {
         "{stderr}"
     );
 
-    let out = tthc(&config, &["sync", "--source", "nope"]);
+    let out = cli(&config, &["sync", "--source", "nope"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no source named `nope`"));
 
-    let out = tthc(&config, &["frobnicate"]);
+    let out = cli(&config, &["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -137,17 +123,7 @@ async fn two_syncs_of_one_source_at_once_never_overlap() {
     let slow = lgsp_list(|page, size| synthetic::lgsp_page(250, page, size, 0, 0));
     portal.respond(move |seen| slow(seen).delayed(Duration::from_millis(400)));
     let config = TestConfig::new(&db, "", &lgsp_source("lgsp", &portal.base_url, ""));
-    let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_tthc-sync"))
-            .arg("--config")
-            .arg(&config.path)
-            .arg("sync")
-            .env_remove("DATABASE_URL")
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
+    let spawn = || spawn_cli(&config, &["sync"]);
     let (a, b) = (spawn(), spawn());
     let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
 
@@ -224,26 +200,26 @@ async fn a_held_run_exits_3_names_the_override_and_shows_in_runs() {
         )
     }));
     let config = TestConfig::new(&db, "", &lgsp_source("lgsp", &portal.base_url, ""));
-    assert_eq!(tthc(&config, &["sync"]).status.code(), Some(0));
+    assert_eq!(cli(&config, &["sync"]).status.code(), Some(0));
 
     served.store(0, std::sync::atomic::Ordering::SeqCst);
-    let out = tthc(&config, &["sync"]);
+    let out = cli(&config, &["sync"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(
         stderr.contains("held by the safety guard") && stderr.contains("--allow-mass-removal"),
         "{stderr}"
     );
-    let out = tthc(&config, &["runs"]);
+    let out = cli(&config, &["runs"]);
     assert!(text(&out.stdout).contains("held"), "{}", text(&out.stdout));
-    let out = tthc(&config, &["--json", "sync"]);
+    let out = cli(&config, &["--json", "sync"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let reports: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(reports[0]["source"], "lgsp");
     assert_eq!(reports[0]["status"], "held");
     assert_eq!(reports[0]["hold"]["reason"], "empty");
 
-    let out = tthc(&config, &["sync", "--allow-mass-removal"]);
+    let out = cli(&config, &["sync", "--allow-mass-removal"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("40 missing"),
@@ -301,7 +277,7 @@ async fn a_run_killed_mid_way_leaves_only_its_run_record_and_the_next_run_succee
     slow.store(false, std::sync::atomic::Ordering::SeqCst);
     // PostgreSQL ends the dead process's sessions (and their lock) as soon as it notices.
     let out = loop {
-        let out = tthc(&config, &["sync"]);
+        let out = cli(&config, &["sync"]);
         if out.status.code() != Some(4) || waited.elapsed() > Duration::from_secs(60) {
             break out;
         }
@@ -335,7 +311,7 @@ async fn runs_marks_silent_runs_abandoned_and_leaves_live_ones() {
             )
             .unwrap();
     }
-    let out = tthc(&config, &["runs"]);
+    let out = cli(&config, &["runs"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stderr).contains("run #1 had stopped"),
@@ -359,12 +335,12 @@ async fn runs_show_reports_every_item_problem_and_payload_of_a_run() {
         }
     }));
     let config = TestConfig::new(&db, "", &lgsp_source("lgsp", &portal.base_url, ""));
-    assert_eq!(tthc(&config, &["sync"]).status.code(), Some(0));
+    assert_eq!(cli(&config, &["sync"]).status.code(), Some(0));
     state.store(1, std::sync::atomic::Ordering::SeqCst);
-    let out = tthc(&config, &["sync"]);
+    let out = cli(&config, &["sync"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
-    let out = tthc(&config, &["--json", "runs", "show", "2"]);
+    let out = cli(&config, &["--json", "runs", "show", "2"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let items = report["items"].as_array().unwrap();
@@ -377,7 +353,7 @@ async fn runs_show_reports_every_item_problem_and_payload_of_a_run() {
     assert_eq!(of_kind("missing"), 1);
     let missing = items.iter().find(|i| i["kind"] == "missing").unwrap();
     assert_eq!(missing["code"], synthetic::code_of(29));
-    let first = tthc(&config, &["--json", "runs", "show", "1"]);
+    let first = cli(&config, &["--json", "runs", "show", "1"]);
     let first: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap();
     let added = first["items"]
         .as_array()
@@ -403,7 +379,7 @@ async fn runs_show_reports_every_item_problem_and_payload_of_a_run() {
     assert!(report["duration_ms"].as_i64().is_some());
     assert!(!report["run"]["mapping_hash"].as_str().unwrap().is_empty());
 
-    let out = tthc(&config, &["runs", "show", "2"]);
+    let out = cli(&config, &["runs", "show", "2"]);
     let shown = text(&out.stdout);
     assert!(shown.contains("Run #2 of lgsp: succeeded"), "{shown}");
     assert!(
@@ -416,7 +392,7 @@ async fn runs_show_reports_every_item_problem_and_payload_of_a_run() {
     );
     assert!(shown.contains("lgsp-xml.toml"), "{shown}");
 
-    let out = tthc(&config, &["runs", "show", "99"]);
+    let out = cli(&config, &["runs", "show", "99"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("no run #99"));
 }

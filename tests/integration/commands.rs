@@ -2,25 +2,19 @@
 //! unknown names as usage errors, a locked table, listings that say when they were cut, search
 //! by whole words, a readable procedure, help for every option, plain logs.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use tthc_sync::synthetic;
 
 use crate::support::portal::{FakePortal, Reply, Seen, dvcqg_list, lgsp_list};
-use crate::support::{TestConfig, TestDb, cli, dvcqg_rows, dvcqg_source, lgsp_source, text};
+use crate::support::{
+    TestConfig, TestDb, cli, dvcqg_rows, dvcqg_source, lgsp_and_dvcqg, lgsp_source, spawn_cli, text,
+};
 
 /// Runs the binary with standard output closed as soon as it starts, as `| head -0` does.
 fn with_stdout_closed(config: &TestConfig, args: &[&str]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tthc-sync"))
-        .arg("--config")
-        .arg(&config.path)
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_cli(config, args);
     drop(child.stdout.take());
     child.wait_with_output().unwrap()
 }
@@ -32,15 +26,7 @@ async fn a_closed_stdout_ends_listings_quietly_and_never_stops_a_sync() {
         synthetic::lgsp_page(300, page, size, 0, 0)
     }));
     let dvcqg = FakePortal::start(dvcqg_list(dvcqg_rows()));
-    let config = TestConfig::new(
-        &db,
-        "",
-        &format!(
-            "{}{}",
-            lgsp_source("lgsp", &lgsp.base_url, ""),
-            dvcqg_source("dvcqg", &dvcqg.base_url, "")
-        ),
-    );
+    let config = TestConfig::new(&db, "", &lgsp_and_dvcqg(&lgsp.base_url, &dvcqg.base_url));
 
     let out = with_stdout_closed(&config, &["sync"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -177,15 +163,7 @@ async fn a_locked_table_ends_a_command_with_a_clear_message_instead_of_hanging()
 
     for args in [&["procedures"][..], &["sync"]] {
         let started = Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tthc-sync"))
-            .arg("--config")
-            .arg(&config.path)
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_cli(&config, args);
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
                 break status;
@@ -328,15 +306,7 @@ async fn a_procedure_reads_like_a_procedure_and_two_sources_are_labelled() {
         synthetic::lgsp_page(30, page, size, 0, 0)
     }));
     let dvcqg = FakePortal::start(dvcqg_list(dvcqg_rows()));
-    let config = TestConfig::new(
-        &db,
-        "",
-        &format!(
-            "{}{}",
-            lgsp_source("lgsp", &lgsp.base_url, ""),
-            dvcqg_source("dvcqg", &dvcqg.base_url, "")
-        ),
-    );
+    let config = TestConfig::new(&db, "", &lgsp_and_dvcqg(&lgsp.base_url, &dvcqg.base_url));
     assert_eq!(cli(&config, &["sync"]).status.code(), Some(0));
 
     let out = cli(&config, &["procedure", "1.004194"]);

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use tthc_sync::db::procedures;
-use tthc_sync::sync::SyncError;
 use tthc_sync::sync::guard::Hold;
 use tthc_sync::synthetic;
 
 use crate::support::portal::{FakePortal, lgsp_list};
-use crate::support::{Snapshot, TestConfig, TestDb, lgsp_source, sync, sync_allowing_removal};
+use crate::support::{
+    Snapshot, TestConfig, TestDb, held, lgsp_source, sync, sync_allowing_removal,
+};
 
 /// A portal serving `served` synthetic procedures while declaring `declared` (`TongSo`).
 struct Upstream {
@@ -71,19 +72,6 @@ async fn synced(count: u64) -> Synced {
 fn statuses(db: &TestDb) -> (i64, i64, i64) {
     let count = |status: &str| db.count(&format!("procedures WHERE status = '{status}'"));
     (count("active"), count("missing"), count("removed"))
-}
-
-fn held(result: Result<tthc_sync::sync::SyncReport, SyncError>) -> (Hold, String) {
-    match result {
-        Err(error @ SyncError::Held { .. }) => {
-            let message = error.to_string();
-            let SyncError::Held { hold, .. } = error else {
-                unreachable!()
-            };
-            (hold, message)
-        }
-        other => panic!("expected a held run, got {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

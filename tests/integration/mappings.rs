@@ -90,16 +90,8 @@ fn igate_portal() -> FakePortal {
 async fn an_igate_portal_is_read_by_language_with_spring_paging() {
     let db = TestDb::new();
     let portal = igate_portal();
-    let config = TestConfig::with_mappings(
-        &db,
-        "",
-        &format!(
-            "[[source]]\nname = \"igate\"\nmapping = \"igate.toml\"\nbase_url = \"{}\"\n",
-            portal.base_url
-        ),
-        &[("igate.toml", IGATE)],
-    )
-    .load();
+    let config =
+        TestConfig::with_own_mapping(&db, "igate", &portal.base_url, ("igate.toml", IGATE)).load();
 
     let report = sync(&config, &db, "igate", false).await.unwrap();
 
@@ -250,16 +242,9 @@ async fn a_total_declared_in_an_xml_attribute_is_read_and_checked() {
 <ThuTuc ma=\"1.000894\"><Ten>Đăng ký kết hôn</Ten></ThuTuc></DanhMuc>",
         )
     });
-    let config = TestConfig::with_mappings(
-        &db,
-        "",
-        &format!(
-            "[[source]]\nname = \"tinh\"\nmapping = \"danhmuc.toml\"\nbase_url = \"{}\"\n",
-            portal.base_url
-        ),
-        &[("danhmuc.toml", DANHMUC)],
-    )
-    .load();
+    let config =
+        TestConfig::with_own_mapping(&db, "tinh", &portal.base_url, ("danhmuc.toml", DANHMUC))
+            .load();
 
     let result = sync(&config, &db, "tinh", false).await;
 

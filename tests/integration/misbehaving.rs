@@ -8,13 +8,13 @@ use std::fmt::Write;
 
 use tthc_sync::db::procedures;
 use tthc_sync::fetch::paging::PagingError;
+use tthc_sync::sync::IssueKind;
 use tthc_sync::sync::guard::Hold;
-use tthc_sync::sync::{IssueKind, SyncError, SyncReport};
 use tthc_sync::synthetic;
 
 use crate::support::portal::{FakePortal, Reply, Seen, dvcqg_list, lgsp_list};
 use crate::support::{
-    Snapshot, TestConfig, TestDb, dvcqg_rows, dvcqg_source, lgsp_source, sync,
+    Snapshot, TestConfig, TestDb, dvcqg_rows, dvcqg_source, held, lgsp_source, sync,
     sync_allowing_removal,
 };
 
@@ -80,19 +80,6 @@ impl Stored {
             Some("held"),
             "the run is recorded as held"
         );
-    }
-}
-
-fn held(result: Result<SyncReport, SyncError>) -> (Hold, String) {
-    match result {
-        Err(error @ SyncError::Held { .. }) => {
-            let message = error.to_string();
-            let SyncError::Held { hold, .. } = error else {
-                unreachable!()
-            };
-            (hold, message)
-        }
-        other => panic!("expected a held run, got {other:?}"),
     }
 }
 
@@ -177,14 +164,11 @@ async fn without_a_declared_total_records_repeating_across_pages_hold_the_run() 
     };
     let portal = FakePortal::start(overlapping);
     let mapping = lgsp_without_total();
-    let config = TestConfig::with_mappings(
+    let config = TestConfig::with_own_mapping(
         &db,
-        "",
-        &format!(
-            "[[source]]\nname = \"lgsp\"\nmapping = \"lgsp-no-total.toml\"\nbase_url = \"{}\"\n",
-            portal.base_url
-        ),
-        &[("lgsp-no-total.toml", &mapping)],
+        "lgsp",
+        &portal.base_url,
+        ("lgsp-no-total.toml", &mapping),
     )
     .load();
 
@@ -405,14 +389,11 @@ async fn paging_that_ignores_the_page_number_stops_at_the_first_page_with_nothin
         Reply::json(serde_json::to_vec(&stamped).unwrap())
     });
     let mapping = dvcqg_without_total(50);
-    let config = TestConfig::with_mappings(
+    let config = TestConfig::with_own_mapping(
         &db,
-        "",
-        &format!(
-            "[[source]]\nname = \"dvcqg\"\nmapping = \"dvcqg-runaway.toml\"\nbase_url = \"{}\"\n",
-            portal.base_url
-        ),
-        &[("dvcqg-runaway.toml", &mapping)],
+        "dvcqg",
+        &portal.base_url,
+        ("dvcqg-runaway.toml", &mapping),
     )
     .load();
 
@@ -471,7 +452,7 @@ async fn problems_are_counted_but_only_the_first_of_each_kind_kept() {
         .unwrap()
         .unwrap();
     assert_eq!(run.issues.as_array().unwrap().len(), 100);
-    assert_eq!(run.counts["problems"]["validation"], 300);
+    assert_eq!(run.summary.counts["problems"]["validation"], 300);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -575,16 +556,9 @@ async fn a_mapping_that_can_read_no_record_is_held_not_a_success() {
     ))
     .unwrap()
     .replace("name = \"NAME\"", "name = \"TEN_THU_TUC\"");
-    let config = TestConfig::with_mappings(
-        &db,
-        "",
-        &format!(
-            "[[source]]\nname = \"dvcqg\"\nmapping = \"broken.toml\"\nbase_url = \"{}\"\n",
-            portal.base_url
-        ),
-        &[("broken.toml", &broken)],
-    )
-    .load();
+    let config =
+        TestConfig::with_own_mapping(&db, "dvcqg", &portal.base_url, ("broken.toml", &broken))
+            .load();
 
     let (hold, message) = held(sync(&config, &db, "dvcqg", false).await);
 

@@ -66,7 +66,7 @@ async fn a_replay_re_reads_the_archived_pages_through_a_fixed_mapping_offline() 
     let report = tthc_sync::sync::report::load(&mut db.conn(), replay.run_id)
         .unwrap()
         .unwrap();
-    assert_eq!(report.run.trigger, "replay");
+    assert_eq!(report.run.summary.trigger, "replay");
     assert_eq!(report.payloads.len(), first.counts.pages as usize);
 
     // Replaying a run that does not exist, or another source's, is refused by name.

@@ -345,6 +345,23 @@ impl TestConfig {
         TestConfig::write(db, top, "", sources, &mappings_dir, dir)
     }
 
+    /// One source, `name`, read through a mapping of the test's own (`file`, `toml`).
+    pub fn with_own_mapping(
+        db: &TestDb,
+        name: &str,
+        base_url: &str,
+        (file, toml): (&str, &str),
+    ) -> TestConfig {
+        TestConfig::with_mappings(
+            db,
+            "",
+            &format!(
+                "[[source]]\nname = \"{name}\"\nmapping = \"{file}\"\nbase_url = \"{base_url}\"\n"
+            ),
+            &[(file, toml)],
+        )
+    }
+
     fn write(
         db: &TestDb,
         top: &str,
@@ -376,6 +393,19 @@ pub fn cli(config: &TestConfig, args: &[&str]) -> std::process::Output {
         .args(args)
         .env_remove("DATABASE_URL")
         .output()
+        .unwrap()
+}
+
+/// Starts the real binary with this configuration, its output piped.
+pub fn spawn_cli(config: &TestConfig, args: &[&str]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_tthc-sync"))
+        .arg("--config")
+        .arg(&config.path)
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap()
 }
 
@@ -423,6 +453,32 @@ async fn sync_with(
         replay: None,
     };
     tthc_sync::sync::run_source(&ctx, config.source(source).unwrap(), &options).await
+}
+
+/// The guard's verdict and the message of a run that must have been held.
+pub fn held(
+    result: Result<tthc_sync::sync::SyncReport, tthc_sync::sync::SyncError>,
+) -> (tthc_sync::sync::guard::Hold, String) {
+    use tthc_sync::sync::SyncError;
+    match result {
+        Err(error @ SyncError::Held { .. }) => {
+            let message = error.to_string();
+            let SyncError::Held { hold, .. } = error else {
+                unreachable!()
+            };
+            (hold, message)
+        }
+        other => panic!("expected a held run, got {other:?}"),
+    }
+}
+
+/// Source tables for a provincial LGSP export and the national portal's list.
+pub fn lgsp_and_dvcqg(lgsp_url: &str, dvcqg_url: &str) -> String {
+    format!(
+        "{}{}",
+        lgsp_source("lgsp", lgsp_url, ""),
+        dvcqg_source("dvcqg", dvcqg_url, "")
+    )
 }
 
 /// A source table for the national portal's list.
