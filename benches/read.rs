@@ -40,6 +40,7 @@ fn main() {
         mapping: Mapping::load(&mapping_file).expect("the shipped mapping loads"),
         stored: Arc::new(HashMap::new()),
         known: HashMap::new(),
+        by_local_code: HashMap::new(),
         threads,
     };
     let bytes: usize = bodies.iter().map(Bytes::len).sum();

@@ -153,6 +153,8 @@ pub struct Config {
 /// Running runs beat every [`crate::sync::HEARTBEAT_EVERY`]; one silent for this long is dead.
 pub const DEFAULT_STALE_RUN_SECS: u64 = 600;
 
+/// The shortest any time-out may be set to: shorter ones make every request fail.
+const MIN_TIMEOUT_SECS: f64 = 0.1;
 /// The longest any time-out may be set to: a day.
 const MAX_TIMEOUT_SECS: f64 = 86_400.0;
 /// The longest politeness pause between two requests: ten minutes.
@@ -164,8 +166,9 @@ pub const DEFAULT_STATEMENT_TIMEOUT_SECS: f64 = 60.0;
 
 /// Why a number of seconds is not a usable time-out, if it is not.
 fn seconds_problem(value: f64, max: f64) -> Option<String> {
-    (!(value.is_finite() && value > 0.0 && value <= max))
-        .then(|| format!("must be a number of seconds above 0 and at most {max}, not {value}"))
+    (!(value.is_finite() && (MIN_TIMEOUT_SECS..=max).contains(&value))).then(|| {
+        format!("must be a number of seconds from {MIN_TIMEOUT_SECS} to {max}, not {value}")
+    })
 }
 
 /// Why a whole number is out of its range, if it is.
@@ -219,6 +222,16 @@ impl Config {
             return Err(invalid(
                 "database_url".into(),
                 "must be a postgres:// URL".into(),
+            ));
+        }
+        let names_database = Url::parse(&database_url).is_ok_and(|u| {
+            !u.path().trim_matches('/').is_empty() || u.query_pairs().any(|(k, _)| k == "dbname")
+        });
+        if !names_database {
+            return Err(invalid(
+                "database_url".into(),
+                "must name a database: postgres://USER@HOST:5432/NAME (DATABASE_URL, when set, wins)"
+                    .into(),
             ));
         }
         let fetch = raw.fetch;
@@ -308,6 +321,46 @@ impl Config {
                     return Err(invalid(key("url"), "must not be empty".into()));
                 }
                 mapping.request.url = url.clone();
+            }
+            // The request URL, with every placeholder filled in, must be one the fetcher can
+            // follow: found now, not as a "network error" at the first sync.
+            let sample = crate::mapping::request::render(&mapping.request.url, &mut |name| {
+                Some(if name == "base_url" {
+                    "http://portal.example".to_string()
+                } else {
+                    "1".to_string()
+                })
+            })
+            .map_err(|m| invalid(key("url"), m))?;
+            match Url::parse(&sample).map(|u| u.scheme().to_string()) {
+                Ok(scheme) if matches!(scheme.as_str(), "http" | "https" | "file") => {}
+                Ok(scheme) => {
+                    return Err(invalid(
+                        key("url"),
+                        format!(
+                            "`{}` is a {scheme}: URL; use http, https or file (or {{base_url}})",
+                            mapping.request.url
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return Err(invalid(
+                        key("url"),
+                        format!("`{}` is not a URL: {e}", mapping.request.url),
+                    ));
+                }
+            }
+            if let Some(taken) = s
+                .vars
+                .keys()
+                .find(|name| crate::mapping::request::BUILTIN_VARIABLES.contains(&name.as_str()))
+            {
+                return Err(invalid(
+                    key("vars"),
+                    format!(
+                        "`{taken}` is filled in by tthc-sync itself (paging, base_url); remove it from vars"
+                    ),
+                ));
             }
             let base_url =
                 parse_base_url(&s.base_url, &base_dir).map_err(|m| invalid(key("base_url"), m))?;
@@ -492,6 +545,10 @@ mod tests {
             ),
             ("[fetch]\nretries = 1000000\n", "fetch.retries"),
             ("lock_timeout_secs = 0\n", "lock_timeout_secs"),
+            (
+                "database_url = \"postgres://root@127.0.0.1:5432/\"\n",
+                "database_url",
+            ),
             ("statement_timeout_secs = inf\n", "statement_timeout_secs"),
             (
                 "[[source]]\nname = \"a\"\nmapping = \"m.toml\"\nbase_url = \"http://x\"\ndelay_ms = 9223372036854775807\n",

@@ -108,6 +108,18 @@ pub fn html_to_text(html: &str) -> String {
     while let Some(open) = rest.find('<') {
         text.push_str(&rest[..open]);
         let after = &rest[open..];
+        // As in HTML, `<` opens a tag only before a letter, `/letter`, `!` or `?`: "< 5 triệu",
+        // "<= 5" and "<2" are text.
+        let opens_tag = match after.as_bytes().get(1) {
+            Some(b) if b.is_ascii_alphabetic() || matches!(b, b'!' | b'?') => true,
+            Some(b'/') => after.as_bytes().get(2).is_some_and(u8::is_ascii_alphabetic),
+            _ => false,
+        };
+        if !opens_tag {
+            text.push('<');
+            rest = &after[1..];
+            continue;
+        }
         let Some(close) = after.find('>') else {
             // An unclosed `<` is text, not a tag.
             text.push_str(after);
@@ -760,6 +772,19 @@ mod tests {
     #[test]
     fn clean_drops_control_characters() {
         assert_eq!(clean("a\u{0}b\u{7}c"), "abc");
+    }
+
+    #[test]
+    fn comparisons_in_text_are_not_tags() {
+        for text in [
+            "Thu nhập < 5 triệu; tài sản > 100 triệu đồng",
+            "Điểm <= 5 và >= 3",
+            "Mức phí < 50% và > 10%",
+            "Phí 1 <2 và 3> 4",
+        ] {
+            assert_eq!(html_to_text(text), text);
+        }
+        assert_eq!(html_to_text("a <b>đậm</b> < c"), "a đậm < c");
     }
 
     #[test]

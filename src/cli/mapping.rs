@@ -105,8 +105,7 @@ pub fn run(command: &MappingCommand, as_json: bool, out: &mut Out) -> Result<Out
         }
         return Ok(outcome(&problems));
     };
-    let body =
-        std::fs::read(sample).with_context(|| format!("reading sample {}", sample.display()))?;
+    let body = read_sample(sample)?;
     let decoded = decode::body_to_text(&body, None)
         .map_err(|e| UsageError(format!("{}: {e}", sample.display())))?;
     let text = &decoded.text;
@@ -280,6 +279,29 @@ pub fn run(command: &MappingCommand, as_json: bool, out: &mut Out) -> Result<Out
     }
     write_problems(out, &problems)?;
     Ok(outcome(&problems))
+}
+
+/// The largest sample read: as large as a response may be by default.
+const MAX_SAMPLE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Reads a saved response, refusing one larger than any page a portal sends.
+fn read_sample(sample: &std::path::Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let file = std::fs::File::open(sample)
+        .with_context(|| format!("reading sample {}", sample.display()))?;
+    let mut body = Vec::new();
+    file.take(MAX_SAMPLE_BYTES + 1)
+        .read_to_end(&mut body)
+        .with_context(|| format!("reading sample {}", sample.display()))?;
+    if body.len() as u64 > MAX_SAMPLE_BYTES {
+        return Err(UsageError(format!(
+            "sample {}: larger than {} MiB; save one page of the portal's answer",
+            sample.display(),
+            MAX_SAMPLE_BYTES >> 20
+        ))
+        .into());
+    }
+    Ok(body)
 }
 
 fn is_blank(value: &serde_json::Value) -> bool {

@@ -94,7 +94,10 @@ pub fn show(config: &Config, args: &ShowArgs, json: bool, out: &mut Out) -> Resu
         ))
         .into());
     }
-    let versions = procedures::versions(&mut conn, code)?;
+    let mut versions: Vec<VersionRow> = Vec::new();
+    for p in &current {
+        versions.extend(procedures::versions(&mut conn, &p.source, &p.code)?);
+    }
     if json {
         serde_json::to_writer_pretty(
             &mut *out,
@@ -104,7 +107,17 @@ pub fn show(config: &Config, args: &ShowArgs, json: bool, out: &mut Out) -> Resu
         return Ok(Outcome::Success);
     }
     writeln!(out, "{TIMES_NOTE}")?;
-    if current.len() > 1 {
+    let mut codes: Vec<&str> = current.iter().map(|p| p.code.as_str()).collect();
+    codes.sort_unstable();
+    codes.dedup();
+    if codes.len() > 1 {
+        writeln!(
+            out,
+            "The local code {code} is given to {} procedures: {}.",
+            codes.len(),
+            codes.join(", ")
+        )?;
+    } else if current.len() > 1 {
         let sources: Vec<&str> = current.iter().map(|p| p.source.as_str()).collect();
         writeln!(
             out,

@@ -28,8 +28,8 @@ pub struct SyncArgs {
     pub requested_by: Option<String>,
     /// Apply a result the safety guard would hold (an empty, partial or mostly unusable list,
     /// or one removing more than max_removal_share): only after checking that the portal
-    /// really changed.
-    #[arg(long)]
+    /// really changed. Needs --source: the override is for the one source checked.
+    #[arg(long, requires = "source")]
     pub allow_mass_removal: bool,
     /// Re-read the pages archived by this earlier run of the source (after a mapping fix),
     /// without the network, through the same diff, guard and storage.
@@ -62,22 +62,10 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
     let fetcher = fetcher.context("creating the HTTP client")?;
     if let (Some(run), Some(source)) = (args.replay, sources.first()) {
         let replayed = runs::get(&mut *pool.get()?, run)?;
-        match replayed {
-            None => {
-                return Err(UsageError(format!(
-                    "--replay {run}: there is no run #{run} (see `tthc-sync runs --source {}`)",
-                    source.name
-                ))
-                .into());
-            }
-            Some(r) if r.summary.source != source.name => {
-                return Err(UsageError(format!(
-                    "--replay {run}: run #{run} is a run of source `{}`, not of `{}`",
-                    r.summary.source, source.name
-                ))
-                .into());
-            }
-            Some(_) => {}
+        if let Some(problem) =
+            run_sync::replay_problem(replayed.as_ref().map(|r| &r.summary), &source.name)
+        {
+            return Err(UsageError(format!("--replay {run}: {problem}")).into());
         }
     }
     let bar = (!as_json && std::io::stderr().is_terminal()).then(|| {

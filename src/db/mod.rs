@@ -39,6 +39,10 @@ pub enum StoreError {
     )]
     Login { url: String, message: String },
     #[error(
+        "tthc-sync creates databases named with letters, digits, `_` and `-` (at most 63), not `{name}`: create it yourself (createdb), or choose such a name in database_url (or DATABASE_URL)"
+    )]
+    DatabaseName { name: String },
+    #[error(
         "the database took too long: {message}. Another session is probably holding a lock on the tables (see pg_stat_activity); try again later (lock_timeout_secs, statement_timeout_secs)"
     )]
     Timeout { message: String },
@@ -264,15 +268,15 @@ pub fn create_database_if_missing(url: &str) -> Result<bool, StoreError> {
         },
     }
     let mut parsed = url::Url::parse(&url).map_err(|e| connect_error(e.to_string()))?;
-    let name = parsed.path().trim_start_matches('/').to_string();
+    let raw_name = parsed.path().trim_start_matches('/');
+    let name = percent_decode(raw_name);
     if name.is_empty()
+        || name.len() > 63
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     {
-        return Err(connect_error(format!(
-            "cannot create a database named `{name}`"
-        )));
+        return Err(StoreError::DatabaseName { name });
     }
     parsed.set_path("/postgres");
     let mut admin =
@@ -291,6 +295,14 @@ pub fn create_database_if_missing(url: &str) -> Result<bool, StoreError> {
     }
     diesel::sql_query(format!("CREATE DATABASE \"{name}\"")).execute(&mut admin)?;
     Ok(true)
+}
+
+/// A URL path segment with its `%XX` escapes decoded (invalid UTF-8 shown replaced).
+fn percent_decode(segment: &str) -> String {
+    url::form_urlencoded::parse(format!("n={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, value)| value.into_owned())
+        .unwrap_or_default()
 }
 
 /// Applies pending migrations under an advisory lock; returns the names applied.
@@ -367,6 +379,12 @@ impl Drop for SourceLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_names_are_decoded_for_messages() {
+        assert_eq!(percent_decode("advtest_%C3%BCn"), "advtest_ün");
+        assert_eq!(percent_decode("a+b"), "a+b");
+    }
 
     #[test]
     fn passwords_are_redacted() {

@@ -463,25 +463,39 @@ pub struct VersionRow {
     pub record: serde_json::Value,
 }
 
-/// Every version of a procedure (by national or local code), newest first, across sources.
-pub fn versions(conn: &mut PgConnection, code: &str) -> Result<Vec<VersionRow>, StoreError> {
+/// Every version of one source's procedure, newest first.
+pub fn versions(
+    conn: &mut PgConnection,
+    source: &str,
+    code: &str,
+) -> Result<Vec<VersionRow>, StoreError> {
     Ok(diesel::sql_query(
         "SELECT v.source, v.code, v.version, v.run_id, v.created_at, v.record FROM procedure_versions v \
-         WHERE v.code = $1 OR v.code IN (SELECT code FROM procedure_aliases WHERE local_code = $1) \
-         ORDER BY v.source, v.code, v.version DESC",
+         WHERE v.source = $1 AND v.code = $2 ORDER BY v.version DESC",
     )
+    .bind::<Text, _>(source)
     .bind::<Text, _>(code)
     .load(conn)?)
 }
 
-/// The current state rows of a procedure (by national or local code), one per source.
+/// The current state rows of a procedure, one per source: by its national code, or, when no
+/// procedure has that national code, by the local code a source gives it now.
 pub fn by_code(conn: &mut PgConnection, code: &str) -> Result<Vec<ProcedureSummary>, StoreError> {
-    Ok(diesel::sql_query(
-        "SELECT source, code, name, local_code, status, version, updated_at FROM procedures \
-         WHERE code = $1 OR code IN (SELECT code FROM procedure_aliases WHERE local_code = $1) ORDER BY source",
-    )
-    .bind::<Text, _>(code)
-    .load(conn)?)
+    let select = |column: &str| {
+        format!(
+            "SELECT source, code, name, local_code, status, version, updated_at FROM procedures \
+             WHERE {column} = $1 ORDER BY source, code"
+        )
+    };
+    let national: Vec<ProcedureSummary> = diesel::sql_query(select("code"))
+        .bind::<Text, _>(code)
+        .load(conn)?;
+    if !national.is_empty() {
+        return Ok(national);
+    }
+    Ok(diesel::sql_query(select("local_code"))
+        .bind::<Text, _>(code)
+        .load(conn)?)
 }
 
 /// A recorded change.

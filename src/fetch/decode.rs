@@ -56,12 +56,23 @@ pub fn body_to_text<'a>(
             Some(encoding) => (encoding, 0, Evidence::Prolog),
             None => match &header {
                 Some(label) => {
-                    let declared = label_encoding(label, "Content-Type header")?;
-                    let proves_utf8 = !body.is_ascii() && std::str::from_utf8(body).is_ok();
-                    if declared != encoding_rs::UTF_8 && proves_utf8 {
-                        (encoding_rs::UTF_8, 0, Evidence::ValidUtf8)
-                    } else {
-                        (declared, 0, Evidence::Header)
+                    let proves_utf8 = std::str::from_utf8(body).is_ok();
+                    match Encoding::for_label(label.as_bytes()) {
+                        // A header naming nothing known loses to a body that is valid UTF-8.
+                        None if proves_utf8 => (encoding_rs::UTF_8, 0, Evidence::ValidUtf8),
+                        None => {
+                            return Err(DecodeError(format!(
+                                "unknown character encoding `{label}` declared by the response's Content-Type header, and the body is not UTF-8"
+                            )));
+                        }
+                        Some(declared)
+                            if declared != encoding_rs::UTF_8
+                                && proves_utf8
+                                && !body.is_ascii() =>
+                        {
+                            (encoding_rs::UTF_8, 0, Evidence::ValidUtf8)
+                        }
+                        Some(declared) => (declared, 0, Evidence::Header),
                     }
                 }
                 None => (encoding_rs::UTF_8, 0, Evidence::Default),
@@ -69,14 +80,18 @@ pub fn body_to_text<'a>(
         },
     };
     let header_overruled = header.as_deref().and_then(|label| {
-        let declared = Encoding::for_label(label.trim().as_bytes())?;
         let because = match evidence {
             Evidence::ByteOrderMark => "its byte-order mark",
             Evidence::Prolog => "its XML prolog",
             Evidence::ValidUtf8 => "it is valid UTF-8",
             Evidence::Header | Evidence::Default => return None,
         };
-        (declared != encoding && !same_for_ascii_bodies(declared, encoding, body)).then(|| {
+        let declared = Encoding::for_label(label.as_bytes());
+        let differs = match declared {
+            None => true,
+            Some(declared) => declared != encoding && !same_for_ascii_bodies(declared, encoding, body),
+        };
+        differs.then(|| {
             format!(
                 "the Content-Type header says charset={label}, but the body is {} ({because}); it was read as {}",
                 encoding.name(),
@@ -109,11 +124,12 @@ fn same_for_ascii_bodies(a: &'static Encoding, b: &'static Encoding, body: &[u8]
     body.is_ascii() && a.is_ascii_compatible() && b.is_ascii_compatible()
 }
 
+/// The charset a `Content-Type` names, quotes removed; none when it names nothing.
 fn charset_of(content_type: &str) -> Option<String> {
     content_type.split(';').skip(1).find_map(|param| {
         let (key, value) = param.split_once('=')?;
-        (key.trim().eq_ignore_ascii_case("charset"))
-            .then(|| value.trim().trim_matches('"').to_string())
+        let value = value.trim().trim_matches(['"', '\'']).trim();
+        (key.trim().eq_ignore_ascii_case("charset") && !value.is_empty()).then(|| value.to_string())
     })
 }
 
@@ -211,9 +227,29 @@ mod tests {
     }
 
     #[test]
+    fn an_empty_quoted_or_unknown_charset_loses_to_valid_utf8() {
+        let body = "Đăng ký".as_bytes();
+        for header in [
+            "text/xml; charset=",
+            "text/xml; charset='utf-8'",
+            "text/xml; charset=\"utf-8\"",
+            "text/xml; charset=none",
+        ] {
+            assert_eq!(text(body, Some(header)), "Đăng ký", "{header}");
+        }
+        let unknown = body_to_text(body, Some("text/xml; charset=none")).unwrap();
+        assert!(
+            unknown
+                .header_overruled
+                .is_some_and(|n| n.contains("charset=none"))
+        );
+        assert!(body_to_text(&[0xC3, 0x28], Some("text/xml; charset=none")).is_err());
+    }
+
+    #[test]
     fn invalid_utf8_is_refused_not_garbled() {
         let err = body_to_text(&[b'a', 0xC3, 0x28], None).unwrap_err();
         assert!(err.0.contains("not valid UTF-8"));
-        assert!(body_to_text(b"x", Some("text/plain; charset=klingon")).is_err());
+        assert!(body_to_text(b"\xE9t\xE9", Some("text/plain; charset=klingon")).is_err());
     }
 }

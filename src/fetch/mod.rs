@@ -68,7 +68,7 @@ pub const ERROR_BODY_BYTES: usize = 64 * 1024;
 fn status_hint(status: u16) -> &'static str {
     match status {
         401 | 403 => {
-            " (access refused: the source's token, auth.bearer_token_env, may be missing, wrong or expired)"
+            " (access refused: the portal wants credentials the source does not send, or they expired: check the source's `auth`)"
         }
         404 | 410 => " (not found: check the source's base_url and the mapping's request.url)",
         _ => "",

@@ -65,6 +65,14 @@ pub enum PagingError {
         "page {page} does not declare the total the mapping reads from `{path}`, so whether every record arrived cannot be judged"
     )]
     TotalMissing { page: u64, path: String },
+    #[error(
+        "page {page} brings the distinct records to {distinct}, more than the {declared} the portal declared: its total is wrong, so paging by it could stop before the end"
+    )]
+    MoreThanDeclared {
+        page: u64,
+        declared: u64,
+        distinct: u64,
+    },
     #[error("more than {max} pages without reaching the end (paging.max_pages)")]
     TooManyPages { max: u64 },
     #[error("more than {max} records without reaching the end (paging.max_records)")]
@@ -102,6 +110,8 @@ pub struct Pager {
     page_size: u64,
     current: PageVars,
     records: u64,
+    /// Distinct records so far (the sum of each page's new ones).
+    distinct: u64,
     /// The declared total, and the page that first declared it.
     declared_total: Option<(u64, u64)>,
     declared_pages: Option<(u64, u64)>,
@@ -122,6 +132,7 @@ impl Pager {
             page_size,
             current,
             records: 0,
+            distinct: 0,
             declared_total: None,
             declared_pages: None,
             last_payload: None,
@@ -240,6 +251,16 @@ impl Pager {
             return Err(PagingError::NothingNew {
                 page: fetched,
                 records: page.records as u64,
+            });
+        }
+        self.distinct = self.distinct.saturating_add(progress.new_records);
+        if let Some(declared) = self.declared_total()
+            && self.distinct > declared
+        {
+            return Err(PagingError::MoreThanDeclared {
+                page: fetched,
+                declared,
+                distinct: self.distinct,
             });
         }
         if self.spec.style == PagingStyle::None {
@@ -412,6 +433,20 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn more_distinct_records_than_declared_means_the_total_is_wrong() {
+        let mut p = Pager::new(&spec(PagingStyle::Page), 2);
+        p.advance(&page(2, Some(3)), fresh("a", 2)).unwrap();
+        assert_eq!(
+            p.advance(&page(2, Some(3)), fresh("b", 2)).unwrap_err(),
+            PagingError::MoreThanDeclared {
+                page: 2,
+                declared: 3,
+                distinct: 4
+            }
+        );
     }
 
     #[test]

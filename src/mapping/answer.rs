@@ -18,6 +18,14 @@ pub enum NotData {
     HtmlPage { title: String },
     /// A SOAP Fault: the service's own error.
     SoapFault { code: String, message: String },
+    /// Something without the place the records should be (an error object, a bare message, a
+    /// different document): not an empty page, whatever it is.
+    Unexpected {
+        /// Where the mapping looks for the records.
+        records: String,
+        /// The start of what the answer says, as text.
+        said: String,
+    },
 }
 
 impl std::fmt::Display for NotData {
@@ -45,6 +53,14 @@ impl std::fmt::Display for NotData {
                     "the portal answered with a SOAP Fault: {code}: {message}"
                 )
             }
+            NotData::Unexpected { records, said } if said.is_empty() => write!(
+                f,
+                "the answer does not hold the records where the mapping expects them (records.each = `{records}`), and says nothing"
+            ),
+            NotData::Unexpected { records, said } => write!(
+                f,
+                "the answer does not hold the records where the mapping expects them (records.each = `{records}`); it says «{said}»"
+            ),
         }
     }
 }
@@ -55,7 +71,7 @@ const HEAD: usize = 64 * 1024;
 /// Recognises a response that is not data. `redirected_to` is the final URL when the portal
 /// redirected the request elsewhere.
 pub fn recognise(text: &str, redirected_to: Option<&str>) -> Option<NotData> {
-    let head = head_of(text);
+    let head = prefix(text, HEAD);
     let lower = head.to_lowercase();
     let html = looks_like_html(&lower);
     let login_url = redirected_to.filter(|url| looks_like_login_url(url));
@@ -75,8 +91,18 @@ pub fn recognise(text: &str, redirected_to: Option<&str>) -> Option<NotData> {
     None
 }
 
-fn head_of(text: &str) -> &str {
-    let mut end = text.len().min(HEAD);
+/// An answer that lacks the records' place altogether, described by what it says.
+pub fn unexpected(text: &str, records: &str) -> NotData {
+    let head = prefix(text, 4096);
+    NotData::Unexpected {
+        records: records.to_string(),
+        said: crate::text::shorten(&crate::text::html_to_text(head), 160).into_owned(),
+    }
+}
+
+/// The first `max` bytes of `text` (fewer, to end on a character).
+fn prefix(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
@@ -243,6 +269,15 @@ mod tests {
             })
         );
         assert_eq!(recognise("[]", None), None);
+        let said = unexpected(
+            "<?xml version=\"1.0\"?><Error><Message>Phiên làm việc hết hạn</Message></Error>",
+            "Envelope/Body/KetQua/DanhSach/ThuTuc",
+        );
+        assert!(
+            said.to_string().contains("«Phiên làm việc hết hạn»")
+                && said.to_string().contains("DanhSach/ThuTuc"),
+            "{said}"
+        );
         assert_eq!(recognise("{\"data\": []}", None), None);
     }
 }

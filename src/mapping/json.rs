@@ -5,8 +5,8 @@ use std::borrow::Cow;
 
 use serde_json::Value;
 
-use super::ParseError;
 use super::path::{Node, Path};
+use super::{ParseError, Scanned};
 
 impl Node for Value {
     fn children<'a>(&'a self, name: &str, out: &mut Vec<&'a Self>) {
@@ -46,7 +46,7 @@ pub fn scan(
     captures: &[Option<&Path>],
     max_depth: usize,
     on_record: &mut dyn FnMut(&Value),
-) -> Result<Vec<Option<String>>, ParseError> {
+) -> Result<Scanned, ParseError> {
     let mut deserializer = serde_json::Deserializer::from_str(body);
     let root: Value = parse_bounded(&mut deserializer, body, max_depth)?;
     let captured = captures
@@ -56,16 +56,35 @@ pub fn scan(
                 .map(|t| t.trim().to_string())
         })
         .collect();
-    let mut nodes = records.nodes(&root);
-    if records.steps.is_empty() {
-        if let Value::Array(items) = &root {
-            nodes = items.iter().collect();
+    let (nodes, container_found) = match records.split_last() {
+        // The response itself: an array of records, or one record.
+        None => match &root {
+            Value::Array(items) => (items.iter().collect(), true),
+            Value::Object(_) => (vec![&root], true),
+            _ => (Vec::new(), false),
+        },
+        Some((parents, last)) => {
+            let parents = parents.nodes(&root);
+            let found = parents.iter().any(|p| holds_key(p, &last.name));
+            (records.nodes(&root), found)
         }
-    }
+    };
     for node in nodes {
         on_record(node);
     }
-    Ok(captured)
+    Ok(Scanned {
+        captured,
+        container_found,
+    })
+}
+
+/// Whether `node` (or, for an array, one of its items) has `key` with a value other than null.
+fn holds_key(node: &Value, key: &str) -> bool {
+    match node {
+        Value::Object(map) => map.get(key).is_some_and(|v| !v.is_null()),
+        Value::Array(items) => items.iter().any(|item| holds_key(item, key)),
+        _ => false,
+    }
 }
 
 /// Refuses documents nested deeper than `max_depth` before parsing them, so that hostile input
@@ -147,7 +166,24 @@ mod tests {
             &mut |_| {},
         )
         .unwrap();
-        assert_eq!(got, vec![Some("2".to_string())]);
+        assert_eq!(got.captured, vec![Some("2".to_string())]);
+        assert!(got.container_found);
+    }
+
+    #[test]
+    fn an_answer_without_the_records_place_is_told_from_an_empty_page() {
+        let items = Path::parse("data/items").unwrap();
+        let found = |body: &str, path: &Path| {
+            scan(body, path, &[], 64, &mut |_| {})
+                .unwrap()
+                .container_found
+        };
+        assert!(found(r#"{"data":{"items":[]}}"#, &items), "an empty page");
+        assert!(!found(r#"{"error":"Phiên làm việc hết hạn"}"#, &items));
+        assert!(!found(r#"{"data":{"items":null}}"#, &items));
+        assert!(found("[]", &Path::default()));
+        assert!(!found("null", &Path::default()));
+        assert!(!found("\"Service Unavailable\"", &Path::default()));
     }
 
     #[test]

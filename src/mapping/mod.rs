@@ -56,6 +56,16 @@ pub enum MappingError {
     },
 }
 
+/// What scanning a response found besides its records.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scanned {
+    /// The first value found at each capture path.
+    pub captured: Vec<Option<String>>,
+    /// Whether the place the records are in was there (an empty `DanhSach`, an empty array):
+    /// a page without it is not an empty page of this portal but some other answer.
+    pub container_found: bool,
+}
+
 /// A response that could not be parsed at all.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParseError {
@@ -130,6 +140,8 @@ pub struct PageSummary {
     pub next_cursor: Option<String>,
     /// The page said whether it is the last one (`paging.last`).
     pub last_page: Option<bool>,
+    /// Whether the place the records are in was there, even empty (see [`Scanned`]).
+    pub container_found: bool,
 }
 
 /// One record of a response, as the extractor met it.
@@ -157,6 +169,8 @@ pub struct Extracted {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordError {
     pub code: Option<String>,
+    /// The record's local code, when it could be read: it may still identify the record.
+    pub local_code: Option<String>,
     pub issues: Vec<FieldIssue>,
 }
 
@@ -392,6 +406,7 @@ impl Mapping {
                 raw_hash,
                 result: Err(RecordError {
                     code: None,
+                    local_code: None,
                     issues: vec![FieldIssue {
                         field: String::new(),
                         path: String::new(),
@@ -407,21 +422,26 @@ impl Mapping {
     /// What a page said about itself, once scanned.
     fn summary(
         &self,
-        scanned: Result<Vec<Option<String>>, ParseError>,
+        scanned: Result<Scanned, ParseError>,
         records: usize,
     ) -> Result<PageSummary, MappingError> {
-        let captured = scanned.map_err(|e| MappingError::Parse {
+        let Scanned {
+            captured,
+            container_found,
+        } = scanned.map_err(|e| MappingError::Parse {
             file: self.file.clone(),
             format: self.format,
             message: e.message,
             offset: e.offset,
         })?;
+        // A count is a whole number; anything else (`-1` for "unknown", `1.5`) declares nothing.
         let number = |i: usize| {
             captured
                 .get(i)
                 .cloned()
                 .flatten()
                 .and_then(|t| field::parse_number(&t))
+                .filter(|n| n.is_finite() && *n >= 0.0 && n.fract() == 0.0 && *n < 1e15)
                 .map(|n| n as u64)
         };
         Ok(PageSummary {
@@ -434,6 +454,7 @@ impl Mapping {
                 .cloned()
                 .flatten()
                 .and_then(|t| field::parse_bool(&t)),
+            container_found: container_found || records > 0,
         })
     }
 
@@ -454,15 +475,19 @@ impl Mapping {
             warnings: Vec::new(),
         };
         let mut value = field::read_record(&self.fields, node, &field::Location::ROOT, &mut ctx);
-        let code = value
-            .get("code")
-            .and_then(|v| v.as_str())
-            .filter(|c| !c.is_empty())
-            .map(str::to_string);
+        let text_of = |key: &str| {
+            value
+                .get(key)
+                .and_then(|v| v.as_str())
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+        };
+        let (code, local_code) = (text_of("code"), text_of("local_code"));
         let result = if ctx.errors.is_empty() {
             settle_online_mode(&mut value);
             serde_json::from_value::<Procedure>(value).map_err(|e| RecordError {
                 code: code.clone(),
+                local_code: local_code.clone(),
                 issues: vec![FieldIssue {
                     field: String::new(),
                     path: String::new(),
@@ -472,6 +497,7 @@ impl Mapping {
         } else {
             Err(RecordError {
                 code,
+                local_code,
                 issues: ctx.errors,
             })
         };

@@ -92,6 +92,20 @@ impl Path {
         self.steps.iter().all(|s| s.filters.is_empty())
     }
 
+    /// The path to where the nodes of the last step are, and that step (`None` for the empty
+    /// path).
+    pub fn split_last(&self) -> Option<(Path, &Step)> {
+        let (last, parents) = self.steps.split_last()?;
+        Some((
+            Path {
+                steps: parents.to_vec(),
+                attribute: None,
+                raw: String::new(),
+            },
+            last,
+        ))
+    }
+
     /// True for the empty path (the node itself).
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty() && self.attribute.is_none()

@@ -13,8 +13,8 @@ use quick_xml::XmlVersion;
 use quick_xml::events::attributes::Attributes;
 use quick_xml::events::{BytesStart, Event};
 
-use super::ParseError;
 use super::path::{Node, Path};
+use super::{ParseError, Scanned};
 
 /// One element of a record's subtree, borrowing its names and (where it is one piece) its text
 /// from the record's XML.
@@ -152,6 +152,9 @@ fn path_matches(stack: &[String], path: &Path) -> bool {
 /// Document-level streaming state: where we are, and the capture running.
 struct Scanner<'p> {
     captures: &'p [Option<&'p Path>],
+    /// The record path: an element at its parent path means the records' container is there.
+    records: &'p Path,
+    container_found: bool,
     stack: Vec<String>,
     captured: Vec<Option<String>>,
     capturing: Option<(usize, String)>,
@@ -160,6 +163,17 @@ struct Scanner<'p> {
 impl Scanner<'_> {
     fn open(&mut self, start: &BytesStart<'_>) {
         self.stack.push(start.local_name().as_ref().to_string());
+        let parent = self.records.steps.len().saturating_sub(1);
+        if parent > 0
+            && self.stack.len() == parent
+            && self
+                .stack
+                .iter()
+                .zip(&self.records.steps)
+                .all(|(a, b)| *a == b.name)
+        {
+            self.container_found = true;
+        }
         for (i, capture) in self.captures.iter().enumerate() {
             let Some(path) = capture.filter(|p| path_matches(&self.stack, p)) else {
                 continue;
@@ -216,9 +230,11 @@ pub fn scan<'b>(
     captures: &[Option<&Path>],
     max_depth: usize,
     on_record: &mut dyn FnMut(&'b str),
-) -> Result<Vec<Option<String>>, ParseError> {
+) -> Result<Scanned, ParseError> {
     let mut scanner = Scanner {
         captures,
+        records,
+        container_found: false,
         stack: Vec::new(),
         captured: vec![None; captures.len()],
         capturing: None,
@@ -292,7 +308,10 @@ pub fn scan<'b>(
             offset: Some(body.len() as u64),
         });
     }
-    Ok(scanner.captured)
+    Ok(Scanned {
+        captured: scanner.captured,
+        container_found: scanner.container_found,
+    })
 }
 
 /// The end (just past `>`) of the element named `name` whose start tag spans `start..content`.
@@ -446,7 +465,7 @@ mod tests {
             Path::parse("Envelope/Body/LayDanhSachTTHCResponse/KetQua/DanhSach/ThuTuc").unwrap();
         let total = Path::parse("Envelope/Body/LayDanhSachTTHCResponse/KetQua/TongSo").unwrap();
         let mut raw = Vec::new();
-        let caps = scan(doc, &records, &[Some(&total)], 64, &mut |r| raw.push(r))?;
+        let caps = scan(doc, &records, &[Some(&total)], 64, &mut |r| raw.push(r))?.captured;
         let out = raw
             .into_iter()
             .map(|r| parse_record(r, 64))

@@ -9,18 +9,22 @@ use crate::fetch::paging::PagingError;
 
 /// What a run saw, as far as the guard is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Evidence {
+pub struct Evidence<'a> {
     /// Procedures of the source stored as active before the run.
     pub active_before: u64,
+    /// Procedures stored as missing (not yet removed) before the run.
+    pub missing_before: u64,
     /// Records the run met, repeats included.
     pub records_seen: u64,
     /// Distinct records among them: one per code, plus each record whose code could not be
     /// used (see `sync::seen`).
     pub distinct: u64,
-    /// Records that came again, unchanged, on a later page than the first time.
+    /// Records whose code came again on a later page than the first time.
     pub repeated_across_pages: u64,
     /// Records met that could not be used (unreadable, no usable code, refused values).
     pub unusable: u64,
+    /// What the first unusable record was refused for.
+    pub unusable_example: Option<&'a str>,
     /// The total the source declared (`TOTAL_RECORDS`, `TongSo`), when it declared one.
     pub declared_total: Option<u64>,
     /// Stored procedures the run would mark missing or remove.
@@ -59,6 +63,8 @@ pub enum Hold {
         unusable: u64,
         records: u64,
         limit: f64,
+        /// What the first one was refused for.
+        example: Option<String>,
     },
     /// Too large a share of the catalogue would go missing at once.
     MassRemoval {
@@ -97,8 +103,9 @@ impl std::fmt::Display for Hold {
         match self {
             Hold::Empty { had } => write!(
                 f,
-                "the source returned no procedures at all, but {had} are stored as active; \
-                 a portal answering with an empty list is far more often broken than emptied"
+                "the source returned no procedures at all, but {had} are stored as active \
+                 (or waiting out their removal grace); a portal answering with an empty list is \
+                 far more often broken than emptied"
             ),
             Hold::Incomplete {
                 declared,
@@ -130,12 +137,17 @@ impl std::fmt::Display for Hold {
                 unusable,
                 records,
                 limit,
+                example,
             } => write!(
                 f,
                 "{unusable} of the {records} records could not be used ({:.0} %, more than the \
-                 {:.0} % allowed: max_unusable_share); the mapping may no longer fit the portal",
+                 {:.0} % allowed: max_unusable_share){}",
                 share(*unusable, *records) * 100.0,
-                limit * 100.0
+                limit * 100.0,
+                match example {
+                    Some(why) => format!(", the first because {why}"),
+                    None => String::new(),
+                }
             ),
             Hold::MassRemoval {
                 had,
@@ -163,13 +175,18 @@ fn share(part: u64, whole: u64) -> f64 {
 }
 
 /// Lets a run through, or says why it must be held.
-pub fn check(evidence: &Evidence, policy: &Policy) -> Result<(), Hold> {
+pub fn check(evidence: &Evidence<'_>, policy: &Policy) -> Result<(), Hold> {
     if policy.allow_mass_removal {
         return Ok(());
     }
     let had = evidence.active_before;
-    if evidence.records_seen == 0 && had > 0 {
-        return Err(Hold::Empty { had });
+    // Procedures waiting out their grace count too: an empty answer must not remove them.
+    let kept = had + evidence.missing_before;
+    let incomplete = evidence
+        .declared_total
+        .is_some_and(|declared| evidence.distinct < declared);
+    if evidence.records_seen == 0 && kept > 0 && !incomplete {
+        return Err(Hold::Empty { had: kept });
     }
     match evidence.declared_total {
         Some(declared) if evidence.distinct < declared => {
@@ -193,6 +210,7 @@ pub fn check(evidence: &Evidence, policy: &Policy) -> Result<(), Hold> {
             unusable: evidence.unusable,
             records: evidence.records_seen,
             limit: policy.max_unusable_share,
+            example: evidence.unusable_example.map(str::to_string),
         });
     }
     if share(evidence.would_remove, had) > policy.max_removal_share {
@@ -217,7 +235,7 @@ mod tests {
         allow_mass_removal: false,
     };
 
-    fn evidence(had: u64, got: u64, declared: Option<u64>, would_remove: u64) -> Evidence {
+    fn evidence(had: u64, got: u64, declared: Option<u64>, would_remove: u64) -> Evidence<'static> {
         Evidence {
             active_before: had,
             records_seen: got,
@@ -236,6 +254,25 @@ mod tests {
         );
         // A source seen for the first time may well be empty.
         assert_eq!(check(&evidence(0, 0, Some(0), 0), &POLICY), Ok(()));
+    }
+
+    #[test]
+    fn an_empty_answer_removes_no_procedure_waiting_out_its_grace() {
+        let waiting = Evidence {
+            missing_before: 300,
+            ..evidence(0, 0, None, 0)
+        };
+        assert_eq!(check(&waiting, &POLICY), Err(Hold::Empty { had: 300 }));
+        // An empty answer that declares records says more: it is incomplete.
+        assert_eq!(
+            check(&evidence(500, 0, Some(1000), 500), &POLICY),
+            Err(Hold::Incomplete {
+                declared: 1000,
+                got: 0,
+                records: 0,
+                had: 500
+            })
+        );
     }
 
     #[test]
@@ -292,16 +329,23 @@ mod tests {
     fn a_result_mostly_unusable_is_held() {
         let broken = Evidence {
             unusable: 30,
+            unusable_example: Some("required value `name` is missing"),
             ..evidence(0, 30, Some(30), 0)
         };
+        let held = check(&broken, &POLICY).unwrap_err();
         assert!(matches!(
-            check(&broken, &POLICY),
-            Err(Hold::Unusable {
+            held,
+            Hold::Unusable {
                 unusable: 30,
                 records: 30,
                 ..
-            })
+            }
         ));
+        assert!(
+            held.to_string()
+                .contains("the first because required value `name` is missing"),
+            "{held}"
+        );
         let some = Evidence {
             unusable: 3,
             ..evidence(0, 30, Some(30), 0)

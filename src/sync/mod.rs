@@ -51,11 +51,12 @@ pub enum SyncError {
         "source `{source_name}`: the bearer token is read from the environment variable {var} (auth.bearer_token_env), which is not set; export it and run again"
     )]
     MissingToken { source_name: String, var: String },
-    #[error("source `{source_name}`: {url}: {what}{}. Nothing was changed; {}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(), not_data_advice(what, auth_env.as_deref()))]
+    #[error("source `{source_name}`, page {page}: {url}: {what}{}. Nothing was changed; {}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(), not_data_advice(what, auth_env.as_deref()))]
     NotData {
         source_name: String,
+        page: u64,
         url: String,
-        what: NotData,
+        what: Box<NotData>,
         /// The HTTP status it came with, when not a success.
         status: Option<u16>,
         /// The variable the source's token comes from, if it has one.
@@ -68,25 +69,28 @@ pub enum SyncError {
         message: String,
     },
     #[error(
-        "source `{source_name}`: {error}. Nothing was changed; check that the portal is reachable and answering, then run the sync again"
+        "source `{source_name}`, page {page}: {error}. Nothing was changed; check that the portal is reachable and answering, then run the sync again"
     )]
     Fetch {
         source_name: String,
+        page: u64,
         error: FetchError,
     },
     #[error(
-        "source `{source_name}`: {url}: {message}. Nothing was changed; ask the portal's operator about the encoding or declare it in the response"
+        "source `{source_name}`, page {page}: {url}: {message}. Nothing was changed; ask the portal's operator about the encoding or declare it in the response"
     )]
     Decode {
         source_name: String,
+        page: u64,
         url: String,
         message: String,
     },
     #[error(
-        "source `{source_name}`: {url}: {error}. Nothing was changed; the response may be truncated or the portal's format may have changed (check with `tthc-sync mapping check`)"
+        "source `{source_name}`, page {page}: {url}: {error}. Nothing was changed; the response may be truncated or the portal's format may have changed (check with `tthc-sync mapping check`)"
     )]
     Mapping {
         source_name: String,
+        page: u64,
         url: String,
         error: Box<MappingError>,
     },
@@ -117,6 +121,28 @@ pub enum SyncError {
     },
 }
 
+/// Why an earlier run cannot be replayed for `source`, if it cannot: it must exist, be a run
+/// of that source, and have read every page (succeeded, or held after reading).
+pub fn replay_problem(run: Option<&runs::RunSummary>, source: &str) -> Option<String> {
+    match run {
+        None => Some("there is no such run (see `tthc-sync runs`)".to_string()),
+        Some(r) if r.source != source => Some(format!(
+            "it is a run of source `{}`, not of `{source}`",
+            r.source
+        )),
+        Some(r)
+            if r.status != RunStatus::Succeeded.as_str()
+                && r.status != RunStatus::Held.as_str() =>
+        {
+            Some(format!(
+                "it ended {}, before reading every page; replay a run that succeeded or was held",
+                r.status
+            ))
+        }
+        Some(_) => None,
+    }
+}
+
 /// Turns a database error into the run's error for the named source.
 fn store_error(source_name: &str) -> impl Fn(StoreError) -> SyncError + Copy + '_ {
     move |error| SyncError::Store {
@@ -139,6 +165,9 @@ fn not_data_advice(what: &NotData, auth_env: Option<&str>) -> String {
         }
         (NotData::SoapFault { .. }, _) => {
             "this is the portal's own error: try again later, and tell its operator if it persists".into()
+        }
+        (NotData::Unexpected { .. }, _) => {
+            "the portal answered with an error, or its format changed: try again later, and check the archived page (`tthc-sync runs show ID` lists it) with `tthc-sync mapping check`".into()
         }
     }
 }
@@ -427,14 +456,7 @@ async fn execute(
         let replayed = db::blocking(&ctx.pool, move |conn| runs::get(conn, run))
             .await
             .map_err(store_err)?;
-        let problem = match replayed {
-            None => Some("there is no such run (see `tthc-sync runs`)".to_string()),
-            Some(r) if r.summary.source != name => Some(format!(
-                "it is a run of source `{}`, not of this one",
-                r.summary.source
-            )),
-            Some(_) => None,
-        };
+        let problem = replay_problem(replayed.as_ref().map(|r| &r.summary), &name);
         if let Some(message) = problem {
             return Err(SyncError::Replay {
                 source_name: name,
@@ -459,10 +481,16 @@ async fn execute(
         .filter(|(_, s)| s.status == diff::Status::Active)
         .filter_map(|(code, s)| s.raw_hash.map(|h| (h, code.clone())))
         .collect();
+    let by_local_code: HashMap<String, String> = stored
+        .iter()
+        .filter(|(_, s)| !s.local_code.is_empty() && s.status != diff::Status::Removed)
+        .map(|(code, s)| (s.local_code.clone(), code.clone()))
+        .collect();
     let context = Arc::new(reader::Baseline {
         mapping: source.mapping.clone(),
         stored: stored.clone(),
         known,
+        by_local_code,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
     });
     let started = Instant::now();
@@ -497,10 +525,20 @@ async fn execute(
             .values()
             .filter(|s| s.status == diff::Status::Active)
             .count() as u64,
+        missing_before: stored
+            .values()
+            .filter(|s| s.status == diff::Status::Missing)
+            .count() as u64,
         records_seen: state.counts.records_seen,
         distinct: state.seen.distinct(),
         repeated_across_pages: state.seen.repeated_across_pages(),
         unusable: state.counts.skipped,
+        unusable_example: state
+            .issues
+            .kept()
+            .iter()
+            .find(|i| matches!(i.kind, IssueKind::Validation | IssueKind::Mapping))
+            .map(|i| i.message.as_str()),
         declared_total: state.counts.declared_total,
         would_remove: absences.iter().filter(|a| a.newly_missing).count() as u64,
     };
@@ -622,18 +660,21 @@ async fn read_pages(
             .map_err(|e| match e {
                 reader::ReadError::Decode(message) => SyncError::Decode {
                     source_name: name.clone(),
+                    page: page.vars.sequence,
                     url: url.clone(),
                     message,
                 },
                 reader::ReadError::Mapping(error) => SyncError::Mapping {
                     source_name: name.clone(),
+                    page: page.vars.sequence,
                     url: url.clone(),
                     error: Box::new(error),
                 },
                 reader::ReadError::NotData(what) => SyncError::NotData {
                     source_name: name.clone(),
+                    page: page.vars.sequence,
                     url: url.clone(),
-                    what,
+                    what: Box::new(what),
                     status: None,
                     auth_env: source.bearer_token_env.clone(),
                 },
@@ -773,7 +814,7 @@ fn take_record(
     page: u64,
 ) -> Option<Pending> {
     state.counts.records_seen += 1;
-    let (position, raw_hash, clean, result, warnings) = match record {
+    let (position, raw_hash, stored_code, clean, result, warnings) = match record {
         reader::PageRecord::Known { code, hash } => {
             match state.seen.sight(&code, Some(hash), page) {
                 Sighting::New => state.counts.unchanged += 1,
@@ -784,10 +825,11 @@ fn take_record(
         reader::PageRecord::Read {
             position,
             raw_hash,
+            stored_code,
             clean,
             result,
             warnings,
-        } => (position, raw_hash, clean, result, warnings),
+        } => (position, raw_hash, stored_code, clean, result, warnings),
     };
     let position = format!("page {page}, record {position}");
     for warning in warnings {
@@ -800,21 +842,31 @@ fn take_record(
             url: Some(url.to_string()),
         });
     }
-    // A record that cannot be identified still came from the portal: it counts once.
+    // A record without a usable code still came from the portal: it counts once. When its
+    // local code is that of a stored procedure, that procedure is still there.
     let unidentified = |state: &mut RunState| {
-        if state.seen.sight_unidentified(raw_hash) {
+        let new = match &stored_code {
+            Some(code) => state.seen.sight(code, None, page) == Sighting::New,
+            None => state.seen.sight_unidentified(raw_hash),
+        };
+        if new {
             state.counts.skipped += 1;
         } else {
             state.counts.repeated += 1;
         }
     };
+    let by_local = |record: String| match &stored_code {
+        Some(code) => format!("{record}, local code of {code}"),
+        None => record,
+    };
     let classified = match result {
         Ok(c) => c,
         Err(error) => {
             let code = error.code.filter(|c| model::code_problem(c).is_none());
-            let record = code
-                .as_ref()
-                .map_or(position.clone(), |c| format!("{c} ({position})"));
+            let record = code.as_ref().map_or_else(
+                || by_local(position.clone()),
+                |c| format!("{c} ({position})"),
+            );
             match &code {
                 // A record we could not read still exists upstream: never count it as missing.
                 Some(code) => match state.seen.sight(code, None, page) {
@@ -847,10 +899,10 @@ fn take_record(
         state.issues.push(record_issue(
             IssueKind::Validation,
             format!("{problem}; the record was skipped"),
-            format!(
+            by_local(format!(
                 "{:?} ({position})",
                 crate::text::shorten(&classified.code, 80)
-            ),
+            )),
             "code",
             url,
         ));
@@ -1025,7 +1077,7 @@ async fn fetch_page(
         .fetcher
         .fetch(&request)
         .await
-        .map_err(|error| fetch_error(source, error))?;
+        .map_err(|error| fetch_error(source, vars.sequence, error))?;
     let (body, hash) = match (cached, fetched.not_modified) {
         (Some((_, hash)), true) => {
             let key = hash.clone();
@@ -1056,20 +1108,22 @@ async fn fetch_page(
 
 /// A failed fetch, told by what the portal said when its error response was a SOAP Fault, a
 /// login page or an error page rather than a bare status.
-fn fetch_error(source: &Source, error: FetchError) -> SyncError {
+fn fetch_error(source: &Source, page: u64, error: FetchError) -> SyncError {
     let said = error
         .body()
         .and_then(|body| answer::recognise(&String::from_utf8_lossy(body), None));
     match said {
         Some(what) => SyncError::NotData {
             source_name: source.name.clone(),
+            page,
             url: error.url().to_string(),
-            what,
+            what: Box::new(what),
             status: error.status(),
             auth_env: source.bearer_token_env.clone(),
         },
         None => SyncError::Fetch {
             source_name: source.name.clone(),
+            page,
             error,
         },
     }

@@ -20,6 +20,9 @@ pub struct Baseline {
     pub mapping: Mapping,
     pub stored: Arc<HashMap<String, Stored>>,
     pub known: HashMap<Digest, String>,
+    /// The stored procedures' local codes (local code → national code): a record whose own
+    /// code is unusable is still recognised by its local code.
+    pub by_local_code: HashMap<String, String>,
     /// Threads a page's records are read on.
     pub threads: usize,
 }
@@ -42,6 +45,9 @@ pub enum PageRecord {
     Read {
         position: usize,
         raw_hash: Digest,
+        /// For a record whose own code is missing or unusable: the stored procedure its local
+        /// code belongs to.
+        stored_code: Option<String>,
         /// Read without warnings (only then is its raw hash worth remembering).
         clean: bool,
         result: Result<Classified, RecordError>,
@@ -62,6 +68,25 @@ pub enum ReadError {
     Mapping(MappingError),
     /// The portal answered with something that is not data.
     NotData(NotData),
+}
+
+/// The stored procedure a record whose own code is missing or unusable belongs to, by its
+/// local code.
+fn stored_code_of(
+    context: &Baseline,
+    result: &Result<crate::model::Procedure, RecordError>,
+) -> Option<String> {
+    let (code, local_code) = match result {
+        Ok(p) => (Some(p.code.as_str()), Some(p.local_code.as_str())),
+        Err(e) => (e.code.as_deref(), e.local_code.as_deref()),
+    };
+    if code.is_some_and(|c| crate::model::code_problem(c).is_none()) {
+        return None;
+    }
+    context
+        .by_local_code
+        .get(local_code.filter(|l| !l.is_empty())?)
+        .cloned()
 }
 
 /// Reads one page. `redirected_to` is where the portal sent the request, if elsewhere.
@@ -86,6 +111,7 @@ pub fn read_page(
         RecordEvent::Read(extracted) => PageRecord::Read {
             position: extracted.position,
             raw_hash: extracted.raw_hash,
+            stored_code: stored_code_of(context, &extracted.result),
             clean: extracted.warnings.is_empty(),
             result: extracted.result.map(|procedure| {
                 let (json, hash) = procedure.to_json_and_hash();
@@ -112,10 +138,17 @@ pub fn read_page(
         Ok(read) => read,
         Err(error) => return Err(not_data().unwrap_or(ReadError::Mapping(error))),
     };
-    if summary.records == 0
-        && let Some(what) = not_data()
-    {
-        return Err(what);
+    if summary.records == 0 {
+        if let Some(what) = not_data() {
+            return Err(what);
+        }
+        // An empty page of this portal still has the place its records go.
+        if !summary.container_found {
+            return Err(ReadError::NotData(answer::unexpected(
+                text,
+                &context.mapping.records.to_string(),
+            )));
+        }
     }
     Ok(PageRead {
         summary,

@@ -48,18 +48,17 @@ impl Seen {
             }
             Some(first) => {
                 let first_page = first.page;
+                // A code met again on a later page means pages overlap, whatever its content.
+                if first_page != page {
+                    self.repeated_across_pages += 1;
+                }
                 match (first.hash, hash) {
                     (Some(a), Some(b)) if a != b => {
                         self.conflicts += 1;
                         Sighting::Conflict { first_page }
                     }
                     // The same content, or content that could not be compared: a repeat.
-                    _ => {
-                        if first_page != page {
-                            self.repeated_across_pages += 1;
-                        }
-                        Sighting::Repeat { first_page }
-                    }
+                    _ => Sighting::Repeat { first_page },
                 }
             }
         }
@@ -88,7 +87,7 @@ impl Seen {
         self.conflicts
     }
 
-    /// Records that came again, unchanged, on a later page than the first time.
+    /// Records whose code came again on a later page than the first time (changed or not).
     pub fn repeated_across_pages(&self) -> u64 {
         self.repeated_across_pages
     }
@@ -130,6 +129,11 @@ mod tests {
             Sighting::Conflict { first_page: 1 }
         );
         assert_eq!((seen.distinct(), seen.conflicts()), (1, 1));
+        assert_eq!(
+            seen.repeated_across_pages(),
+            1,
+            "a code again on a later page is an overlap, changed or not"
+        );
         assert!(seen.contains("1.1") && !seen.contains("1.2"));
     }
 

@@ -219,7 +219,10 @@ async fn a_held_run_exits_3_names_the_override_and_shows_in_runs() {
     assert_eq!(reports[0]["status"], "held");
     assert_eq!(reports[0]["hold"]["reason"], "empty");
 
-    let out = cli(&config, &["sync", "--allow-mass-removal"]);
+    let out = cli(
+        &config,
+        &["sync", "--source", "lgsp", "--allow-mass-removal"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("40 missing"),

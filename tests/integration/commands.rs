@@ -112,8 +112,9 @@ async fn impossible_settings_and_unknown_names_are_usage_errors() {
     usage(
         &config,
         &["sync", "--source", "lgsp", "--replay", "99"],
-        &["no run #99"],
+        &["--replay 99", "no such run"],
     );
+    usage(&config, &["sync", "--allow-mass-removal"], &["--source"]);
 
     let token = TestConfig::new(
         &db,
@@ -125,6 +126,17 @@ async fn impossible_settings_and_unknown_names_are_usage_errors() {
         ),
     );
     usage(&token, &["sync"], &["TTHC_TEST_TOKEN_NEVER_SET", "not set"]);
+    let failed = db
+        .runs()
+        .iter()
+        .position(|r| r.0 == "failed")
+        .expect("the run without its token is recorded as failed")
+        + 1;
+    usage(
+        &config,
+        &["sync", "--source", "lgsp", "--replay", &failed.to_string()],
+        &["ended failed", "before reading every page"],
+    );
 
     let mut missing_db = url::Url::parse(&db.url).unwrap();
     missing_db.set_path("/tthc_test_no_such_database");
@@ -329,6 +341,20 @@ async fn a_procedure_reads_like_a_procedure_and_two_sources_are_labelled() {
         assert!(shown.contains(needle), "{needle:?} missing from:\n{shown}");
     }
     assert!(!shown.contains("\"channels\""), "no raw JSON:\n{shown}");
+
+    // By a local code: only the procedure that source gives it.
+    let local = tthc_sync::db::procedures::by_code(&mut db.conn(), "1.004194")
+        .unwrap()
+        .into_iter()
+        .find(|p| p.source == "lgsp")
+        .unwrap()
+        .local_code;
+    let out = cli(&config, &["procedure", &local]);
+    let shown = text(&out.stdout);
+    assert!(
+        shown.contains("1.004194  Đăng ký tạm trú") && !shown.contains("Source dvcqg"),
+        "{shown}"
+    );
 
     let out = cli(&config, &["--json", "procedure", "1.004194"]);
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -107,12 +107,12 @@ async fn an_igate_portal_is_read_by_language_with_spring_paging() {
         .map(|r| r.query["page"].clone())
         .collect();
     assert_eq!(pages, vec!["0", "1", "2"], "stopped at `last: true`");
-    let stored = tthc_sync::db::procedures::versions(&mut db.conn(), "1.001193").unwrap();
+    let stored = tthc_sync::db::procedures::versions(&mut db.conn(), "igate", "1.001193").unwrap();
     let record = &stored[0].record;
     assert_eq!(record["name"], "Đăng ký khai sinh");
     assert_eq!(record["sectors"][0]["name"], "Hộ tịch");
     assert_eq!(record["online_mode"], "full", "level 4 is toàn trình");
-    let death = tthc_sync::db::procedures::versions(&mut db.conn(), "2.000815").unwrap();
+    let death = tthc_sync::db::procedures::versions(&mut db.conn(), "igate", "2.000815").unwrap();
     assert_eq!(
         death[0].record["online_mode"], "none",
         "level 2 is stated: not online"

@@ -21,6 +21,17 @@ use crate::support::{
 /// An LGSP answer holding records `start..end` of the synthetic catalogue, declaring `declared`
 /// records (`TongSo`, when given) on page `page`.
 fn lgsp_slice(declared: Option<u64>, page: u64, start: u64, end: u64) -> String {
+    lgsp_slice_of(0, declared, page, start, end)
+}
+
+/// [`lgsp_slice`] of generation `generation` (every record changed when it is not 0).
+fn lgsp_slice_of(
+    generation: u64,
+    declared: Option<u64>,
+    page: u64,
+    start: u64,
+    end: u64,
+) -> String {
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\"><soap:Body><LayDanhSachTTHCResponse><KetQua>",
     );
@@ -29,7 +40,7 @@ fn lgsp_slice(declared: Option<u64>, page: u64, start: u64, end: u64) -> String 
     }
     let _ = write!(out, "<TrangHienTai>{page}</TrangHienTai><DanhSach>");
     for i in start..end {
-        synthetic::write_procedure(&mut out, i, 0, 0);
+        synthetic::write_procedure(&mut out, i, generation, 1000);
     }
     out.push_str("</DanhSach></KetQua></LayDanhSachTTHCResponse></soap:Body></soap:Envelope>\n");
     out
@@ -180,6 +191,77 @@ async fn without_a_declared_total_records_repeating_across_pages_hold_the_run() 
     );
     assert!(message.contains("came again on a later page"), "{message}");
     assert_eq!(db.data_rows(), (0, 0, 0, 0));
+
+    // The same overlap, the repeated records changed in between (a sort by last update).
+    portal.respond(|seen: &Seen| {
+        let page = page_of(seen);
+        let from = (page - 1) * 90;
+        let generation = if page == 1 { 0 } else { 1 };
+        Reply::xml(lgsp_slice_of(
+            generation,
+            None,
+            page,
+            from.min(500),
+            (from + 100).min(500),
+        ))
+    });
+    let (hold, _) = held(sync(&config, &db, "lgsp", false).await);
+    assert!(matches!(hold, Hold::Repeats { .. }), "{hold:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_total_smaller_than_what_arrives_is_held() {
+    let s = stored(1000).await;
+    s.portal.respond(lgsp_list(|page, size| {
+        synthetic::lgsp_page(1000, page, size, 0, 0)
+            .replace("<TongSo>1000</TongSo>", "<TongSo>850</TongSo>")
+    }));
+
+    let (hold, _) = held(sync(&s.config, &s.db, "lgsp", false).await);
+
+    assert_eq!(
+        hold,
+        Hold::Paging {
+            fault: PagingError::MoreThanDeclared {
+                page: 9,
+                declared: 850,
+                distinct: 900
+            }
+        }
+    );
+    s.assert_nothing_written();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_without_its_national_code_keeps_its_procedure_by_local_code() {
+    let s = stored(100).await;
+    let blanked: Vec<String> = (40..50).map(synthetic::code_of).collect();
+    let page = blanked
+        .iter()
+        .fold(synthetic::lgsp_page(100, 1, 100, 0, 0), |page, code| {
+            page.replace(
+                &format!("<MATTHCQG>{code}</MATTHCQG>"),
+                "<MATTHCQG></MATTHCQG>",
+            )
+        });
+    s.portal.respond(move |_: &Seen| Reply::xml(page.clone()));
+
+    let report = sync(&s.config, &s.db, "lgsp", false).await.unwrap();
+
+    assert_eq!(
+        (report.counts.skipped, report.counts.missing),
+        (10, 0),
+        "recognised by their local codes, so not missing"
+    );
+    assert!(
+        report.issues.iter().any(|i| i
+            .record
+            .as_deref()
+            .is_some_and(|r| r.contains(&format!("local code of {}", blanked[0])))),
+        "{:?}",
+        report.issues
+    );
+    assert_eq!(s.db.row_snapshot(), s.before.1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -512,6 +594,29 @@ async fn answers_that_are_not_data_say_what_they_are() {
         "{message}"
     );
 
+    // An XML answer that is not the portal's list at all, and a bare word: neither is an
+    // empty (or last) page.
+    for body in [
+        "<?xml version=\"1.0\"?><Error><Message>Phiên làm việc hết hạn</Message></Error>",
+        "Service Unavailable",
+    ] {
+        s.portal.respond(move |_: &Seen| Reply::xml(body));
+        let message = sync(&s.config, &s.db, "lgsp", false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("does not hold the records where the mapping expects them")
+                && message.contains(if body.contains("Phiên") {
+                    "«Phiên làm việc hết hạn»"
+                } else {
+                    "«Service Unavailable»"
+                })
+                && !message.contains(advice_for_removal),
+            "{message}"
+        );
+    }
+
     // A redirect to a login page.
     s.portal.respond(|seen: &Seen| {
         if seen.path.contains("openid-connect") {
@@ -539,10 +644,9 @@ async fn answers_that_are_not_data_say_what_they_are() {
         "{message}"
     );
     let statuses: Vec<String> = s.db.runs().into_iter().map(|r| r.0).collect();
-    assert_eq!(
-        statuses,
-        vec!["succeeded", "failed", "failed", "failed", "failed"]
-    );
+    assert_eq!(statuses[0], "succeeded");
+    assert_eq!(statuses.len(), 7);
+    assert!(statuses[1..].iter().all(|s| s == "failed"), "{statuses:?}");
     assert_eq!((s.db.data_rows(), s.db.row_snapshot()), s.before);
 }
 
