@@ -214,8 +214,9 @@ impl Config {
             raw.mappings_dir
                 .unwrap_or_else(|| PathBuf::from("mappings")),
         );
+        let database_url_override = database_url_override.filter(|u| !u.trim().is_empty());
+        let from_environment = database_url_override.is_some();
         let database_url = database_url_override
-            .filter(|u| !u.trim().is_empty())
             .or(raw.database_url)
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
         if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
@@ -224,12 +225,17 @@ impl Config {
                 "must be a postgres:// URL".into(),
             ));
         }
+        let url_key = if from_environment {
+            "DATABASE_URL (environment)"
+        } else {
+            "database_url"
+        };
         let names_database = Url::parse(&database_url).is_ok_and(|u| {
             !u.path().trim_matches('/').is_empty() || u.query_pairs().any(|(k, _)| k == "dbname")
         });
         if !names_database {
             return Err(invalid(
-                "database_url".into(),
+                url_key.into(),
                 "must name a database: postgres://USER@HOST:5432/NAME (DATABASE_URL, when set, wins)"
                     .into(),
             ));
@@ -322,33 +328,11 @@ impl Config {
                 }
                 mapping.request.url = url.clone();
             }
-            // The request URL, with every placeholder filled in, must be one the fetcher can
-            // follow: found now, not as a "network error" at the first sync.
-            let sample = crate::mapping::request::render(&mapping.request.url, &mut |name| {
-                Some(if name == "base_url" {
-                    "http://portal.example".to_string()
-                } else {
-                    "1".to_string()
-                })
-            })
-            .map_err(|m| invalid(key("url"), m))?;
-            match Url::parse(&sample).map(|u| u.scheme().to_string()) {
-                Ok(scheme) if matches!(scheme.as_str(), "http" | "https" | "file") => {}
-                Ok(scheme) => {
-                    return Err(invalid(
-                        key("url"),
-                        format!(
-                            "`{}` is a {scheme}: URL; use http, https or file (or {{base_url}})",
-                            mapping.request.url
-                        ),
-                    ));
-                }
-                Err(e) => {
-                    return Err(invalid(
-                        key("url"),
-                        format!("`{}` is not a URL: {e}", mapping.request.url),
-                    ));
-                }
+            // Found now, not as a "network error" at the first sync.
+            if s.url.is_some()
+                && let Some(problem) = crate::mapping::request::url_problem(&mapping.request.url)
+            {
+                return Err(invalid(key("url"), problem));
             }
             if let Some(taken) = s
                 .vars

@@ -97,6 +97,22 @@ fn clean_owned(raw: &str) -> String {
     out
 }
 
+/// Where the tag at the start of `html` ends (its `>`), skipping `>` inside quoted attribute
+/// values.
+fn tag_end(html: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in html.char_indices().skip(1) {
+        match (quote, c) {
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '>') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Turns an HTML fragment into plain text: tags removed (block-level tags become line breaks,
 /// then spaces), scripts and styles dropped with their content, entities decoded, then [`clean`].
 pub fn html_to_text(html: &str) -> String {
@@ -120,7 +136,12 @@ pub fn html_to_text(html: &str) -> String {
             rest = &after[1..];
             continue;
         }
-        let Some(close) = after.find('>') else {
+        // A comment (Word's conditional ones included) ends at `-->`, not at the first `>`.
+        if let Some(comment) = after.strip_prefix("<!--") {
+            rest = comment.find("-->").map_or("", |end| &comment[end + 3..]);
+            continue;
+        }
+        let Some(close) = tag_end(after) else {
             // An unclosed `<` is text, not a tag.
             text.push_str(after);
             rest = "";
@@ -785,6 +806,15 @@ mod tests {
             assert_eq!(html_to_text(text), text);
         }
         assert_eq!(html_to_text("a <b>đậm</b> < c"), "a đậm < c");
+        assert_eq!(html_to_text("<!-- a > b -->c"), "c");
+        assert_eq!(html_to_text("<!-- <b>x</b> -->y"), "y");
+        assert_eq!(
+            html_to_text(
+                "<!--[if gte mso 9]><xml><w:View>Normal</w:View></xml><![endif]-->Giấy tờ"
+            ),
+            "Giấy tờ"
+        );
+        assert_eq!(html_to_text("<p class=\"a>b\">t</p>"), "t");
     }
 
     #[test]

@@ -185,6 +185,14 @@ impl Pager {
 
     /// Remembers the first declared total and page count, and refuses one that differs later.
     fn take_declared(&mut self, page: &PageSummary, fetched: u64) -> Result<(), PagingError> {
+        if let Some((first, now)) = page.declared_totals_differ {
+            return Err(PagingError::TotalChanged {
+                page: fetched,
+                first_page: fetched,
+                first,
+                now,
+            });
+        }
         if let Some(now) = page.declared_total {
             match self.declared_total {
                 None => self.declared_total = Some((now, fetched)),
@@ -445,6 +453,26 @@ mod tests {
                 page: 2,
                 declared: 3,
                 distinct: 4
+            }
+        );
+    }
+
+    #[test]
+    fn a_page_stating_two_totals_is_inconsistent() {
+        let mut p = Pager::new(&spec(PagingStyle::Page), 2);
+        let two = PageSummary {
+            records: 2,
+            declared_total: Some(1000),
+            declared_totals_differ: Some((1000, 1100)),
+            ..Default::default()
+        };
+        assert_eq!(
+            p.advance(&two, fresh("a", 2)).unwrap_err(),
+            PagingError::TotalChanged {
+                page: 1,
+                first_page: 1,
+                first: 1000,
+                now: 1100
             }
         );
     }

@@ -49,18 +49,29 @@ pub fn scan(
 ) -> Result<Scanned, ParseError> {
     let mut deserializer = serde_json::Deserializer::from_str(body);
     let root: Value = parse_bounded(&mut deserializer, body, max_depth)?;
-    let captured = captures
-        .iter()
-        .map(|path| {
-            path.and_then(|p| p.texts(&root).into_iter().find(|t| !t.trim().is_empty()))
-                .map(|t| t.trim().to_string())
-        })
-        .collect();
+    let mut captured = Vec::with_capacity(captures.len());
+    let mut conflicting = Vec::new();
+    for (i, path) in captures.iter().enumerate() {
+        // Every value a capture reaches (the national list repeats its total on every row)
+        // must agree: the first is the page's, a different one later is a conflict.
+        let mut values = path
+            .map(|p| p.texts(&root))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty());
+        let first = values.next();
+        if let Some(first) = &first
+            && let Some(other) = values.find(|v| v != first)
+        {
+            conflicting.push((i, first.clone(), other));
+        }
+        captured.push(first);
+    }
     let (nodes, container_found) = match records.split_last() {
-        // The response itself: an array of records, or one record.
+        // The response itself must be the array of records.
         None => match &root {
             Value::Array(items) => (items.iter().collect(), true),
-            Value::Object(_) => (vec![&root], true),
             _ => (Vec::new(), false),
         },
         Some((parents, last)) => {
@@ -69,12 +80,15 @@ pub fn scan(
             (records.nodes(&root), found)
         }
     };
-    for node in nodes {
+    // Records are objects: a string or number where records go is some other answer.
+    let all_records = nodes.iter().all(|node| node.is_object());
+    for node in nodes.into_iter().filter(|node| node.is_object()) {
         on_record(node);
     }
     Ok(Scanned {
         captured,
-        container_found,
+        container_found: container_found && all_records,
+        conflicting,
     })
 }
 
@@ -183,6 +197,8 @@ mod tests {
         assert!(!found(r#"{"data":{"items":null}}"#, &items));
         assert!(found("[]", &Path::default()));
         assert!(!found("null", &Path::default()));
+        assert!(!found(r#"{"error":"quota exceeded"}"#, &Path::default()));
+        assert!(!found(r#"["quota exceeded"]"#, &Path::default()));
         assert!(!found("\"Service Unavailable\"", &Path::default()));
     }
 

@@ -61,9 +61,13 @@ pub enum MappingError {
 pub struct Scanned {
     /// The first value found at each capture path.
     pub captured: Vec<Option<String>>,
-    /// Whether the place the records are in was there (an empty `DanhSach`, an empty array):
-    /// a page without it is not an empty page of this portal but some other answer.
+    /// Whether the place the records are in was there (an empty `DanhSach`, an empty array),
+    /// holding records only: a page without it, or with something else where records go, is
+    /// not a page of this portal but some other answer.
     pub container_found: bool,
+    /// Capture paths that reached different values in one answer (a total stated twice,
+    /// differently), with the first two values.
+    pub conflicting: Vec<(usize, String, String)>,
 }
 
 /// A response that could not be parsed at all.
@@ -78,6 +82,18 @@ pub struct ParseError {
 pub enum Format {
     Json,
     Xml,
+}
+
+impl Format {
+    /// Whether `text` starts the way a document of this format does (after white space and a
+    /// byte-order mark): `{` or `[` for JSON, `<` for XML.
+    pub fn starts(self, text: &str) -> bool {
+        let start = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
+        match self {
+            Format::Json => start.starts_with(['{', '[']),
+            Format::Xml => start.starts_with('<'),
+        }
+    }
 }
 
 impl std::fmt::Display for Format {
@@ -142,6 +158,8 @@ pub struct PageSummary {
     pub last_page: Option<bool>,
     /// Whether the place the records are in was there, even empty (see [`Scanned`]).
     pub container_found: bool,
+    /// The page declared two different totals (its first two), e.g. in different rows.
+    pub declared_totals_differ: Option<(u64, u64)>,
 }
 
 /// One record of a response, as the extractor met it.
@@ -203,6 +221,19 @@ impl Mapping {
         let fields = field::compile_fields(&raw.fields, PROCEDURE_SCHEMA, "fields", true)
             .map_err(invalid)?;
         let paging = PagingSpec::compile(raw.paging).map_err(invalid)?;
+        if let Some(problem) = request::url_problem(&raw.request.url) {
+            return Err(invalid(("request.url".into(), problem)));
+        }
+        if let Some(taken) = raw
+            .vars
+            .keys()
+            .find(|name| request::BUILTIN_VARIABLES.contains(&name.as_str()))
+        {
+            return Err(invalid((
+                format!("vars.{taken}"),
+                "is filled in by tthc-sync itself (paging, base_url); remove it".into(),
+            )));
+        }
         if raw.format == Format::Xml {
             // The XML reader streams the document: it follows plain paths only.
             let streamed = [
@@ -428,6 +459,7 @@ impl Mapping {
         let Scanned {
             captured,
             container_found,
+            conflicting,
         } = scanned.map_err(|e| MappingError::Parse {
             file: self.file.clone(),
             format: self.format,
@@ -435,15 +467,17 @@ impl Mapping {
             offset: e.offset,
         })?;
         // A count is a whole number; anything else (`-1` for "unknown", `1.5`) declares nothing.
-        let number = |i: usize| {
-            captured
-                .get(i)
-                .cloned()
-                .flatten()
-                .and_then(|t| field::parse_number(&t))
+        let count = |text: &str| {
+            field::parse_number(text)
                 .filter(|n| n.is_finite() && *n >= 0.0 && n.fract() == 0.0 && *n < 1e15)
                 .map(|n| n as u64)
         };
+        let number = |i: usize| captured.get(i).cloned().flatten().and_then(|t| count(&t));
+        let declared_totals_differ = conflicting
+            .iter()
+            .find(|(i, _, _)| *i == 0)
+            .and_then(|(_, a, b)| Some((count(a)?, count(b)?)))
+            .filter(|(a, b)| a != b);
         Ok(PageSummary {
             records,
             declared_total: number(0),
@@ -454,7 +488,8 @@ impl Mapping {
                 .cloned()
                 .flatten()
                 .and_then(|t| field::parse_bool(&t)),
-            container_found: container_found || records > 0,
+            container_found,
+            declared_totals_differ,
         })
     }
 
@@ -599,6 +634,14 @@ name = "NAME"
                 && err.to_string().contains("not valid JSON"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn unusable_urls_and_builtin_vars_are_refused() {
+        let err = mapping(&MINIMAL.replace("{base_url}/list", "ftp://portal/list")).unwrap_err();
+        assert!(err.to_string().contains("request.url"), "{err}");
+        let err = mapping(&format!("{MINIMAL}[vars]\npage = \"7\"\n")).unwrap_err();
+        assert!(err.to_string().contains("vars.page"), "{err}");
     }
 
     #[test]

@@ -195,6 +195,29 @@ pub fn render(
     Ok(out)
 }
 
+/// Why a request URL template cannot be fetched, if it cannot: filled in (`{base_url}` with an
+/// http address, anything else with a number) it must be an http, https or file URL.
+pub fn url_problem(template: &str) -> Option<String> {
+    let sample = match render(template, &mut |name| {
+        Some(if name == "base_url" {
+            "http://portal.example".to_string()
+        } else {
+            "1".to_string()
+        })
+    }) {
+        Ok(sample) => sample,
+        Err(message) => return Some(message),
+    };
+    match url::Url::parse(&sample) {
+        Ok(url) if matches!(url.scheme(), "http" | "https" | "file") => None,
+        Ok(url) => Some(format!(
+            "`{template}` is a {}: URL; use http, https or file (or start with {{base_url}})",
+            url.scheme()
+        )),
+        Err(e) => Some(format!("`{template}` is not a URL: {e}")),
+    }
+}
+
 /// The placeholder names a template uses.
 pub fn placeholders(template: &str) -> Vec<String> {
     let mut names = Vec::new();

@@ -259,6 +259,7 @@ pub fn scan<'b>(
                         let end =
                             element_end(body, before, at(&reader) as usize, start.name().as_ref())?;
                         on_record(&body[before..end]);
+                        scanner.container_found = true;
                         scanner.close();
                         base = end;
                         continue 'segments;
@@ -268,6 +269,7 @@ pub fn scan<'b>(
                     scanner.open(&start);
                     if path_matches(&scanner.stack, records) {
                         on_record(&body[before..at(&reader) as usize]);
+                        scanner.container_found = true;
                     }
                     scanner.close();
                 }
@@ -311,6 +313,8 @@ pub fn scan<'b>(
     Ok(Scanned {
         captured: scanner.captured,
         container_found: scanner.container_found,
+        // The first element at a capture path is the page's; later ones are not read.
+        conflicting: Vec::new(),
     })
 }
 

@@ -14,6 +14,8 @@ pub struct Evidence<'a> {
     pub active_before: u64,
     /// Procedures stored as missing (not yet removed) before the run.
     pub missing_before: u64,
+    /// How many of those stored procedures (active or missing) the run met.
+    pub stored_met: u64,
     /// Records the run met, repeats included.
     pub records_seen: u64,
     /// Distinct records among them: one per code, plus each record whose code could not be
@@ -66,6 +68,9 @@ pub enum Hold {
         /// What the first one was refused for.
         example: Option<String>,
     },
+    /// Records arrived, but none of the stored procedures among them: another catalogue, or
+    /// garbage.
+    Unrelated { had: u64, got: u64 },
     /// Too large a share of the catalogue would go missing at once.
     MassRemoval {
         had: u64,
@@ -149,6 +154,12 @@ impl std::fmt::Display for Hold {
                     None => String::new(),
                 }
             ),
+            Hold::Unrelated { had, got } => write!(
+                f,
+                "none of the {had} procedures stored for this source (active, or waiting out \
+                 their removal grace) is among the {got} that arrived: the portal is answering \
+                 with another catalogue, or with something that is not its catalogue"
+            ),
             Hold::MassRemoval {
                 had,
                 got,
@@ -205,6 +216,12 @@ pub fn check(evidence: &Evidence<'_>, policy: &Policy) -> Result<(), Hold> {
         }
         _ => {}
     }
+    if evidence.records_seen > 0 && kept > 0 && evidence.stored_met == 0 {
+        return Err(Hold::Unrelated {
+            had: kept,
+            got: evidence.distinct,
+        });
+    }
     if share(evidence.unusable, evidence.records_seen) > policy.max_unusable_share {
         return Err(Hold::Unusable {
             unusable: evidence.unusable,
@@ -237,6 +254,7 @@ mod tests {
 
     fn evidence(had: u64, got: u64, declared: Option<u64>, would_remove: u64) -> Evidence<'static> {
         Evidence {
+            stored_met: had.saturating_sub(would_remove).min(got),
             active_before: had,
             records_seen: got,
             distinct: got,
@@ -273,6 +291,26 @@ mod tests {
                 had: 500
             })
         );
+    }
+
+    #[test]
+    fn an_answer_without_any_stored_procedure_is_held() {
+        // An operator let an empty answer through: 1,000 wait out their grace. The next answer
+        // holds one unrelated record.
+        let unrelated = Evidence {
+            missing_before: 1000,
+            stored_met: 0,
+            ..evidence(0, 1, None, 0)
+        };
+        assert_eq!(
+            check(&unrelated, &POLICY),
+            Err(Hold::Unrelated { had: 1000, got: 1 })
+        );
+        let related = Evidence {
+            stored_met: 1,
+            ..unrelated
+        };
+        assert_eq!(check(&related, &POLICY), Ok(()));
     }
 
     #[test]

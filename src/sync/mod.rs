@@ -529,6 +529,10 @@ async fn execute(
             .values()
             .filter(|s| s.status == diff::Status::Missing)
             .count() as u64,
+        stored_met: stored
+            .iter()
+            .filter(|(code, s)| s.status != diff::Status::Removed && state.seen.contains(code))
+            .count() as u64,
         records_seen: state.counts.records_seen,
         distinct: state.seen.distinct(),
         repeated_across_pages: state.seen.repeated_across_pages(),

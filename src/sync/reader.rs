@@ -134,21 +134,33 @@ pub fn read_page(
         .extract_parallel(text, &is_known, &classify, context.threads);
     // Only a page that could not be read or held nothing is looked at for what it is instead.
     let not_data = || answer::recognise(text, redirected_to).map(ReadError::NotData);
+    let unexpected = || {
+        ReadError::NotData(answer::unexpected(
+            text,
+            &context.mapping.records.to_string(),
+        ))
+    };
     let (summary, records) = match extracted {
         Ok(read) => read,
-        Err(error) => return Err(not_data().unwrap_or(ReadError::Mapping(error))),
+        Err(error) => {
+            return Err(not_data().unwrap_or_else(|| {
+                // Plain words where a document should be are an answer, not a broken page.
+                if context.mapping.format.starts(text) {
+                    ReadError::Mapping(error)
+                } else {
+                    unexpected()
+                }
+            }));
+        }
     };
-    if summary.records == 0 {
-        if let Some(what) = not_data() {
-            return Err(what);
-        }
-        // An empty page of this portal still has the place its records go.
-        if !summary.container_found {
-            return Err(ReadError::NotData(answer::unexpected(
-                text,
-                &context.mapping.records.to_string(),
-            )));
-        }
+    if summary.records == 0
+        && let Some(what) = not_data()
+    {
+        return Err(what);
+    }
+    // A page of this portal, even empty, has the place its records go, holding records only.
+    if !summary.container_found {
+        return Err(unexpected());
     }
     Ok(PageRead {
         summary,

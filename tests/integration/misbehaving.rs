@@ -683,3 +683,93 @@ async fn a_mapping_that_can_read_no_record_is_held_not_a_success() {
     let applied = sync_allowing_removal(&config, &db, "dvcqg").await.unwrap();
     assert_eq!((applied.counts.added, applied.counts.skipped), (0, 2000));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_json_error_object_where_the_list_goes_is_not_a_page() {
+    let db = TestDb::new();
+    let rows: Vec<serde_json::Value> = dvcqg_rows().into_iter().take(150).collect();
+    let serving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let broken = serving.clone();
+    let list = dvcqg_list(rows);
+    let portal = FakePortal::start(move |seen: &Seen| {
+        let page = seen
+            .dvcqg_params()
+            .and_then(|p| p["p_Page_Index"].as_u64())
+            .unwrap_or(1);
+        if page == 2 && broken.load(std::sync::atomic::Ordering::SeqCst) {
+            Reply::json(r#"{"error":"quota exceeded"}"#)
+        } else {
+            list(seen)
+        }
+    });
+    let mapping = dvcqg_without_total(50);
+    let config = TestConfig::with_own_mapping(
+        &db,
+        "dvcqg",
+        &portal.base_url,
+        ("dvcqg-no-total.toml", &mapping),
+    );
+    let config = {
+        let text = std::fs::read_to_string(&config.path)
+            .unwrap()
+            .replace("\nbase_url = ", "\npage_size = 100\nbase_url = ");
+        std::fs::write(&config.path, text).unwrap();
+        config.load()
+    };
+    assert_eq!(
+        sync(&config, &db, "dvcqg", false)
+            .await
+            .unwrap()
+            .counts
+            .added,
+        150
+    );
+    let before = (db.data_rows(), db.row_snapshot());
+
+    serving.store(true, std::sync::atomic::Ordering::SeqCst);
+    let message = sync(&config, &db, "dvcqg", false)
+        .await
+        .unwrap_err()
+        .to_string();
+
+    assert!(
+        message.contains("does not hold the records") && message.contains("quota exceeded"),
+        "{message}"
+    );
+    assert_eq!((db.data_rows(), db.row_snapshot()), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_totals_in_one_page_are_inconsistent() {
+    let db = TestDb::new();
+    let rows: Vec<serde_json::Value> = dvcqg_rows().into_iter().take(1100).collect();
+    let list = dvcqg_list(rows);
+    let portal = FakePortal::start(move |seen: &Seen| {
+        let reply = list(seen);
+        // The first row of page 1 declares 1,000; every other row 1,100.
+        let mut page: Vec<serde_json::Value> = serde_json::from_slice(&reply.body).unwrap();
+        if let Some(first) = page.first_mut()
+            && seen
+                .dvcqg_params()
+                .is_some_and(|p| p["p_Page_Index"].as_u64() == Some(1))
+        {
+            first["TOTAL_RECORDS"] = serde_json::json!("1000");
+        }
+        Reply::json(serde_json::to_vec(&page).unwrap())
+    });
+    let config = TestConfig::new(&db, "", &dvcqg_source("dvcqg", &portal.base_url, "")).load();
+
+    let (hold, _) = held(sync(&config, &db, "dvcqg", false).await);
+
+    assert_eq!(
+        hold,
+        Hold::Paging {
+            fault: PagingError::TotalChanged {
+                page: 1,
+                first_page: 1,
+                first: 1000,
+                now: 1100
+            }
+        }
+    );
+}
