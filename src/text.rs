@@ -100,13 +100,19 @@ fn clean_owned(raw: &str) -> String {
 /// Where the tag at the start of `html` ends (its `>`), skipping `>` inside quoted attribute
 /// values.
 fn tag_end(html: &str) -> Option<usize> {
+    closing_outside_quotes(html, '>')
+}
+
+/// The index of the first `close` after the opening character of `text` that is not inside
+/// single or double quotes: the end of a tag (`>`) or of a path filter (`]`).
+pub fn closing_outside_quotes(text: &str, close: char) -> Option<usize> {
     let mut quote = None;
-    for (i, c) in html.char_indices().skip(1) {
+    for (i, c) in text.char_indices().skip(1) {
         match (quote, c) {
             (Some(q), _) if c == q => quote = None,
             (Some(_), _) => {}
             (None, '"' | '\'') => quote = Some(c),
-            (None, '>') => return Some(i),
+            (None, _) if c == close => return Some(i),
             _ => {}
         }
     }

@@ -258,17 +258,7 @@ fn parse_step(part: &str) -> Result<Step, String> {
 
 /// The index of the `]` closing the `[` at the start of `text`, skipping quoted values.
 fn closing_bracket(text: &str) -> Option<usize> {
-    let mut quote = None;
-    for (i, c) in text.char_indices().skip(1) {
-        match (quote, c) {
-            (Some(q), _) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '"' | '\'') => quote = Some(c),
-            (None, ']') => return Some(i),
-            _ => {}
-        }
-    }
-    None
+    crate::text::closing_outside_quotes(text, ']')
 }
 
 fn parse_filter(inner: &str) -> Result<Filter, String> {
