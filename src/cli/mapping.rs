@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{Out, Outcome, UsageError, count};
 use tthc_sync::fetch::decode;
-use tthc_sync::mapping::{Mapping, answer};
+use tthc_sync::mapping::{Mapping, answer, field};
 
 #[derive(Debug, Subcommand)]
 pub enum MappingCommand {
@@ -207,13 +207,15 @@ pub fn run(command: &MappingCommand, as_json: bool, out: &mut Out) -> Result<Out
                 });
             }
         }
+        // Each record as JSON once, to see which mapped fields none of them fills.
+        let values: Vec<serde_json::Value> = records
+            .iter()
+            .filter_map(|r| serde_json::to_value(r).ok())
+            .collect();
         for field in mapping.mapped_fields() {
-            let empty = records.iter().all(|r| {
-                serde_json::to_value(r)
-                    .ok()
-                    .and_then(|v| v.get(field).cloned())
-                    .is_none_or(|v| is_blank(&v))
-            });
+            let empty = values
+                .iter()
+                .all(|v| v.get(field).is_none_or(field::is_blank));
             if empty && !records.is_empty() {
                 problems.push(Problem {
                     severity: Severity::Warning,
@@ -302,16 +304,6 @@ fn read_sample(sample: &std::path::Path) -> Result<Vec<u8>> {
         .into());
     }
     Ok(body)
-}
-
-fn is_blank(value: &serde_json::Value) -> bool {
-    match value {
-        serde_json::Value::Null => true,
-        serde_json::Value::String(s) => s.is_empty(),
-        serde_json::Value::Array(a) => a.is_empty(),
-        serde_json::Value::Object(m) => m.values().all(is_blank),
-        _ => false,
-    }
 }
 
 fn write_problems(out: &mut Out, problems: &[Problem]) -> std::io::Result<()> {

@@ -104,6 +104,24 @@ pub struct PageProgress<'a> {
     pub new_records: u64,
 }
 
+/// Remembers the first value a page declared (with the page), and returns it with the page and
+/// the new value when a later page declares a different one.
+fn keep_first(
+    first: &mut Option<(u64, u64)>,
+    now: Option<u64>,
+    page: u64,
+) -> Option<(u64, u64, u64)> {
+    let now = now?;
+    match *first {
+        None => {
+            *first = Some((now, page));
+            None
+        }
+        Some((value, first_page)) if value != now => Some((value, first_page, now)),
+        Some(_) => None,
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Pager {
     spec: PagingSpec,
@@ -193,33 +211,25 @@ impl Pager {
                 now,
             });
         }
-        if let Some(now) = page.declared_total {
-            match self.declared_total {
-                None => self.declared_total = Some((now, fetched)),
-                Some((first, first_page)) if first != now => {
-                    return Err(PagingError::TotalChanged {
-                        page: fetched,
-                        first_page,
-                        first,
-                        now,
-                    });
-                }
-                Some(_) => {}
-            }
+        if let Some((first, first_page, now)) =
+            keep_first(&mut self.declared_total, page.declared_total, fetched)
+        {
+            return Err(PagingError::TotalChanged {
+                page: fetched,
+                first_page,
+                first,
+                now,
+            });
         }
-        if let Some(now) = page.declared_pages {
-            match self.declared_pages {
-                None => self.declared_pages = Some((now, fetched)),
-                Some((first, first_page)) if first != now => {
-                    return Err(PagingError::PagesChanged {
-                        page: fetched,
-                        first_page,
-                        first,
-                        now,
-                    });
-                }
-                Some(_) => {}
-            }
+        if let Some((first, first_page, now)) =
+            keep_first(&mut self.declared_pages, page.declared_pages, fetched)
+        {
+            return Err(PagingError::PagesChanged {
+                page: fetched,
+                first_page,
+                first,
+                now,
+            });
         }
         Ok(())
     }

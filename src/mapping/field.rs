@@ -472,7 +472,7 @@ pub fn read_record<N: Node>(
 }
 
 /// True for values that carry nothing: empty strings, nulls, empty lists, all-blank objects.
-fn is_blank(value: &Value) -> bool {
+pub fn is_blank(value: &Value) -> bool {
     match value {
         Value::Null => true,
         Value::String(s) => s.is_empty(),

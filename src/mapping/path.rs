@@ -106,11 +106,6 @@ impl Path {
         ))
     }
 
-    /// True for the empty path (the node itself).
-    pub fn is_empty(&self) -> bool {
-        self.steps.is_empty() && self.attribute.is_none()
-    }
-
     /// Evaluates the path from `node`, returning the nodes it reaches (attributes excluded).
     pub fn nodes<'a, N: Node>(&self, node: &'a N) -> Vec<&'a N> {
         let mut current = vec![node];
