@@ -49,8 +49,13 @@ fn main() {
         let started = Instant::now();
         let mut read = 0usize;
         for body in &bodies {
-            let page = reader::read_page(&baseline, body, Some("text/xml; charset=utf-8"), None)
-                .unwrap_or_else(|_| panic!("a synthetic page reads"));
+            let page = reader::read_page::<tthc_sync::model::Procedures>(
+                &baseline,
+                body,
+                Some("text/xml; charset=utf-8"),
+                None,
+            )
+            .unwrap_or_else(|_| panic!("a synthetic page reads"));
             read += page
                 .records
                 .iter()

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
+use crate::fetch::FetchSettings;
 use crate::mapping::{Mapping, MappingError};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,53 +43,6 @@ struct ConfigToml {
     statement_timeout_secs: Option<f64>,
     #[serde(default, rename = "source")]
     sources: Vec<SourceToml>,
-}
-
-/// HTTP behaviour shared by all sources.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FetchSettings {
-    pub connect_timeout_secs: f64,
-    /// Longest wait for the next bytes of a response.
-    pub read_timeout_secs: f64,
-    /// Longest time one request may take in all.
-    pub total_timeout_secs: f64,
-    /// Attempts after the first, on connect errors, timeouts, 429 and 5xx only.
-    pub retries: usize,
-    pub retry_base_delay_ms: u64,
-    pub retry_max_delay_ms: u64,
-    /// A `Retry-After` longer than this fails the request instead of stalling the run.
-    pub max_retry_after_secs: u64,
-    pub max_response_bytes: u64,
-    pub user_agent: String,
-}
-
-impl Default for FetchSettings {
-    fn default() -> Self {
-        FetchSettings {
-            connect_timeout_secs: 10.0,
-            read_timeout_secs: 60.0,
-            total_timeout_secs: 300.0,
-            retries: 4,
-            retry_base_delay_ms: 500,
-            retry_max_delay_ms: 30_000,
-            max_retry_after_secs: 120,
-            max_response_bytes: 64 * 1024 * 1024,
-            user_agent: concat!("tthc-sync/", env!("CARGO_PKG_VERSION")).to_string(),
-        }
-    }
-}
-
-impl FetchSettings {
-    pub fn connect_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.connect_timeout_secs)
-    }
-    pub fn read_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.read_timeout_secs)
-    }
-    pub fn total_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.total_timeout_secs)
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,7 +104,7 @@ pub struct Config {
     pub sources: Vec<Source>,
 }
 
-/// Running runs beat every [`crate::sync::HEARTBEAT_EVERY`]; one silent for this long is dead.
+/// Running runs beat every 15 s (`sync::HEARTBEAT_EVERY`); one silent for this long is dead.
 pub const DEFAULT_STALE_RUN_SECS: u64 = 600;
 
 /// The shortest any time-out may be set to: shorter ones make every request fail.

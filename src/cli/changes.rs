@@ -10,10 +10,10 @@ use super::{
     Listing, Out, Outcome, TIMES_NOTE, UsageError, check_source, connect, write_cut_notice,
     write_json_page,
 };
+use tthc_sync::clock::{local_time, vietnam_offset};
 use tthc_sync::config::Config;
 use tthc_sync::db::procedures::{self, ChangeFilter};
 use tthc_sync::db::runs;
-use tthc_sync::{local_time, vietnam_offset};
 
 #[derive(Debug, Args)]
 pub struct ChangesArgs {

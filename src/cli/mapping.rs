@@ -14,6 +14,7 @@ use serde_json::json;
 use super::{Out, Outcome, UsageError, count};
 use tthc_sync::fetch::decode;
 use tthc_sync::mapping::{Mapping, answer, field};
+use tthc_sync::model::{Kind, Procedures, RecordKind};
 
 #[derive(Debug, Subcommand)]
 pub enum MappingCommand {
@@ -105,12 +106,29 @@ pub fn run(command: &MappingCommand, as_json: bool, out: &mut Out) -> Result<Out
         }
         return Ok(outcome(&problems));
     };
+    match mapping.kind {
+        Kind::Procedures => {
+            check_sample::<Procedures>(&mapping, file, sample, *show, as_json, problems, out)
+        }
+    }
+}
+
+/// Reads a saved response with the mapping and shows what it extracts, with its problems.
+fn check_sample<K: RecordKind>(
+    mapping: &Mapping,
+    file: &std::path::Path,
+    sample: &std::path::Path,
+    show: usize,
+    as_json: bool,
+    mut problems: Vec<Problem>,
+    out: &mut Out,
+) -> Result<Outcome> {
     let body = read_sample(sample)?;
     let decoded = decode::body_to_text(&body, None)
         .map_err(|e| UsageError(format!("{}: {e}", sample.display())))?;
     let text = &decoded.text;
     let mut records = Vec::new();
-    let extracted = mapping.extract(text, &mut |e| {
+    let extracted = mapping.extract::<K>(text, &mut |e| {
         let at = format!("record {}", e.position);
         for w in &e.warnings {
             problems.push(Problem {
@@ -262,19 +280,19 @@ pub fn run(command: &MappingCommand, as_json: bool, out: &mut Out) -> Result<Out
     if let Some(last) = summary.last_page {
         writeln!(out, "last page: {last}")?;
     }
-    for p in records.iter().take(*show) {
+    for p in records.iter().take(show) {
         writeln!(out, "{}", serde_json::to_string_pretty(p)?)?;
     }
-    if records.len() > *show {
+    if records.len() > show {
         writeln!(
             out,
             "… {} more: {}",
             records.len() - show,
             records
                 .iter()
-                .skip(*show)
+                .skip(show)
                 .take(20)
-                .map(|p| p.code.as_str())
+                .map(|p| K::key_and_alias(p).0)
                 .collect::<Vec<_>>()
                 .join(", ")
         )?;

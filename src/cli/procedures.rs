@@ -11,11 +11,11 @@ use super::{
     Listing, Out, Outcome, TIMES_NOTE, UsageError, check_source, connect, count, write_cut_notice,
     write_json_page,
 };
+use tthc_sync::clock::local_time;
 use tthc_sync::config::Config;
 use tthc_sync::db::procedures::{self, ProcedureSummary, VersionRow};
 use tthc_sync::db::{Conn, runs};
-use tthc_sync::local_time;
-use tthc_sync::model::{Channel, Procedure};
+use tthc_sync::model::{Channel, Procedure, Status};
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -68,7 +68,7 @@ pub fn list(config: &Config, args: &ListArgs, json: bool, out: &mut Out) -> Resu
         return Ok(Outcome::Success);
     }
     for p in &list {
-        let status = if p.status == "active" {
+        let status = if p.status == Status::Active {
             String::new()
         } else {
             format!("  [{}]", p.status)
@@ -162,8 +162,8 @@ fn write_procedure(
         "  Source:          {}{local}; version {}; {}",
         p.source, p.version, p.status
     )?;
-    match p.status.as_str() {
-        "active" => {
+    match p.status {
+        Status::Active => {
             if let Some(run) = runs::last_applied(conn, &p.source)? {
                 let when = run.finished_at.unwrap_or(run.started_at);
                 writeln!(

@@ -9,9 +9,10 @@ use super::{
     Listing, Out, Outcome, TIMES_NOTE, UsageError, check_source, connect, count, note,
     write_cut_notice, write_json_page,
 };
+use tthc_sync::clock::local_time;
 use tthc_sync::config::Config;
 use tthc_sync::db::runs::{self, RunSummary};
-use tthc_sync::local_time;
+use tthc_sync::sync::Counts;
 use tthc_sync::sync::issues::KEPT_PER_KIND;
 use tthc_sync::sync::report::{self, RunReport};
 
@@ -83,7 +84,8 @@ fn write_runs(out: &mut Out, list: &[RunSummary]) -> Result<()> {
     }
     writeln!(out, "{TIMES_NOTE}")?;
     for r in list {
-        let n = |k: &str| r.counts.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+        // Counts written by this program; an unreadable set (a hand-edited row) shows as none.
+        let c: Counts = serde_json::from_value(r.counts.clone()).unwrap_or_default();
         let took = r
             .finished_at
             .map(|f| {
@@ -94,21 +96,23 @@ fn write_runs(out: &mut Out, list: &[RunSummary]) -> Result<()> {
             })
             .unwrap_or_else(|| "…".into());
         let mut counts = vec![
-            format!("{} added", count(n("added"))),
-            format!("{} modified", count(n("modified"))),
-            format!("{} unchanged", count(n("unchanged"))),
+            format!("{} added", count(c.added)),
+            format!("{} modified", count(c.modified)),
+            format!("{} unchanged", count(c.unchanged)),
         ];
-        for key in ["restored", "missing", "removed", "skipped", "repeated"] {
-            if n(key) > 0 {
-                counts.push(format!("{} {key}", count(n(key))));
+        let optional = [
+            ("restored", c.restored),
+            ("missing", c.missing),
+            ("removed", c.removed),
+            ("skipped", c.skipped),
+            ("repeated", c.repeated),
+        ];
+        for (key, n) in optional {
+            if n > 0 {
+                counts.push(format!("{} {key}", count(n)));
             }
         }
-        let problems: u64 = r
-            .counts
-            .get("problems")
-            .and_then(|p| p.as_object())
-            .map(|p| p.values().filter_map(|v| v.as_u64()).sum())
-            .unwrap_or(0);
+        let problems: u64 = c.problems.values().sum();
         if problems > 0 {
             counts.push(format!("{} problem(s)", count(problems)));
         }
@@ -121,8 +125,8 @@ fn write_runs(out: &mut Out, list: &[RunSummary]) -> Result<()> {
             r.status,
             if r.dry_run { " (dry run)" } else { "" },
             took,
-            count(n("records_seen")),
-            n("pages"),
+            count(c.records_seen),
+            c.pages,
             counts.join(", ")
         )?;
         if let Some(message) = &r.message {
@@ -134,7 +138,7 @@ fn write_runs(out: &mut Out, list: &[RunSummary]) -> Result<()> {
 
 fn write_report(out: &mut Out, report: &RunReport) -> Result<()> {
     let run = &report.run.summary;
-    let issues = report.run.issues.as_array().cloned().unwrap_or_default();
+    let issues = &report.issues;
     let took = report
         .duration_ms
         .map(|ms| format!("took {:.1} s", ms as f64 / 1000.0))
@@ -190,16 +194,13 @@ fn write_report(out: &mut Out, report: &RunReport) -> Result<()> {
             item.kind.as_str()
         )?;
     }
-    let by_kind: Vec<(String, u64)> = run
-        .counts
-        .get("problems")
-        .and_then(|p| p.as_object())
-        .map(|p| {
-            p.iter()
-                .map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut by_kind: Vec<(String, u64)> = serde_json::from_value::<Counts>(run.counts.clone())
+        .unwrap_or_default()
+        .problems
+        .into_iter()
+        .map(|(kind, n)| (kind.as_str().to_string(), n))
+        .collect();
+    by_kind.sort();
     let all: u64 = by_kind
         .iter()
         .map(|(_, n)| n)
@@ -218,22 +219,21 @@ fn write_report(out: &mut Out, report: &RunReport) -> Result<()> {
         )?;
     }
     writeln!(out, ":")?;
-    for issue in &issues {
-        let field = |k: &str| issue.get(k).and_then(|v| v.as_str()).unwrap_or("");
-        let place: Vec<&str> = [field("record"), field("field"), field("url")]
+    for issue in issues {
+        let place: Vec<&str> = [&issue.record, &issue.field, &issue.url]
             .into_iter()
-            .filter(|s| !s.is_empty())
+            .filter_map(|part| part.as_deref().filter(|s| !s.is_empty()))
             .collect();
         writeln!(
             out,
             "  [{}] {}{}",
-            field("kind"),
+            issue.kind.as_str(),
             if place.is_empty() {
                 String::new()
             } else {
                 format!("{}: ", place.join(" "))
             },
-            field("message")
+            issue.message
         )?;
     }
     writeln!(out, "\nPayloads ({}):", report.payloads.len())?;

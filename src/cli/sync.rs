@@ -13,7 +13,9 @@ use tthc_sync::config::Config;
 use tthc_sync::db::{Limits, runs};
 use tthc_sync::fetch::Fetcher;
 use tthc_sync::sync::issues::KEPT_PER_KIND;
-use tthc_sync::sync::{self as run_sync, SyncContext, SyncError, SyncOptions, SyncReport};
+use tthc_sync::sync::{
+    self as run_sync, Event, EventSink, Events, SyncContext, SyncError, SyncOptions, SyncReport,
+};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -73,22 +75,14 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
         bar.enable_steady_tick(std::time::Duration::from_millis(120));
         bar
     });
-    let on_progress: Option<run_sync::ProgressFn> = bar.clone().map(|bar| {
-        Arc::new(move |p: &run_sync::Progress| {
-            let total = p
-                .declared_total
-                .map(|t| format!(" of {t}"))
-                .unwrap_or_default();
-            bar.set_message(format!(
-                "{}: page {}, {} records{total}",
-                p.source, p.pages, p.records
-            ));
-        }) as run_sync::ProgressFn
-    });
+    let mut events = Events::default();
+    if let Some(bar) = bar.clone() {
+        events = events.with(Arc::new(ProgressBar(bar)));
+    }
     let ctx = SyncContext {
         pool,
         fetcher,
-        on_progress,
+        events,
     };
     let options = SyncOptions {
         dry_run: args.dry_run,
@@ -287,4 +281,22 @@ fn write_report(out: &mut Out, r: &SyncReport) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The progress line on a terminal: follows the runs' page events.
+struct ProgressBar(indicatif::ProgressBar);
+
+impl EventSink for ProgressBar {
+    fn on_event(&self, event: Event<'_>) {
+        if let Event::PageRead(p) = event {
+            let total = p
+                .declared_total
+                .map(|t| format!(" of {t}"))
+                .unwrap_or_default();
+            self.0.set_message(format!(
+                "{}: page {}, {} records{total}",
+                p.source, p.pages, p.records
+            ));
+        }
+    }
 }

@@ -3,9 +3,12 @@
 //! by table in the submodules.
 
 pub mod payloads;
+pub mod procedure_store;
 pub mod procedures;
+pub mod records;
 pub mod runs;
 pub mod schema;
+pub mod states;
 
 use std::time::Duration;
 
@@ -59,8 +62,21 @@ pub enum StoreError {
         "the database is not migrated ({pending} migration(s) pending): run `tthc-sync migrate` first"
     )]
     NotMigrated { pending: usize },
-    #[error("database task failed: {0}")]
-    Task(String),
+    #[error("no database connection available: {0}")]
+    Pool(#[from] diesel::r2d2::PoolError),
+    #[error("a database task stopped unexpectedly: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("the {} record of {code} is not valid JSON: {error}", if *.stored { "stored" } else { "queued" })]
+    CorruptRecord {
+        code: String,
+        /// The stored record (else the one the run just read).
+        stored: bool,
+        error: serde_json::Error,
+    },
+    #[error("the problems recorded for run #{run} cannot be read: {error}")]
+    CorruptRun { run: i64, error: serde_json::Error },
+    #[error("the run's writer stopped before the run finished")]
+    WriterStopped,
 }
 
 impl From<diesel::result::Error> for StoreError {
@@ -243,13 +259,10 @@ where
 {
     let pool = pool.clone();
     tokio::task::spawn_blocking(move || {
-        let mut conn = pool
-            .get()
-            .map_err(|e| StoreError::Task(format!("no database connection available: {e}")))?;
+        let mut conn = pool.get()?;
         work(&mut conn)
     })
-    .await
-    .map_err(|e| StoreError::Task(e.to_string()))?
+    .await?
 }
 
 /// Creates the database named in `url` when it does not exist yet (connecting to the
@@ -352,9 +365,7 @@ impl SourceLock {
 
     /// Takes the lock, or returns `None` at once when another run holds it.
     pub fn try_acquire(pool: &Pool, source: &str) -> Result<Option<SourceLock>, StoreError> {
-        let mut conn = pool
-            .get()
-            .map_err(|e| StoreError::Task(format!("no database connection available: {e}")))?;
+        let mut conn = pool.get()?;
         let key = SourceLock::key(source);
         #[derive(QueryableByName)]
         struct Locked {

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 
 use super::StoreError;
 use super::schema::{http_cache, raw_payloads};
-use crate::fetch::Validators;
+use crate::model::Validators;
 
 /// Stores a body under its hash unless it is already there. Returns whether it was new.
 pub fn archive(

@@ -197,7 +197,7 @@ pub struct RunSummary {
     pub trigger: String,
     pub requested_by: Option<String>,
     pub dry_run: bool,
-    pub status: String,
+    pub status: RunStatus,
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub mapping_file: String,

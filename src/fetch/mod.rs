@@ -3,7 +3,7 @@
 //! GET with query or POST with form fields, bearer auth, and `file://` URLs for exports.
 
 pub mod decode;
-pub mod paging;
+pub mod settings;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,8 +15,8 @@ use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use url::Url;
 
-use crate::config::FetchSettings;
-use crate::mapping::Method;
+pub use crate::model::Validators;
+pub use settings::FetchSettings;
 
 /// What went wrong fetching one URL. The source name is added by the caller.
 #[derive(Debug, thiserror::Error)]
@@ -143,11 +143,12 @@ impl FetchError {
     }
 }
 
-/// Cache validators remembered for a URL (conditional GET).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Validators {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
+/// How a request is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    Get,
+    Post,
 }
 
 /// One request, fully rendered.

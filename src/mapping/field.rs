@@ -1,7 +1,7 @@
 //! Field rules: how one model field is read from a record node and turned into a clean value
 //! (text cleaning, placeholders, value maps, numbers, dates, lists, sub-records).
 //!
-//! Rules are compiled once from the mapping file against [`crate::model::PROCEDURE_SCHEMA`], so a
+//! Rules are compiled once from the mapping file against the record kind's schema (`model::Kind::schema`), so a
 //! misspelt field or a rule of the wrong shape is refused at load, not at run time.
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::Invalid;
 use super::path::{Node, Path};
 use crate::model::{FieldKind, FieldSchema};
 use crate::text;
@@ -86,26 +87,25 @@ pub fn compile_fields(
     table: &BTreeMap<String, toml::Value>,
     schema: &'static [FieldSchema],
     key: &str,
-    top_level: bool,
-) -> Result<Vec<FieldRule>, (String, String)> {
+    required: &'static [&'static str],
+) -> Result<Vec<FieldRule>, Invalid> {
     let mut rules = Vec::new();
     for (name, value) in table {
         let location = format!("{key}.{name}");
         let Some(field) = schema.iter().find(|f| f.name == name) else {
             let known: Vec<&str> = schema.iter().map(|f| f.name).collect();
-            return Err((
+            return Err(Invalid::new(
                 location,
                 format!("unknown field; known fields here: {}", known.join(", ")),
             ));
         };
-        rules.push(compile_rule(field, value, &location, top_level)?);
+        rules.push(compile_rule(field, value, &location, required)?);
     }
-    if top_level {
-        for required in ["code", "name"] {
-            if !table.contains_key(required) {
-                return Err((format!("{key}.{required}"), "this field is required".into()));
-            }
-        }
+    if let Some(missing) = required.iter().find(|name| !table.contains_key(**name)) {
+        return Err(Invalid::new(
+            format!("{key}.{missing}"),
+            "this field is required",
+        ));
     }
     Ok(rules)
 }
@@ -114,9 +114,9 @@ fn compile_rule(
     field: &FieldSchema,
     value: &toml::Value,
     location: &str,
-    top_level: bool,
-) -> Result<FieldRule, (String, String)> {
-    let err = |message: String| (location.to_string(), message);
+    required: &'static [&'static str],
+) -> Result<FieldRule, Invalid> {
+    let err = |message: String| Invalid::new(location, message);
     let spec: RuleToml = match value {
         toml::Value::String(path) => RuleToml {
             path: Some(path.clone()),
@@ -128,7 +128,7 @@ fn compile_rule(
             .map_err(|e: toml::de::Error| err(e.message().to_string()))?,
         _ => return Err(err("expected a path string or a table".into())),
     };
-    let parse_path = |raw: &Option<String>| -> Result<Option<Path>, (String, String)> {
+    let parse_path = |raw: &Option<String>| -> Result<Option<Path>, Invalid> {
         raw.as_deref().map(Path::parse).transpose().map_err(err)
     };
     let path = match field.kind {
@@ -161,7 +161,7 @@ fn compile_rule(
     };
     let fields = match (field.kind, &spec.fields) {
         (FieldKind::Records(sub) | FieldKind::Record(sub), Some(table)) => {
-            compile_fields(table, sub, location, false)?
+            compile_fields(table, sub, location, &[])?
         }
         (FieldKind::Records(_) | FieldKind::Record(_), None) => {
             return Err(err(
@@ -198,9 +198,7 @@ fn compile_rule(
         format: spec.format,
         split: spec.split,
         join: spec.join,
-        required: spec
-            .required
-            .unwrap_or(top_level && matches!(field.name, "code" | "name")),
+        required: spec.required.unwrap_or(required.contains(&field.name)),
         fields,
     };
     for step in &spec.clean {
@@ -561,7 +559,10 @@ pub fn parse_date(text: &str, format: Option<&str>) -> Option<NaiveDate> {
             .map(|d| d.date());
     }
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Some(dt.with_timezone(&crate::vietnam_offset()).date_naive());
+        return Some(
+            dt.with_timezone(&crate::clock::vietnam_offset())
+                .date_naive(),
+        );
     }
     text.get(..10)
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())

@@ -1,6 +1,6 @@
-//! Mapping files: a declarative description of one portal format (request, paging, where the
-//! records are, how each model field is read), and the extraction of procedures from a response
-//! with it. A new portal with the same concepts needs a new mapping file, not new Rust.
+//! Mapping files: a declarative description of one portal format (the kind of record it reads,
+//! request, paging, where the records are, how each model field is read), and the extraction of
+//! records of that kind from a response with it. A new portal with the same concepts needs a new mapping file, not new Rust.
 //!
 //! The language is documented for operators in `mappings/README.md`.
 
@@ -20,9 +20,9 @@ use sha2::{Digest as _, Sha256};
 pub use field::FieldIssue;
 use field::{FieldRule, ReadContext};
 use path::{Node, Path};
-pub use request::{Method, PagingSpec, PagingStyle, RequestSpec};
+pub use request::{PagingSpec, PagingStyle, RequestSpec};
 
-use crate::model::{self, Digest, PROCEDURE_SCHEMA, Procedure};
+use crate::model::{self, Digest, Kind, RecordKind};
 use crate::text::DEFAULT_PLACEHOLDERS;
 
 /// Part of every raw hash: raised whenever a change to the reader can change what the same bytes
@@ -54,6 +54,23 @@ pub enum MappingError {
         message: String,
         offset: Option<u64>,
     },
+}
+
+/// A mapping file's key with a value that cannot be used, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid {
+    /// The dotted key (`fields.channels`, `paging.size`).
+    pub key: String,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Invalid {
+        Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// What scanning a response found besides its records.
@@ -108,6 +125,9 @@ impl std::fmt::Display for Format {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct MappingToml {
+    /// The kind of record the mapping reads (procedures when absent).
+    #[serde(default)]
+    kind: Kind,
     format: Format,
     #[serde(default)]
     description: String,
@@ -135,6 +155,8 @@ pub struct Mapping {
     pub file: PathBuf,
     /// SHA-256 of the file, recorded with every run so a run can be tied to the mapping it used.
     pub hash: String,
+    /// The kind of record it reads.
+    pub kind: Kind,
     pub format: Format,
     pub description: String,
     pub request: RequestSpec,
@@ -164,30 +186,32 @@ pub struct PageSummary {
 
 /// One record of a response, as the extractor met it.
 #[derive(Debug, Clone)]
-pub enum RecordEvent {
+pub enum RecordEvent<R> {
     /// Recognised by its raw hash, so not read.
     Known {
         raw_hash: Digest,
     },
-    Read(Box<Extracted>),
+    Read(Box<Extracted<R>>),
 }
 
-/// One record read from a response.
+/// One record read from a response, typed as its kind's record `R`.
 #[derive(Debug, Clone)]
-pub struct Extracted {
+pub struct Extracted<R> {
     /// 1-based position of the record within its response.
     pub position: usize,
     /// SHA-256 of the mapping and the record's raw text.
     pub raw_hash: Digest,
-    /// The procedure, or the code (when readable) and the reasons it could not be used.
-    pub result: Result<Procedure, RecordError>,
+    /// The record, or its identity (as far as readable) and the reasons it could not be used.
+    pub result: Result<R, RecordError>,
     pub warnings: Vec<FieldIssue>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordError {
+    /// The record's key (a procedure's code), when it could be read.
     pub code: Option<String>,
-    /// The record's local code, when it could be read: it may still identify the record.
+    /// The record's alias (a procedure's local code), when it could be read: it may still
+    /// identify the record.
     pub local_code: Option<String>,
     pub issues: Vec<FieldIssue>,
 }
@@ -204,7 +228,7 @@ impl Mapping {
 
     /// Validates a mapping given as text; `file` names it in errors.
     pub fn parse(file: &FsPath, content: &str) -> Result<Mapping, MappingError> {
-        let invalid = |(key, message): (String, String)| MappingError::Invalid {
+        let invalid = |Invalid { key, message }: Invalid| MappingError::Invalid {
             file: file.to_path_buf(),
             key,
             message,
@@ -214,24 +238,29 @@ impl Mapping {
             message: e.to_string(),
         })?;
         if raw.request.url.trim().is_empty() {
-            return Err(invalid(("request.url".into(), "must not be empty".into())));
+            return Err(invalid(Invalid::new("request.url", "must not be empty")));
         }
         let records =
-            Path::parse(&raw.records.each).map_err(|m| invalid(("records.each".into(), m)))?;
-        let fields = field::compile_fields(&raw.fields, PROCEDURE_SCHEMA, "fields", true)
-            .map_err(invalid)?;
+            Path::parse(&raw.records.each).map_err(|m| invalid(Invalid::new("records.each", m)))?;
+        let fields = field::compile_fields(
+            &raw.fields,
+            raw.kind.schema(),
+            "fields",
+            raw.kind.required(),
+        )
+        .map_err(invalid)?;
         let paging = PagingSpec::compile(raw.paging).map_err(invalid)?;
         if let Some(problem) = request::url_problem(&raw.request.url) {
-            return Err(invalid(("request.url".into(), problem)));
+            return Err(invalid(Invalid::new("request.url", problem)));
         }
         if let Some(taken) = raw
             .vars
             .keys()
             .find(|name| request::BUILTIN_VARIABLES.contains(&name.as_str()))
         {
-            return Err(invalid((
+            return Err(invalid(Invalid::new(
                 format!("vars.{taken}"),
-                "is filled in by tthc-sync itself (paging, base_url); remove it".into(),
+                "is filled in by tthc-sync itself (paging, base_url); remove it",
             )));
         }
         if raw.format == Format::Xml {
@@ -245,9 +274,9 @@ impl Mapping {
             ];
             for (key, path) in streamed {
                 if path.is_some_and(|p| !p.is_plain()) {
-                    return Err(invalid((
-                        key.into(),
-                        "filters (`[...]`) are not supported here in XML mappings: the document is streamed; filter inside the record's fields instead".into(),
+                    return Err(invalid(Invalid::new(
+                        key,
+                        "filters (`[...]`) are not supported here in XML mappings: the document is streamed; filter inside the record's fields instead",
                     )));
                 }
             }
@@ -255,14 +284,15 @@ impl Mapping {
         if let Some(depth) = raw.max_depth
             && !(1..=MAX_MAX_DEPTH).contains(&depth)
         {
-            return Err(invalid((
-                "max_depth".into(),
+            return Err(invalid(Invalid::new(
+                "max_depth",
                 format!("must be between 1 and {MAX_MAX_DEPTH}"),
             )));
         }
         let mapping = Mapping {
             file: file.to_path_buf(),
             hash: model::hex(&Sha256::digest(content.as_bytes())),
+            kind: raw.kind,
             format: raw.format,
             description: raw.description,
             request: raw.request,
@@ -307,12 +337,12 @@ impl Mapping {
 
     /// Reads every record of one response, calling `on_record` for each, and returns what the
     /// response said about paging. Fails only when the response cannot be parsed at all.
-    pub fn extract(
+    pub fn extract<K: RecordKind>(
         &self,
         body: &str,
-        on_record: &mut dyn FnMut(Extracted),
+        on_record: &mut dyn FnMut(Extracted<K::Record>),
     ) -> Result<PageSummary, MappingError> {
-        self.extract_skipping(body, &|_| false, &mut |event| {
+        self.extract_skipping::<K>(body, &|_| false, &mut |event| {
             if let RecordEvent::Read(extracted) = event {
                 on_record(*extracted)
             }
@@ -322,11 +352,11 @@ impl Mapping {
     /// Like [`Mapping::extract`], but a record whose raw hash `known` recognises is not read at
     /// all: the same bytes through the same mapping always give the same record, so a record
     /// seen unchanged before costs a hash, not a mapping.
-    pub fn extract_skipping(
+    pub fn extract_skipping<K: RecordKind>(
         &self,
         body: &str,
         known: &dyn Fn(&Digest) -> bool,
-        on_record: &mut dyn FnMut(RecordEvent),
+        on_record: &mut dyn FnMut(RecordEvent<K::Record>),
     ) -> Result<PageSummary, MappingError> {
         let captures = self.captures();
         let mut position = 0usize;
@@ -343,14 +373,14 @@ impl Mapping {
                         on_record(RecordEvent::Known { raw_hash });
                     } else {
                         on_record(RecordEvent::Read(Box::new(
-                            self.read(node, position, raw_hash),
+                            self.read::<K, _>(node, position, raw_hash),
                         )));
                     }
                 },
             ),
             Format::Xml => xml::scan(body, &self.records, &captures, self.max_depth, &mut |raw| {
                 position += 1;
-                on_record(self.xml_record(raw, position, known));
+                on_record(self.xml_record::<K>(raw, position, known));
             }),
         };
         self.summary(scanned, position)
@@ -359,17 +389,17 @@ impl Mapping {
     /// Like [`Mapping::extract_skipping`], with each record's reading (and `process`, which
     /// turns it into what the caller keeps) spread over up to `threads` threads once the page
     /// has been scanned whole. Results come back in document order.
-    pub fn extract_parallel<T: Send>(
+    pub fn extract_parallel<K: RecordKind, T: Send>(
         &self,
         body: &str,
         known: &(dyn Fn(&Digest) -> bool + Sync),
-        process: &(dyn Fn(RecordEvent) -> T + Sync),
+        process: &(dyn Fn(RecordEvent<K::Record>) -> T + Sync),
         threads: usize,
     ) -> Result<(PageSummary, Vec<T>), MappingError> {
         if self.format != Format::Xml || threads < 2 {
             let mut out = Vec::new();
             let summary =
-                self.extract_skipping(body, known, &mut |event| out.push(process(event)))?;
+                self.extract_skipping::<K>(body, known, &mut |event| out.push(process(event)))?;
             return Ok((summary, out));
         }
         let mut raws: Vec<&str> = Vec::new();
@@ -386,7 +416,7 @@ impl Mapping {
             share
                 .iter()
                 .enumerate()
-                .map(|(i, raw)| process(self.xml_record(raw, first + i + 1, known)))
+                .map(|(i, raw)| process(self.xml_record::<K>(raw, first + i + 1, known)))
                 .collect()
         };
         let mut out = Vec::with_capacity(raws.len());
@@ -420,18 +450,18 @@ impl Mapping {
     }
 
     /// One XML record: known by its raw hash, or read.
-    fn xml_record(
+    fn xml_record<K: RecordKind>(
         &self,
         raw: &str,
         position: usize,
         known: &dyn Fn(&Digest) -> bool,
-    ) -> RecordEvent {
+    ) -> RecordEvent<K::Record> {
         let raw_hash = self.raw_hash(raw.as_bytes());
         if known(&raw_hash) {
             return RecordEvent::Known { raw_hash };
         }
         let extracted = match xml::parse_record(raw, self.max_depth) {
-            Ok(element) => self.read(&element, position, raw_hash),
+            Ok(element) => self.read::<K, _>(&element, position, raw_hash),
             Err(e) => Extracted {
                 position,
                 raw_hash,
@@ -503,26 +533,24 @@ impl Mapping {
         Digest::from_hasher(hasher)
     }
 
-    fn read<N: Node>(&self, node: &N, position: usize, raw_hash: Digest) -> Extracted {
+    fn read<K: RecordKind, N: Node>(
+        &self,
+        node: &N,
+        position: usize,
+        raw_hash: Digest,
+    ) -> Extracted<K::Record> {
         let mut ctx = ReadContext {
             placeholders: &self.placeholders,
             errors: Vec::new(),
             warnings: Vec::new(),
         };
         let mut value = field::read_record(&self.fields, node, &field::Location::ROOT, &mut ctx);
-        let text_of = |key: &str| {
-            value
-                .get(key)
-                .and_then(|v| v.as_str())
-                .filter(|c| !c.is_empty())
-                .map(str::to_string)
-        };
-        let (code, local_code) = (text_of("code"), text_of("local_code"));
+        let model::kind::PartialIdentity { key, alias } = K::partial_identity(&value);
         let result = if ctx.errors.is_empty() {
-            settle_online_mode(&mut value);
-            serde_json::from_value::<Procedure>(value).map_err(|e| RecordError {
-                code: code.clone(),
-                local_code: local_code.clone(),
+            K::normalise(&mut value);
+            serde_json::from_value::<K::Record>(value).map_err(|e| RecordError {
+                code: key.clone(),
+                local_code: alias.clone(),
                 issues: vec![FieldIssue {
                     field: String::new(),
                     path: String::new(),
@@ -531,8 +559,8 @@ impl Mapping {
             })
         } else {
             Err(RecordError {
-                code,
-                local_code,
+                code: key,
+                local_code: alias,
                 issues: ctx.errors,
             })
         };
@@ -545,28 +573,10 @@ impl Mapping {
     }
 }
 
-/// Replaces the mapped `online_mode` text by the canonical mode it and `online_label` state
-/// together, or null when they state nothing (unknown is not "none").
-fn settle_online_mode(record: &mut serde_json::Value) {
-    let text = |key: &str| {
-        record
-            .get(key)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let mode = model::OnlineMode::from_source(&text("online_mode"), &text("online_label"));
-    if let Some(map) = record.as_object_mut() {
-        map.insert(
-            "online_mode".into(),
-            serde_json::to_value(mode).unwrap_or_default(),
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Procedures;
 
     fn mapping(toml: &str) -> Result<Mapping, MappingError> {
         Mapping::parse(FsPath::new("mappings/test.toml"), toml)
@@ -613,7 +623,7 @@ name = "NAME"
     fn missing_record_field_names_field_record_and_path() {
         let m = mapping(MINIMAL).unwrap();
         let mut got = Vec::new();
-        m.extract(
+        m.extract::<Procedures>(
             r#"[{"TTHC_MA":"1.001193"},{"TTHC_MA":"2","NAME":"x"}]"#,
             &mut |e| got.push(e),
         )
@@ -628,7 +638,7 @@ name = "NAME"
     #[test]
     fn unparseable_response_names_the_mapping() {
         let m = mapping(MINIMAL).unwrap();
-        let err = m.extract("[{", &mut |_| {}).unwrap_err();
+        let err = m.extract::<Procedures>("[{", &mut |_| {}).unwrap_err();
         assert!(
             err.to_string().contains("mappings/test.toml")
                 && err.to_string().contains("not valid JSON"),
@@ -656,6 +666,7 @@ name = "NAME"
 #[cfg(test)]
 mod shipped {
     use super::*;
+    use crate::model::{Procedure, Procedures};
     use crate::synthetic;
 
     pub(super) fn shipped(name: &str) -> Mapping {
@@ -671,7 +682,7 @@ mod shipped {
         let mut records = Vec::new();
         let mut warnings = Vec::new();
         let summary = m
-            .extract(body, &mut |e| {
+            .extract::<Procedures>(body, &mut |e| {
                 warnings.extend(e.warnings);
                 records.push(e.result.unwrap());
             })
@@ -753,6 +764,7 @@ mod shipped {
 mod fuzz {
     use super::*;
     use crate::fetch::decode;
+    use crate::model::Procedures;
     use crate::synthetic;
     use proptest::prelude::*;
     use std::sync::OnceLock;
@@ -784,7 +796,7 @@ mod fuzz {
         let Ok(decoded) = decode::body_to_text(body, Some(content_type)) else {
             return;
         };
-        let _ = mapping.extract(&decoded.text, &mut |record| {
+        let _ = mapping.extract::<Procedures>(&decoded.text, &mut |record| {
             if let Ok(procedure) = &record.result {
                 for text in [&procedure.code, &procedure.name] {
                     assert!(
@@ -862,7 +874,7 @@ mod fuzz {
         let page = page.replacen("<TENTTHC>", &format!("<TENTTHC>{huge}"), 1);
         let mut names = Vec::new();
         mapping
-            .extract(&page, &mut |r| names.push(r.result.unwrap().name))
+            .extract::<Procedures>(&page, &mut |r| names.push(r.result.unwrap().name))
             .unwrap();
         assert_eq!(names.len(), 2);
         assert!(names[0].len() > 4_000_000 && names[0].starts_with("Đăng ký khai sinh & Đăng"));

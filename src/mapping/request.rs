@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::path::Path;
+use crate::fetch::Method;
 
 /// How to ask the portal for one page.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,13 +20,6 @@ pub struct RequestSpec {
     pub form: BTreeMap<String, String>,
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Method {
-    Get,
-    Post,
 }
 
 fn default_method() -> Method {
@@ -94,7 +88,7 @@ pub struct PagingSpec {
 }
 
 impl PagingSpec {
-    pub(super) fn compile(raw: Option<PagingToml>) -> Result<PagingSpec, (String, String)> {
+    pub(super) fn compile(raw: Option<PagingToml>) -> Result<PagingSpec, super::Invalid> {
         let raw = raw.unwrap_or(PagingToml {
             style: PagingStyle::None,
             first: None,
@@ -111,7 +105,7 @@ impl PagingSpec {
                 .as_deref()
                 .map(Path::parse)
                 .transpose()
-                .map_err(|m| (format!("paging.{key}"), m))
+                .map_err(|m| super::Invalid::new(format!("paging.{key}"), m))
         };
         let spec = PagingSpec {
             style: raw.style,
@@ -129,33 +123,33 @@ impl PagingSpec {
             max_records: raw.max_records.unwrap_or(MAX_RECORDS),
         };
         if !(1..=MAX_PAGE_SIZE).contains(&spec.size) {
-            return Err((
-                "paging.size".into(),
+            return Err(super::Invalid::new(
+                "paging.size",
                 format!("must be between 1 and {MAX_PAGE_SIZE}"),
             ));
         }
         if !(1..=MAX_PAGES).contains(&spec.max_pages) {
-            return Err((
-                "paging.max_pages".into(),
+            return Err(super::Invalid::new(
+                "paging.max_pages",
                 format!("must be between 1 and {MAX_PAGES}"),
             ));
         }
         if !(1..=MAX_RECORDS).contains(&spec.max_records) {
-            return Err((
-                "paging.max_records".into(),
+            return Err(super::Invalid::new(
+                "paging.max_records",
                 format!("must be between 1 and {MAX_RECORDS}"),
             ));
         }
         if spec.first > MAX_FIRST {
-            return Err((
-                "paging.first".into(),
+            return Err(super::Invalid::new(
+                "paging.first",
                 format!("must be at most {MAX_FIRST}"),
             ));
         }
         if spec.style == PagingStyle::Cursor && spec.cursor.is_none() {
-            return Err((
-                "paging.cursor".into(),
-                "cursor paging needs the path of the next cursor".into(),
+            return Err(super::Invalid::new(
+                "paging.cursor",
+                "cursor paging needs the path of the next cursor",
             ));
         }
         Ok(spec)

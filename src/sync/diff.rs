@@ -7,46 +7,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::model::{ChangeKind, Digest, comparable_form};
-
-/// Lifecycle state of a stored procedure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Active,
-    /// Absent from the latest complete result(s), within the grace period.
-    Missing,
-    Removed,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Active => "active",
-            Status::Missing => "missing",
-            Status::Removed => "removed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Status {
-        match s {
-            "missing" => Status::Missing,
-            "removed" => Status::Removed,
-            _ => Status::Active,
-        }
-    }
-}
-
-/// What is stored about one procedure, enough to classify an incoming record without loading
-/// its content.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Stored {
-    pub hash: Digest,
-    /// The raw hash of the record as last read cleanly (see `Mapping::extract_skipping`).
-    pub raw_hash: Option<Digest>,
-    pub status: Status,
-    pub missing_runs: i32,
-    pub version: i32,
-    pub local_code: String,
-}
+pub use crate::model::{Status, Stored};
 
 /// What an incoming record is, relative to what is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use crate::fetch::paging::PagingError;
+use crate::sync::paging::PagingError;
 
 /// What a run saw, as far as the guard is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -82,23 +82,36 @@ pub enum Hold {
     Paging { fault: PagingError },
 }
 
+/// What the operator can do about a held run; each front end words it its own way (the
+/// command line names the flag, the admin page shows a button).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Remedy {
+    /// Paging could not be trusted: try again later; no override can apply such a result.
+    RetryLater,
+    /// The portal repeated records: try again later, or apply what arrived.
+    RetryOrAllow,
+    /// Records could not be used: check the problems and the mapping, or apply what arrived.
+    CheckMappingOrAllow,
+    /// Procedures would go: check the portal, or apply what arrived.
+    CheckPortalOrAllow,
+}
+
+impl Remedy {
+    /// Whether the operator may apply the result anyway (`allow_mass_removal`).
+    pub fn can_allow(self) -> bool {
+        self != Remedy::RetryLater
+    }
+}
+
 impl Hold {
     /// What the operator can do about it.
-    pub fn advice(&self, source: &str) -> String {
+    pub fn remedy(&self) -> Remedy {
         match self {
-            Hold::Paging { .. } => {
-                "The portal's paging cannot be trusted right now; try again later, and tell its operator if it persists. If the portal answers its whole list on every page, set style = \"none\" in the mapping's [paging]"
-                    .to_string()
-            }
-            Hold::Repeats { .. } => format!(
-                "Try again later, and tell the portal's operator if it persists; to apply what arrived anyway, run `tthc-sync sync --source {source} --allow-mass-removal`"
-            ),
-            Hold::Unusable { .. } => format!(
-                "See the problems with `tthc-sync runs show ID` and check the mapping with `tthc-sync mapping check`; if the records really are unusable, run `tthc-sync sync --source {source} --allow-mass-removal`"
-            ),
-            _ => format!(
-                "Check the portal; if it really did drop these procedures, run `tthc-sync sync --source {source} --allow-mass-removal`"
-            ),
+            Hold::Paging { .. } => Remedy::RetryLater,
+            Hold::Repeats { .. } => Remedy::RetryOrAllow,
+            Hold::Unusable { .. } => Remedy::CheckMappingOrAllow,
+            _ => Remedy::CheckPortalOrAllow,
         }
     }
 }

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::diff::{self, Stored, Verdict};
+use super::diff::{self, Verdict};
 use crate::fetch::decode;
 use crate::mapping::answer::{self, NotData};
 use crate::mapping::{FieldIssue, Mapping, MappingError, PageSummary, RecordError, RecordEvent};
-use crate::model::Digest;
+use crate::model::{Digest, Identity, RecordKind, Stored};
 
 /// What a run knows before reading: the mapping, what is stored, and the raw hashes of the
 /// records stored active (raw hash → code).
@@ -72,15 +72,18 @@ pub enum ReadError {
 
 /// The stored procedure a record whose own code is missing or unusable belongs to, by its
 /// local code.
-fn stored_code_of(
+fn stored_code_of<K: RecordKind>(
     context: &Baseline,
-    result: &Result<crate::model::Procedure, RecordError>,
+    result: &Result<K::Record, RecordError>,
 ) -> Option<String> {
     let (code, local_code) = match result {
-        Ok(p) => (Some(p.code.as_str()), Some(p.local_code.as_str())),
+        Ok(record) => {
+            let (key, alias) = K::key_and_alias(record);
+            (Some(key), Some(alias))
+        }
         Err(e) => (e.code.as_deref(), e.local_code.as_deref()),
     };
-    if code.is_some_and(|c| crate::model::code_problem(c).is_none()) {
+    if code.is_some_and(|c| K::key_problem(c).is_none()) {
         return None;
     }
     context
@@ -90,7 +93,7 @@ fn stored_code_of(
 }
 
 /// Reads one page. `redirected_to` is where the portal sent the request, if elsewhere.
-pub fn read_page(
+pub fn read_page<K: RecordKind>(
     context: &Baseline,
     body: &Bytes,
     content_type: Option<&str>,
@@ -99,7 +102,7 @@ pub fn read_page(
     let decoded = decode::body_to_text(body, content_type).map_err(|e| ReadError::Decode(e.0))?;
     let text = &decoded.text;
     let is_known = |raw_hash: &Digest| context.known.contains_key(raw_hash);
-    let classify = |event: RecordEvent| match event {
+    let classify = |event: RecordEvent<K::Record>| match event {
         RecordEvent::Known { raw_hash } => {
             let code = context.known.get(&raw_hash).cloned().unwrap_or_default();
             let hash = context
@@ -111,16 +114,17 @@ pub fn read_page(
         RecordEvent::Read(extracted) => PageRecord::Read {
             position: extracted.position,
             raw_hash: extracted.raw_hash,
-            stored_code: stored_code_of(context, &extracted.result),
+            stored_code: stored_code_of::<K>(context, &extracted.result),
             clean: extracted.warnings.is_empty(),
-            result: extracted.result.map(|procedure| {
-                let (json, hash) = procedure.to_json_and_hash();
-                let verdict = diff::classify(context.stored.get(&procedure.code), &hash);
+            result: extracted.result.map(|typed| {
+                let (json, hash) = K::json_and_hash(&typed);
+                let Identity { key, alias, label } = K::into_identity(typed);
+                let verdict = diff::classify(context.stored.get(&key), &hash);
                 let record = (verdict != Verdict::Unchanged).then_some(json);
                 Classified {
-                    code: procedure.code,
-                    name: procedure.name,
-                    local_code: procedure.local_code,
+                    code: key,
+                    name: label,
+                    local_code: alias,
                     hash,
                     verdict,
                     record,
@@ -129,9 +133,10 @@ pub fn read_page(
             warnings: extracted.warnings,
         },
     };
-    let extracted = context
-        .mapping
-        .extract_parallel(text, &is_known, &classify, context.threads);
+    let extracted =
+        context
+            .mapping
+            .extract_parallel::<K, _>(text, &is_known, &classify, context.threads);
     // Only a page that could not be read or held nothing is looked at for what it is instead.
     let not_data = || answer::recognise(text, redirected_to).map(ReadError::NotData);
     let unexpected = || {

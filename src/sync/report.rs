@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use diesel::pg::PgConnection;
 use serde::Serialize;
 
+use super::issues::RunIssue;
 use crate::db::StoreError;
 use crate::db::procedures::{self, Change};
 use crate::db::runs::{self, Run, RunPayload};
@@ -27,6 +28,9 @@ pub struct ReportItem {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub run: Run,
+    /// The run's problems as kept, typed (`run.issues` as stored).
+    #[serde(skip)]
+    pub issues: Vec<RunIssue>,
     pub duration_ms: Option<i64>,
     pub last_heartbeat: Option<DateTime<Utc>>,
     pub items: Vec<ReportItem>,
@@ -42,7 +46,10 @@ pub fn load(conn: &mut PgConnection, run_id: i64) -> Result<Option<RunReport>, S
         return Ok(None);
     };
     let changes = procedures::changes(conn, None, None, Some(run_id), MAX_CHANGES)?;
+    let issues = serde_json::from_value(run.issues.clone())
+        .map_err(|error| StoreError::CorruptRun { run: run_id, error })?;
     Ok(Some(RunReport {
+        issues,
         duration_ms: run
             .summary
             .finished_at
@@ -59,10 +66,7 @@ pub fn items(changes: &[Change]) -> Vec<ReportItem> {
     let mut order: Vec<(ChangeKind, String)> = Vec::new();
     let mut by_key: BTreeMap<(ChangeKind, String), ReportItem> = BTreeMap::new();
     for change in changes {
-        // The table's check constraint allows only the kinds there are.
-        let Some(kind) = ChangeKind::parse(&change.kind) else {
-            continue;
-        };
+        let kind = change.kind;
         let key = (kind, change.code.clone());
         let item = by_key.entry(key.clone()).or_insert_with(|| {
             order.push(key);
@@ -94,7 +98,7 @@ mod tests {
             source: "s".into(),
             code: code.into(),
             name: format!("name of {code}"),
-            kind: kind.into(),
+            kind: ChangeKind::parse(kind).unwrap(),
             field: field.map(str::to_string),
             before: None,
             after: None,

@@ -161,7 +161,7 @@ async fn a_partial_or_shrunken_list_is_held_until_the_operator_allows_it() {
         .unwrap()
         .into_iter()
         .filter(|c| c.code == synthetic::code_of(499))
-        .map(|c| c.kind)
+        .map(|c| c.kind.to_string())
         .collect();
     assert_eq!(kinds, vec!["added", "missing", "removed"]);
     let statuses_of_runs: Vec<String> = db.runs().into_iter().map(|r| r.0).collect();
@@ -190,7 +190,7 @@ async fn paging_that_loops_is_held_as_incomplete() {
     assert_eq!(
         hold,
         Hold::Paging {
-            fault: tthc_sync::fetch::paging::PagingError::Looped { page: 2 }
+            fault: tthc_sync::sync::paging::PagingError::Looped { page: 2 }
         }
     );
     assert!(

@@ -7,9 +7,9 @@
 use std::fmt::Write;
 
 use tthc_sync::db::procedures;
-use tthc_sync::fetch::paging::PagingError;
 use tthc_sync::sync::IssueKind;
 use tthc_sync::sync::guard::Hold;
+use tthc_sync::sync::paging::PagingError;
 use tthc_sync::synthetic;
 
 use crate::support::portal::{FakePortal, Reply, Seen, dvcqg_list, lgsp_list};

@@ -261,7 +261,7 @@ async fn missing_records_are_removed_only_after_the_grace_runs_and_can_come_back
         .unwrap()
         .into_iter()
         .filter(|c| c.code == gone[0])
-        .map(|c| c.kind)
+        .map(|c| c.kind.to_string())
         .collect();
     assert_eq!(kinds, vec!["added", "missing", "removed", "restored"]);
     db.assert_references_hold();

@@ -443,7 +443,7 @@ async fn sync_with(
     let ctx = tthc_sync::sync::SyncContext {
         pool: db.pool(),
         fetcher: tthc_sync::fetch::Fetcher::new(&config.fetch).unwrap(),
-        on_progress: None,
+        events: Default::default(),
     };
     let options = tthc_sync::sync::SyncOptions {
         dry_run,

@@ -1,0 +1,111 @@
+//! What a run writes, whatever the record kind: the rows of a write plan (records, versions,
+//! changes, aliases) and the [`Tables`] trait through which each kind's tables take them. The
+//! plan is decided by a pure function (`sync::plan`); a kind's tables only apply it.
+
+use std::collections::HashMap;
+
+use diesel::pg::PgConnection;
+
+use super::StoreError;
+use crate::model::{ChangeKind, Status, Stored};
+
+/// A record's current row: its identity, label, hashes and version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordRow {
+    pub key: String,
+    pub label: String,
+    pub alias: String,
+    pub content_hash: String,
+    pub raw_hash: Option<String>,
+    pub version: i32,
+}
+
+/// One version of a record's content, its JSON as it was serialised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionRow<'a> {
+    pub key: String,
+    pub version: i32,
+    pub content_hash: String,
+    pub record: &'a [u8],
+}
+
+/// One recorded change (a field's before and after for modifications).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeRow {
+    pub key: String,
+    pub label: String,
+    pub kind: ChangeKind,
+    pub field: Option<String>,
+    pub before: Option<serde_json::Value>,
+    pub after: Option<serde_json::Value>,
+}
+
+/// An alias opened for a record (a procedure's local code).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasRow {
+    pub alias: String,
+    pub key: String,
+}
+
+/// Everything one batch of records writes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WritePlan<'a> {
+    /// Records never stored before.
+    pub inserts: Vec<RecordRow>,
+    /// Stored records with new content or renewed state (made active again).
+    pub updates: Vec<RecordRow>,
+    pub versions: Vec<VersionRow<'a>>,
+    pub changes: Vec<ChangeRow>,
+    /// Keys whose open alias closes (their alias changed or went away).
+    pub aliases_closed: Vec<String>,
+    pub aliases_opened: Vec<AliasRow>,
+}
+
+/// What a run's absences write: each absent record's new status and consecutive missing runs,
+/// and the changes recorded for them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AbsencePlan {
+    pub statuses: Vec<(String, Status, i32)>,
+    pub changes: Vec<ChangeRow>,
+}
+
+/// A record kind's tables, as the engine's writer uses them. Every method runs inside the
+/// run's transaction on the writer's connection.
+pub trait Tables: Send + Sync + 'static {
+    /// What is stored for every record of a source, keyed by record key (the baseline a run
+    /// diffs against).
+    fn load_state(
+        conn: &mut PgConnection,
+        source: &str,
+    ) -> Result<HashMap<String, Stored>, StoreError>;
+
+    /// The current stored content of each of `keys`, as JSON text.
+    fn current_records(
+        conn: &mut PgConnection,
+        source: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, String>, StoreError>;
+
+    /// The stored label of each of `keys`.
+    fn labels(
+        conn: &mut PgConnection,
+        source: &str,
+        keys: &[String],
+    ) -> Result<HashMap<String, String>, StoreError>;
+
+    /// Writes one batch's plan.
+    fn apply(
+        conn: &mut PgConnection,
+        source: &str,
+        run_id: i64,
+        plan: WritePlan<'_>,
+    ) -> Result<(), StoreError>;
+
+    /// Writes the run's absences.
+    fn apply_absences(
+        conn: &mut PgConnection,
+        source: &str,
+        run_id: i64,
+        plan: AbsencePlan,
+    ) -> Result<(), StoreError>;
+}

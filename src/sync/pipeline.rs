@@ -1,0 +1,309 @@
+//! The one pipeline every record kind and every page source goes through: read the baseline,
+//! page through the source (each page archived and read while the next is fetched; new and
+//! changed records streamed to the writer), work out the absences, let the guard judge the
+//! result, then commit or roll back. Generic over the kind (`RecordKind`), its tables
+//! (`Tables`) and where pages come from (`PageSource`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::diff::{self, Absence};
+use super::error::{SyncError, store_error};
+use super::events::{PageFetched, PageRead, RunHeld};
+use super::guard;
+use super::issues::{IssueKind, RunIssue};
+use super::pages::{Page, PageSource, archive_page, archived};
+use super::paging::{Next, PageProgress, Pager};
+use super::plan::ChangeSummary;
+use super::reader::{self, Baseline};
+use super::records::{RunState, take_record};
+use super::run::{SyncContext, SyncOptions};
+use super::store::{RowsWritten, Writer};
+use crate::config::Source;
+use crate::db::records::Tables;
+use crate::db::{self, StoreError};
+use crate::model::{RecordKind, Status, Stored};
+
+/// What one run works within: shared resources, its source, its run record.
+pub(super) struct Scope<'a> {
+    pub ctx: &'a SyncContext,
+    pub source: &'a Source,
+    pub run_id: i64,
+}
+
+/// The fallible body of a run: read every page, then write everything (or nothing).
+pub(super) async fn execute<K: RecordKind, T: Tables, S: PageSource>(
+    scope: &Scope<'_>,
+    options: &SyncOptions,
+    state: &mut RunState,
+    pages: S,
+) -> Result<(Vec<ChangeSummary>, RowsWritten), SyncError> {
+    let name = scope.source.name.clone();
+    let store_err = store_error(&name);
+    let stored = {
+        let source_name = name.clone();
+        Arc::new(
+            db::blocking(&scope.ctx.pool, move |conn| {
+                T::load_state(conn, &source_name)
+            })
+            .await
+            .map_err(store_err)?,
+        )
+    };
+    let baseline = Arc::new(baseline(scope.source, stored.clone()));
+    let started = Instant::now();
+    let mut writer = Writer::<T>::start(&scope.ctx.pool, scope.run_id, &name, stored.clone());
+    if let Err(error) = read_all::<K, T, S>(scope, state, &mut writer, &baseline, &pages).await {
+        writer.abandon().await;
+        return Err(error);
+    }
+    tracing::info!(
+        source = %name,
+        pages = state.counts.pages,
+        records = state.counts.records_seen,
+        to_write = writer.queued(),
+        seconds = started.elapsed().as_secs_f64(),
+        "fetched and read"
+    );
+    let absences = diff::absences(
+        &stored,
+        |code| state.seen.contains(code),
+        scope.source.removal_grace_runs,
+    );
+    for absence in &absences {
+        match absence.status {
+            Status::Removed => state.counts.removed += 1,
+            _ => state.counts.missing += 1,
+        }
+    }
+    let policy = guard::Policy {
+        max_removal_share: scope.source.max_removal_share,
+        max_unusable_share: scope.source.max_unusable_share,
+        allow_mass_removal: options.allow_mass_removal,
+    };
+    if let Err(hold) = guard::check(&evidence(&stored, state, &absences), &policy) {
+        writer.abandon().await;
+        scope.ctx.events.emit(RunHeld {
+            source: name.clone(),
+            run_id: scope.run_id,
+            hold: hold.clone(),
+        });
+        return Err(SyncError::Held {
+            source_name: name,
+            hold,
+        });
+    }
+    let finishing = Instant::now();
+    let written = writer
+        .finish(absences, !options.dry_run)
+        .await
+        .map_err(store_err)?;
+    tracing::info!(source = %name, seconds = finishing.elapsed().as_secs_f64(), rows = ?written.1, "stored");
+    Ok(written)
+}
+
+/// What a run knows before reading: the raw hashes of the records stored active (met again
+/// byte for byte, they are unchanged) and the stored aliases.
+fn baseline(source: &Source, stored: Arc<HashMap<String, Stored>>) -> Baseline {
+    let known = stored
+        .iter()
+        .filter(|(_, s)| s.status == Status::Active)
+        .filter_map(|(code, s)| s.raw_hash.map(|h| (h, code.clone())))
+        .collect();
+    let by_local_code = stored
+        .iter()
+        .filter(|(_, s)| !s.local_code.is_empty() && s.status != Status::Removed)
+        .map(|(code, s)| (s.local_code.clone(), code.clone()))
+        .collect();
+    Baseline {
+        mapping: source.mapping.clone(),
+        stored,
+        known,
+        by_local_code,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(4)),
+    }
+}
+
+/// The guard's evidence. Records going from active to missing are what a broken upstream
+/// costs; those already missing follow an earlier run's accepted result to removal.
+fn evidence<'a>(
+    stored: &HashMap<String, Stored>,
+    state: &'a RunState,
+    absences: &[Absence],
+) -> guard::Evidence<'a> {
+    let with = |status: Status| stored.values().filter(|s| s.status == status).count() as u64;
+    guard::Evidence {
+        active_before: with(Status::Active),
+        missing_before: with(Status::Missing),
+        stored_met: stored
+            .iter()
+            .filter(|(code, s)| s.status != Status::Removed && state.seen.contains(code))
+            .count() as u64,
+        records_seen: state.counts.records_seen,
+        distinct: state.seen.distinct(),
+        repeated_across_pages: state.seen.repeated_across_pages(),
+        unusable: state.counts.skipped,
+        unusable_example: state
+            .issues
+            .kept()
+            .iter()
+            .find(|i| matches!(i.kind, IssueKind::Validation | IssueKind::Mapping))
+            .map(|i| i.message.as_str()),
+        declared_total: state.counts.declared_total,
+        would_remove: absences.iter().filter(|a| a.newly_missing).count() as u64,
+    }
+}
+
+/// Pages through the source; on failure, lets a page being archived land (it is harmless)
+/// before the run is reported.
+async fn read_all<K: RecordKind, T: Tables, S: PageSource>(
+    scope: &Scope<'_>,
+    state: &mut RunState,
+    writer: &mut Writer<T>,
+    baseline: &Arc<Baseline>,
+    pages: &S,
+) -> Result<(), SyncError> {
+    let mut archiving = None;
+    let result = read_pages::<K, T, S>(scope, state, writer, baseline, pages, &mut archiving).await;
+    if result.is_err() {
+        let _ = archived(archiving).await;
+    }
+    result
+}
+
+/// The page loop: every page is archived and read while the next one is fetched, and every
+/// new or changed record goes to the writer. `archiving` holds the archive task still running.
+async fn read_pages<K: RecordKind, T: Tables, S: PageSource>(
+    scope: &Scope<'_>,
+    state: &mut RunState,
+    writer: &mut Writer<T>,
+    baseline: &Arc<Baseline>,
+    pages: &S,
+    archiving: &mut Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+) -> Result<(), SyncError> {
+    let source = scope.source;
+    let store_err = store_error(&source.name);
+    let mut pager = Pager::new(&source.mapping.paging, source.page_size);
+    let fetch = |vars, following| async move {
+        let page = pages.page(vars, following).await?;
+        scope.ctx.events.emit(PageFetched {
+            source: source.name.clone(),
+            run_id: scope.run_id,
+            page: page.vars.sequence,
+            url: page.fetched.url.clone(),
+            status: page.fetched.status,
+            bytes: page.body.len(),
+            not_modified: page.fetched.not_modified,
+        });
+        Ok::<Page, SyncError>(page)
+    };
+    let mut page = fetch(pager.current().clone(), false).await?;
+    loop {
+        let reading = {
+            let baseline = baseline.clone();
+            let body = page.body.clone();
+            let content_type = page.fetched.content_type.clone();
+            let redirected_to = page.fetched.redirected_to.clone();
+            tokio::task::spawn_blocking(move || {
+                reader::read_page::<K>(
+                    &baseline,
+                    &body,
+                    content_type.as_deref(),
+                    redirected_to.as_deref(),
+                )
+            })
+        };
+        let ahead = pager.peek_next();
+        // Archive and read this page while the next one is fetched.
+        let previous = archiving.replace(archive_page(scope.ctx, &page, scope.run_id));
+        let (stored, read, prefetched) = tokio::join!(archived(previous), reading, async {
+            match ahead {
+                Some(vars) => Some(fetch(vars, true).await),
+                None => None,
+            }
+        });
+        stored.map_err(store_err)?;
+        let read = read
+            .map_err(|e| store_err(StoreError::Join(e)))?
+            .map_err(|e| read_error(source, &page, e))?;
+        let url = page.fetched.url.clone();
+        note_header_overruled(state, read.header_overruled, &url);
+        let met_before = state.seen.distinct();
+        for record in read.records {
+            if let Some(pending) = take_record::<K>(record, state, &url, page.vars.sequence) {
+                writer.push(pending).await.map_err(store_err)?;
+            }
+        }
+        state.counts.pages += 1;
+        let progress = PageProgress {
+            payload_hash: &page.hash,
+            new_records: state.seen.distinct() - met_before,
+        };
+        let next = pager
+            .advance(&read.summary, progress)
+            .map_err(|error| SyncError::paging(&source.name, &url, error))?;
+        state.counts.declared_total = pager.declared_total();
+        scope.ctx.events.emit(PageRead {
+            source: source.name.clone(),
+            run_id: scope.run_id,
+            pages: state.counts.pages,
+            records: pager.records(),
+            declared_total: pager.declared_total(),
+        });
+        page = match next {
+            Next::Done(stop) => {
+                tracing::debug!(source = %source.name, ?stop, pages = state.counts.pages, "paging finished");
+                archived(archiving.take()).await.map_err(store_err)?;
+                return Ok(());
+            }
+            Next::Fetch(vars) => match prefetched {
+                Some(result) if result.as_ref().map_or(true, |p| p.vars == vars) => result?,
+                _ => fetch(vars, true).await?,
+            },
+        };
+    }
+}
+
+/// Reports, for the first page only, that the response's charset header was overruled.
+fn note_header_overruled(state: &mut RunState, note: Option<String>, url: &str) {
+    if let Some(note) = note
+        && !state.header_overruled
+    {
+        state.header_overruled = true;
+        state.report(RunIssue::general(
+            IssueKind::Parse,
+            format!("{note} (reported for the first such page only)"),
+            Some(url.to_string()),
+        ));
+    }
+}
+
+/// A page that could not be read at all, as the run's error.
+fn read_error(source: &Source, page: &Page, error: reader::ReadError) -> SyncError {
+    let source_name = source.name.clone();
+    let url = page.fetched.url.clone();
+    let page = page.vars.sequence;
+    match error {
+        reader::ReadError::Decode(message) => SyncError::Decode {
+            source_name,
+            page,
+            url,
+            message,
+        },
+        reader::ReadError::Mapping(error) => SyncError::Mapping {
+            source_name,
+            page,
+            url,
+            error: Box::new(error),
+        },
+        reader::ReadError::NotData(what) => SyncError::NotData {
+            source_name,
+            page,
+            url,
+            what: Box::new(what),
+            status: None,
+            auth_env: source.bearer_token_env.clone(),
+        },
+    }
+}

@@ -1,0 +1,273 @@
+//! One run's lifecycle: take the source's lock, record the run, beat its heartbeat, run the
+//! pipeline for the source's record kind and page source, and close the run record with its
+//! counts and problems (also when it failed or was held). Where a run is recorded.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{SyncError, error_url, issue_kind, store_error};
+use super::events::{Events, RunFinished, RunStarted};
+use super::issues::{IssueKind, RunIssue};
+use super::pages::{ArchivePages, PortalPages};
+use super::pipeline::{self, Scope};
+use super::plan::ChangeSummary;
+use super::records::RunState;
+use super::store::RowsWritten;
+use crate::config::Source;
+use crate::db::procedure_store::ProcedureTables;
+use crate::db::{self, Pool, SourceLock, runs};
+use crate::fetch::Fetcher;
+use crate::model::{Kind, Procedures, RunStatus};
+
+/// How often a running run shows it is alive (see `sync_run_heartbeats`).
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
+
+/// Counts of one run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Counts {
+    pub pages: u64,
+    /// Every record met, repeats included.
+    pub records_seen: u64,
+    /// Distinct records among them (see [`seen::Seen::distinct`]).
+    pub distinct: u64,
+    /// Records that came again with the same code and content.
+    pub repeated: u64,
+    pub declared_total: Option<u64>,
+    pub added: u64,
+    pub modified: u64,
+    pub unchanged: u64,
+    pub missing: u64,
+    pub removed: u64,
+    pub restored: u64,
+    /// Records that could not be used (unreadable, no usable code, refused values, a second
+    /// record claiming a code).
+    pub skipped: u64,
+    /// Problems met, by kind (all of them, including those not kept in the run's issues).
+    pub problems: BTreeMap<IssueKind, u64>,
+}
+
+/// The result of a run, for people and scripts.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncReport {
+    pub run_id: i64,
+    pub source: String,
+    pub dry_run: bool,
+    /// Always `succeeded`: a run that did not succeed is an error, not a report.
+    pub status: RunStatus,
+    pub counts: Counts,
+    /// The problems kept (the first of each kind; `counts.problems` has them all).
+    pub issues: Vec<RunIssue>,
+    pub changes: Vec<ChangeSummary>,
+    pub rows_written: RowsWritten,
+    pub duration_ms: u64,
+}
+
+/// What started a run.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    pub dry_run: bool,
+    /// `cli`, `schedule`, `manual`...
+    pub trigger: String,
+    pub requested_by: Option<String>,
+    /// Let through a run the safety guard would hold (the operator has checked the source).
+    pub allow_mass_removal: bool,
+    /// Read the pages archived by this earlier run of the source instead of the portal.
+    pub replay: Option<i64>,
+}
+
+/// Shared resources for runs.
+#[derive(Clone)]
+pub struct SyncContext {
+    pub pool: Pool,
+    pub fetcher: Fetcher,
+    /// Where the runs' events go besides the log.
+    pub events: Events,
+}
+
+/// Runs one source: the whole pipeline, recorded as one run.
+pub async fn run_source(
+    ctx: &SyncContext,
+    source: &Source,
+    options: &SyncOptions,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let lock = acquire_lock(ctx, &source.name).await?;
+    let run_id = record_start(ctx, source, options).await?;
+    ctx.events.emit(RunStarted {
+        source: source.name.clone(),
+        run_id,
+        dry_run: options.dry_run,
+    });
+    let heartbeat = beat_heartbeat(ctx, run_id);
+    let mut state = RunState::new(ctx.events.clone(), &source.name, run_id);
+    let scope = Scope {
+        ctx,
+        source,
+        run_id,
+    };
+    let outcome = execute(&scope, options, &mut state).await;
+    heartbeat.abort();
+    let (status, message) = match &outcome {
+        Ok(_) => (RunStatus::Succeeded, None),
+        Err(error) => {
+            state.issues.push_final(RunIssue::general(
+                issue_kind(error),
+                error.to_string(),
+                error_url(error),
+            ));
+            let status = match error {
+                SyncError::Held { .. } => RunStatus::Held,
+                _ => RunStatus::Failed,
+            };
+            (status, Some(error.to_string()))
+        }
+    };
+    let counts = state.final_counts();
+    ctx.events.emit(RunFinished {
+        source: source.name.clone(),
+        run_id,
+        status,
+        counts: counts.clone(),
+        duration: started.elapsed(),
+        error: message.clone(),
+    });
+    let finished = record_end(ctx, run_id, status, &counts, &state, message, lock).await;
+    let (changes, rows_written) = outcome?;
+    finished.map_err(store_error(&source.name))?;
+    Ok(SyncReport {
+        run_id,
+        source: source.name.clone(),
+        dry_run: options.dry_run,
+        status,
+        counts,
+        issues: state.issues.into_kept(),
+        changes,
+        rows_written,
+        duration_ms: started.elapsed().as_millis() as u64,
+    })
+}
+
+/// The pipeline for the source's record kind, reading from the portal or, for a replay, from
+/// the archive.
+async fn execute(
+    scope: &Scope<'_>,
+    options: &SyncOptions,
+    state: &mut RunState,
+) -> Result<(Vec<ChangeSummary>, RowsWritten), SyncError> {
+    let (ctx, source) = (scope.ctx, scope.source);
+    match (source.mapping.kind, options.replay) {
+        (Kind::Procedures, None) => {
+            let pages = PortalPages::new(ctx, source)?;
+            pipeline::execute::<Procedures, ProcedureTables, _>(scope, options, state, pages).await
+        }
+        (Kind::Procedures, Some(run)) => {
+            let pages = ArchivePages::new(ctx, source, run).await?;
+            pipeline::execute::<Procedures, ProcedureTables, _>(scope, options, state, pages).await
+        }
+    }
+}
+
+/// Takes the source's lock, or says which run holds it.
+async fn acquire_lock(ctx: &SyncContext, name: &str) -> Result<SourceLock, SyncError> {
+    let store_err = store_error(name);
+    let lock = {
+        let pool = ctx.pool.clone();
+        let source_name = name.to_string();
+        tokio::task::spawn_blocking(move || SourceLock::try_acquire(&pool, &source_name))
+            .await
+            .map_err(|e| store_err(e.into()))?
+            .map_err(store_err)?
+    };
+    if let Some(lock) = lock {
+        return Ok(lock);
+    }
+    let source_name = name.to_string();
+    let holder = db::blocking(&ctx.pool, move |conn| runs::running(conn, &source_name))
+        .await
+        .ok()
+        .flatten();
+    Err(SyncError::Busy {
+        source_name: name.to_string(),
+        by: holder.map(|r| {
+            format!(
+                "run #{} (started {} Vietnam time, by {})",
+                r.id,
+                crate::clock::local_time(r.started_at),
+                r.trigger
+            )
+        }),
+    })
+}
+
+/// Records the run as started, and marks the source's runs left running by dead processes.
+async fn record_start(
+    ctx: &SyncContext,
+    source: &Source,
+    options: &SyncOptions,
+) -> Result<i64, SyncError> {
+    let source_name = source.name.clone();
+    let trigger = options.trigger.clone();
+    let requested_by = options.requested_by.clone();
+    let dry_run = options.dry_run;
+    let mapping_file = source.mapping.file.display().to_string();
+    let mapping_hash = source.mapping.hash.clone();
+    db::blocking(&ctx.pool, move |conn| {
+        let id = runs::start(conn, &runs::NewRun {
+            source: &source_name,
+            trigger: &trigger,
+            requested_by: requested_by.as_deref(),
+            dry_run,
+            mapping_file: &mapping_file,
+            mapping_hash: &mapping_hash,
+        })?;
+        let abandoned = runs::abandon_running(conn, &source_name, id)?;
+        if abandoned > 0 {
+            tracing::warn!(source = %source_name, abandoned, "earlier runs had stopped without finishing; marked abandoned");
+        }
+        Ok(id)
+    })
+    .await
+    .map_err(store_error(&source.name))
+}
+
+/// Beats the run's heartbeat every [`HEARTBEAT_EVERY`] until aborted.
+fn beat_heartbeat(ctx: &SyncContext, run_id: i64) -> tokio::task::JoinHandle<()> {
+    let pool = ctx.pool.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+        loop {
+            every.tick().await;
+            if let Err(error) = db::blocking(&pool, move |conn| runs::heartbeat(conn, run_id)).await
+            {
+                tracing::warn!(run_id, %error, "could not record the run's heartbeat");
+            }
+        }
+    })
+}
+
+/// Closes the run record, then releases the source's lock.
+async fn record_end(
+    ctx: &SyncContext,
+    run_id: i64,
+    status: RunStatus,
+    counts: &Counts,
+    state: &RunState,
+    message: Option<String>,
+    lock: SourceLock,
+) -> Result<(), db::StoreError> {
+    let end = runs::RunEnd {
+        status: status.as_str().into(),
+        counts: serde_json::to_value(counts).unwrap_or_default(),
+        issues: serde_json::to_value(state.issues.kept()).unwrap_or_default(),
+        message,
+    };
+    db::blocking(&ctx.pool, move |conn| {
+        let result = runs::finish(conn, run_id, &end);
+        drop(lock);
+        result
+    })
+    .await
+}
