@@ -77,14 +77,6 @@ pub enum SyncError {
         source_name: String,
         error: StoreError,
     },
-    #[error(
-        "source `{source_name}`, page {page}: {url}: the portal answered 304 Not Modified to a request without validators (the archived copy of the page was gone, so it was asked for again in full). Nothing was changed; try again later, and tell the portal's operator if it persists"
-    )]
-    NotModifiedUnasked {
-        source_name: String,
-        page: u64,
-        url: String,
-    },
     #[error("source `{source_name}`: cannot replay run #{run}: {message}")]
     Replay {
         source_name: String,
@@ -180,7 +172,7 @@ pub(super) fn issue_kind(error: &SyncError) -> IssueKind {
         SyncError::Mapping { .. } | SyncError::Request { .. } => IssueKind::Mapping,
         SyncError::Store { .. } => IssueKind::Store,
         SyncError::Held { .. } => IssueKind::Guard,
-        SyncError::Replay { .. } | SyncError::NotModifiedUnasked { .. } => IssueKind::Fetch,
+        SyncError::Replay { .. } => IssueKind::Fetch,
     }
 }
 
@@ -190,8 +182,7 @@ pub(super) fn error_url(error: &SyncError) -> Option<String> {
         SyncError::Decode { url, .. }
         | SyncError::Mapping { url, .. }
         | SyncError::Paging { url, .. }
-        | SyncError::NotData { url, .. }
-        | SyncError::NotModifiedUnasked { url, .. } => Some(url.clone()),
+        | SyncError::NotData { url, .. } => Some(url.clone()),
         _ => None,
     }
 }

@@ -274,7 +274,8 @@ async fn fetch_page(
     };
     if fetched.not_modified && archived.is_none() {
         // The portal says "unchanged", but the copy it refers to is no longer archived (or
-        // was never remembered): ask again without validators rather than read nothing.
+        // was never remembered): ask again without validators rather than read nothing. (A
+        // 304 to a request without validators is an error of the fetcher's.)
         tracing::warn!(source = %name, url = %fetched.url, "304 for a page whose archived copy is gone; fetching it again in full");
         request.validators = None;
         fetched = ctx
@@ -282,13 +283,6 @@ async fn fetch_page(
             .fetch(&request)
             .await
             .map_err(|error| fetch_error(source, vars.sequence, error))?;
-        if fetched.not_modified {
-            return Err(SyncError::NotModifiedUnasked {
-                source_name: name,
-                page: vars.sequence,
-                url: fetched.url,
-            });
-        }
     }
     let (body, hash) = match archived {
         Some(((body, content_type), hash)) => {

@@ -14,7 +14,7 @@ use super::events::{PageFetched, PageRead, RunHeld};
 use super::guard;
 use super::issues::{IssueKind, RunIssue};
 use super::pages::{Page, PageSource, archive_page, archived};
-use super::paging::{Next, PageProgress, Pager};
+use super::paging::{Next, PageProgress, PageVars, Pager};
 use super::plan::ChangeSummary;
 use super::reader::{self, Baseline};
 use super::records::{RunState, take_record};
@@ -185,41 +185,15 @@ async fn read_pages<K: RecordKind, T: Tables, S: PageSource>(
     let source = scope.source;
     let store_err = store_error(&source.name);
     let mut pager = Pager::new(&source.mapping.paging, source.page_size);
-    let fetch = |vars, following| async move {
-        let page = pages.page(vars, following).await?;
-        scope.ctx.events.emit(PageFetched {
-            source: source.name.clone(),
-            run_id: scope.run_id,
-            page: page.vars.sequence,
-            url: page.fetched.url.clone(),
-            status: page.fetched.status,
-            bytes: page.body.len(),
-            not_modified: page.fetched.not_modified,
-        });
-        Ok::<Page, SyncError>(page)
-    };
-    let mut page = fetch(pager.current().clone(), false).await?;
+    let mut page = fetch(scope, pages, pager.current().clone(), false).await?;
     loop {
-        let reading = {
-            let baseline = baseline.clone();
-            let body = page.body.clone();
-            let content_type = page.fetched.content_type.clone();
-            let redirected_to = page.fetched.redirected_to.clone();
-            tokio::task::spawn_blocking(move || {
-                reader::read_page::<K>(
-                    &baseline,
-                    &body,
-                    content_type.as_deref(),
-                    redirected_to.as_deref(),
-                )
-            })
-        };
+        let reading = spawn_read::<K>(baseline, &page);
         let ahead = pager.peek_next();
         // Archive and read this page while the next one is fetched.
         let previous = archiving.replace(archive_page(scope.ctx, &page, scope.run_id));
         let (stored, read, prefetched) = tokio::join!(archived(previous), reading, async {
             match ahead {
-                Some(vars) => Some(fetch(vars, true).await),
+                Some(vars) => Some(fetch(scope, pages, vars, true).await),
                 None => None,
             }
         });
@@ -259,10 +233,49 @@ async fn read_pages<K: RecordKind, T: Tables, S: PageSource>(
             }
             Next::Fetch(vars) => match prefetched {
                 Some(result) if result.as_ref().map_or(true, |p| p.vars == vars) => result?,
-                _ => fetch(vars, true).await?,
+                _ => fetch(scope, pages, vars, true).await?,
             },
         };
     }
+}
+
+/// A page from the source, announced to the run's listeners.
+async fn fetch<S: PageSource>(
+    scope: &Scope<'_>,
+    pages: &S,
+    vars: PageVars,
+    following: bool,
+) -> Result<Page, SyncError> {
+    let page = pages.page(vars, following).await?;
+    scope.ctx.events.emit(PageFetched {
+        source: scope.source.name.clone(),
+        run_id: scope.run_id,
+        page: page.vars.sequence,
+        url: page.fetched.url.clone(),
+        status: page.fetched.status,
+        bytes: page.body.len(),
+        not_modified: page.fetched.not_modified,
+    });
+    Ok(page)
+}
+
+/// Reads a page on a blocking thread (the next page is fetched meanwhile).
+fn spawn_read<K: RecordKind>(
+    baseline: &Arc<Baseline>,
+    page: &Page,
+) -> tokio::task::JoinHandle<Result<reader::PageRead, reader::ReadError>> {
+    let baseline = baseline.clone();
+    let body = page.body.clone();
+    let content_type = page.fetched.content_type.clone();
+    let redirected_to = page.fetched.redirected_to.clone();
+    tokio::task::spawn_blocking(move || {
+        reader::read_page::<K>(
+            &baseline,
+            &body,
+            content_type.as_deref(),
+            redirected_to.as_deref(),
+        )
+    })
 }
 
 /// Reports, for the first page only, that the response's charset header was overruled.

@@ -9,7 +9,8 @@ use super::plan::Pending;
 use super::reader;
 use super::run::Counts;
 use super::seen::{Seen, Sighting};
-use crate::model::RecordKind;
+use crate::mapping::RecordError;
+use crate::model::{Digest, RecordKind};
 
 /// The state a run accumulates; kept outside the fallible part so a failed run still reports
 /// what it saw.
@@ -135,13 +136,13 @@ pub(super) fn take_record<K: RecordKind>(
     page: u64,
 ) -> Option<Pending> {
     state.counts.records_seen += 1;
-    let (position, raw_hash, stored_code, clean, result, warnings) = match record {
+    match record {
         reader::PageRecord::Known { code, hash } => {
             match state.seen.sight(&code, Some(hash), page) {
                 Sighting::New => state.counts.unchanged += 1,
                 again => note_again(state, &code, again, page, &format!("page {page}"), url),
             }
-            return None;
+            None
         }
         reader::PageRecord::Read {
             position,
@@ -150,77 +151,117 @@ pub(super) fn take_record<K: RecordKind>(
             clean,
             result,
             warnings,
-        } => (position, raw_hash, stored_code, clean, result, warnings),
-    };
-    let position = format!("page {page}, record {position}");
-    for warning in warnings {
-        state.report(RunIssue {
-            kind: IssueKind::Validation,
-            message: warning.message,
-            record: Some(position.clone()),
-            field: Some(warning.field),
-            path: Some(warning.path),
-            url: Some(url.to_string()),
-        });
+        } => {
+            let at = RecordAt {
+                page,
+                position: format!("page {page}, record {position}"),
+                url,
+                raw_hash,
+                stored_code,
+            };
+            for warning in warnings {
+                state.report(RunIssue {
+                    kind: IssueKind::Validation,
+                    message: warning.message,
+                    record: Some(at.position.clone()),
+                    field: Some(warning.field),
+                    path: Some(warning.path),
+                    url: Some(url.to_string()),
+                });
+            }
+            match result {
+                Ok(classified) => take_classified::<K>(classified, clean, &at, state),
+                Err(error) => {
+                    take_unreadable::<K>(error, &at, state);
+                    None
+                }
+            }
+        }
     }
-    // A record without a usable code still came from the portal: it counts once. When its
-    // local code is that of a stored procedure, that procedure is still there.
-    let unidentified = |state: &mut RunState| {
-        let new = match &stored_code {
-            Some(code) => state.seen.sight(code, None, page) == Sighting::New,
-            None => state.seen.sight_unidentified(raw_hash),
+}
+
+/// Where a read record was met, and what identifies it when its own code cannot.
+struct RecordAt<'a> {
+    page: u64,
+    /// `page 3, record 17`.
+    position: String,
+    url: &'a str,
+    raw_hash: Digest,
+    /// The stored record its alias belongs to, when its own code is missing or unusable.
+    stored_code: Option<String>,
+}
+
+impl RecordAt<'_> {
+    /// Counts a record without a usable code: it still came from the portal, so it counts once;
+    /// when its alias is a stored record's, that record is still there.
+    fn count_unidentified(&self, state: &mut RunState) {
+        let new = match &self.stored_code {
+            Some(code) => state.seen.sight(code, None, self.page) == Sighting::New,
+            None => state.seen.sight_unidentified(self.raw_hash),
         };
         if new {
             state.counts.skipped += 1;
         } else {
             state.counts.repeated += 1;
         }
-    };
-    let by_local = |record: String| match &stored_code {
-        Some(code) => format!("{record}, local code of {code}"),
-        None => record,
-    };
-    let classified = match result {
-        Ok(c) => c,
-        Err(error) => {
-            let code = error.code.filter(|c| K::key_problem(c).is_none());
-            let record = code.as_ref().map_or_else(
-                || by_local(position.clone()),
-                |c| format!("{c} ({position})"),
-            );
-            match &code {
-                // A record we could not read still exists upstream: never count it as missing.
-                Some(code) => match state.seen.sight(code, None, page) {
-                    Sighting::New => state.counts.skipped += 1,
-                    again => note_again(state, code, again, page, &position, url),
-                },
-                None => unidentified(state),
-            }
-            for issue in error.issues {
-                // A record without its code cannot be identified: a validation problem.
-                let kind = if issue.field == "code" {
-                    IssueKind::Validation
-                } else {
-                    IssueKind::Mapping
-                };
-                state.report(RunIssue {
-                    kind,
-                    message: issue.message,
-                    record: Some(record.clone()),
-                    field: Some(issue.field).filter(|f| !f.is_empty()),
-                    path: Some(issue.path).filter(|p| !p.is_empty()),
-                    url: Some(url.to_string()),
-                });
-            }
-            return None;
+    }
+
+    /// A record's description, with the stored record its alias names.
+    fn by_alias(&self, record: String) -> String {
+        match &self.stored_code {
+            Some(code) => format!("{record}, local code of {code}"),
+            None => record,
         }
-    };
+    }
+}
+
+/// Counts and reports a record that could not be read into its kind.
+fn take_unreadable<K: RecordKind>(error: RecordError, at: &RecordAt<'_>, state: &mut RunState) {
+    let code = error.code.filter(|c| K::key_problem(c).is_none());
+    let record = code.as_ref().map_or_else(
+        || at.by_alias(at.position.clone()),
+        |c| format!("{c} ({})", at.position),
+    );
+    match &code {
+        // A record we could not read still exists upstream: never count it as missing.
+        Some(code) => match state.seen.sight(code, None, at.page) {
+            Sighting::New => state.counts.skipped += 1,
+            again => note_again(state, code, again, at.page, &at.position, at.url),
+        },
+        None => at.count_unidentified(state),
+    }
+    for issue in error.issues {
+        // A record without its code cannot be identified: a validation problem.
+        let kind = if issue.field == "code" {
+            IssueKind::Validation
+        } else {
+            IssueKind::Mapping
+        };
+        state.report(RunIssue {
+            kind,
+            message: issue.message,
+            record: Some(record.clone()),
+            field: Some(issue.field).filter(|f| !f.is_empty()),
+            path: Some(issue.path).filter(|p| !p.is_empty()),
+            url: Some(at.url.to_string()),
+        });
+    }
+}
+
+/// Counts a record read into its kind; returns it when it must be written.
+fn take_classified<K: RecordKind>(
+    classified: reader::Classified,
+    clean: bool,
+    at: &RecordAt<'_>,
+    state: &mut RunState,
+) -> Option<Pending> {
+    let (position, url) = (&at.position, at.url);
     if let Some(problem) = K::key_problem(&classified.code) {
-        unidentified(state);
+        at.count_unidentified(state);
         state.report(record_issue(
             IssueKind::Validation,
             format!("{problem}; the record was skipped"),
-            by_local(format!(
+            at.by_alias(format!(
                 "{:?} ({position})",
                 crate::text::shorten(&classified.code, 80)
             )),
@@ -231,11 +272,11 @@ pub(super) fn take_record<K: RecordKind>(
     }
     match state
         .seen
-        .sight(&classified.code, Some(classified.hash), page)
+        .sight(&classified.code, Some(classified.hash), at.page)
     {
         Sighting::New => {}
         again => {
-            note_again(state, &classified.code, again, page, &position, url);
+            note_again(state, &classified.code, again, at.page, position, url);
             return None;
         }
     }
@@ -263,7 +304,7 @@ pub(super) fn take_record<K: RecordKind>(
         hash: classified.hash,
         // Kept only for records read cleanly, so that a record with problems is read (and its
         // problems reported) again next time.
-        raw_hash: clean.then_some(raw_hash),
+        raw_hash: clean.then_some(at.raw_hash),
         verdict: classified.verdict,
         record,
     })

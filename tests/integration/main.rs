@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod engine;
 mod failures;
 mod guard;
 mod hostile;

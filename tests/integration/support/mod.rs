@@ -433,6 +433,16 @@ pub async fn sync_allowing_removal(
     sync_with(config, db, source, false, true).await
 }
 
+/// [`sync`], with the run's events going to `events` too.
+pub async fn sync_observed(
+    config: &Config,
+    db: &TestDb,
+    source: &str,
+    events: tthc_sync::sync::Events,
+) -> Result<tthc_sync::sync::SyncReport, tthc_sync::sync::SyncError> {
+    sync_in(config, db, source, false, false, events).await
+}
+
 async fn sync_with(
     config: &Config,
     db: &TestDb,
@@ -440,10 +450,29 @@ async fn sync_with(
     dry_run: bool,
     allow_mass_removal: bool,
 ) -> Result<tthc_sync::sync::SyncReport, tthc_sync::sync::SyncError> {
+    sync_in(
+        config,
+        db,
+        source,
+        dry_run,
+        allow_mass_removal,
+        Default::default(),
+    )
+    .await
+}
+
+async fn sync_in(
+    config: &Config,
+    db: &TestDb,
+    source: &str,
+    dry_run: bool,
+    allow_mass_removal: bool,
+    events: tthc_sync::sync::Events,
+) -> Result<tthc_sync::sync::SyncReport, tthc_sync::sync::SyncError> {
     let ctx = tthc_sync::sync::SyncContext {
         pool: db.pool(),
         fetcher: tthc_sync::fetch::Fetcher::new(&config.fetch).unwrap(),
-        events: Default::default(),
+        events,
     };
     let options = tthc_sync::sync::SyncOptions {
         dry_run,
