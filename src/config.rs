@@ -154,11 +154,7 @@ impl Config {
         content: &str,
         database_url_override: Option<String>,
     ) -> Result<Config, ConfigError> {
-        let invalid = |key: String, message: String| ConfigError::Invalid {
-            file: file.to_path_buf(),
-            key,
-            message,
-        };
+        let keys = Keys { file };
         let raw: ConfigToml = toml::from_str(content).map_err(|e| ConfigError::Toml {
             file: file.to_path_buf(),
             message: e.to_string(),
@@ -168,83 +164,18 @@ impl Config {
             raw.mappings_dir
                 .unwrap_or_else(|| PathBuf::from("mappings")),
         );
-        let database_url_override = database_url_override.filter(|u| !u.trim().is_empty());
-        let from_environment = database_url_override.is_some();
-        let database_url = database_url_override
-            .or(raw.database_url)
-            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
-        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
-            return Err(invalid(
-                "database_url".into(),
-                "must be a postgres:// URL".into(),
-            ));
-        }
-        let url_key = if from_environment {
-            "DATABASE_URL (environment)"
-        } else {
-            "database_url"
-        };
-        let names_database = Url::parse(&database_url).is_ok_and(|u| {
-            !u.path().trim_matches('/').is_empty() || u.query_pairs().any(|(k, _)| k == "dbname")
-        });
-        if !names_database {
-            return Err(invalid(
-                url_key.into(),
-                "must name a database: postgres://USER@HOST:5432/NAME (DATABASE_URL, when set, wins)"
-                    .into(),
-            ));
-        }
+        let database_url = checked_database_url(&keys, raw.database_url, database_url_override)?;
         let fetch = raw.fetch;
-        let range = |key: &str, problem: Option<String>| match problem {
-            Some(message) => Err(invalid(key.to_string(), message)),
-            None => Ok(()),
-        };
-        range(
-            "fetch.connect_timeout_secs",
-            seconds_problem(fetch.connect_timeout_secs, MAX_TIMEOUT_SECS),
-        )?;
-        range(
-            "fetch.read_timeout_secs",
-            seconds_problem(fetch.read_timeout_secs, MAX_TIMEOUT_SECS),
-        )?;
-        range(
-            "fetch.total_timeout_secs",
-            seconds_problem(fetch.total_timeout_secs, MAX_TIMEOUT_SECS),
-        )?;
-        range("fetch.retries", bound_problem(fetch.retries as u64, 0, 20))?;
-        range(
-            "fetch.retry_base_delay_ms",
-            bound_problem(fetch.retry_base_delay_ms, 0, 600_000),
-        )?;
-        range(
-            "fetch.retry_max_delay_ms",
-            bound_problem(fetch.retry_max_delay_ms, 0, 3_600_000),
-        )?;
-        range(
-            "fetch.max_retry_after_secs",
-            bound_problem(fetch.max_retry_after_secs, 0, 86_400),
-        )?;
-        range(
-            "fetch.max_response_bytes",
-            bound_problem(fetch.max_response_bytes, 1, MAX_RESPONSE_BYTES),
-        )?;
-        if fetch.user_agent.trim().is_empty()
-            || reqwest::header::HeaderValue::from_str(&fetch.user_agent).is_err()
-        {
-            return Err(invalid(
-                "fetch.user_agent".into(),
-                "must be a non-empty line of visible ASCII".into(),
-            ));
-        }
+        check_fetch(&keys, &fetch)?;
         let lock_timeout = raw.lock_timeout_secs.unwrap_or(DEFAULT_LOCK_TIMEOUT_SECS);
-        range(
+        keys.range(
             "lock_timeout_secs",
             seconds_problem(lock_timeout, MAX_TIMEOUT_SECS),
         )?;
         let statement_timeout = raw
             .statement_timeout_secs
             .unwrap_or(DEFAULT_STATEMENT_TIMEOUT_SECS);
-        range(
+        keys.range(
             "statement_timeout_secs",
             seconds_problem(statement_timeout, MAX_TIMEOUT_SECS),
         )?;
@@ -258,107 +189,23 @@ impl Config {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
             {
-                return Err(invalid(
-                    key("name"),
-                    "use letters, digits, `-` and `_` only".into(),
-                ));
+                return Err(keys.invalid(key("name"), "use letters, digits, `-` and `_` only"));
             }
             if !names.insert(s.name.clone()) {
-                return Err(invalid(
-                    key("name"),
-                    format!("`{}` is used by two sources", s.name),
-                ));
+                return Err(
+                    keys.invalid(key("name"), format!("`{}` is used by two sources", s.name))
+                );
             }
-            let mapping_path = mappings_dir.join(&s.mapping);
-            let mut mapping =
-                Mapping::load(&mapping_path).map_err(|error| ConfigError::Mapping {
-                    file: file.to_path_buf(),
-                    source_name: s.name.clone(),
-                    error: Box::new(error),
-                })?;
-            if let Some(url) = &s.url {
-                if url.trim().is_empty() {
-                    return Err(invalid(key("url"), "must not be empty".into()));
-                }
-                mapping.request.url = url.clone();
-            }
-            // Found now, not as a "network error" at the first sync.
-            if s.url.is_some()
-                && let Some(problem) = crate::mapping::request::url_problem(&mapping.request.url)
-            {
-                return Err(invalid(key("url"), problem));
-            }
-            if let Some(taken) = s
-                .vars
-                .keys()
-                .find(|name| crate::mapping::request::BUILTIN_VARIABLES.contains(&name.as_str()))
-            {
-                return Err(invalid(
-                    key("vars"),
-                    format!(
-                        "`{taken}` is filled in by tthc-sync itself (paging, base_url); remove it from vars"
-                    ),
-                ));
-            }
-            let base_url =
-                parse_base_url(&s.base_url, &base_dir).map_err(|m| invalid(key("base_url"), m))?;
-            let missing = mapping.missing_variables(&s.vars);
-            if !missing.is_empty() {
-                return Err(invalid(
-                    key("vars"),
-                    format!(
-                        "mapping {} uses {} which this source does not set",
-                        mapping_path.display(),
-                        missing.join(", ")
-                    ),
-                ));
-            }
-            if let Some(auth) = &s.auth {
-                let env = &auth.bearer_token_env;
-                if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                    return Err(invalid(
-                        key("auth.bearer_token_env"),
-                        "must be the NAME of an environment variable holding the token, not the token".into(),
-                    ));
-                }
-            }
-            let grace = s.removal_grace_runs.unwrap_or(2);
-            range(
-                &key("removal_grace_runs"),
-                bound_problem(u64::from(grace), 1, 1000),
-            )?;
-            let share = s.max_removal_share.unwrap_or(0.1);
-            range(&key("max_removal_share"), share_problem(share))?;
-            let unusable_share = s.max_unusable_share.unwrap_or(0.5);
-            range(&key("max_unusable_share"), share_problem(unusable_share))?;
-            if let Some(size) = s.page_size {
-                range(
-                    &key("page_size"),
-                    bound_problem(size, 1, crate::mapping::request::MAX_PAGE_SIZE),
-                )?;
-            }
-            range(&key("delay_ms"), bound_problem(s.delay_ms, 0, MAX_DELAY_MS))?;
-            sources.push(Source {
-                page_size: s.page_size.unwrap_or(mapping.paging.size),
-                name: s.name,
-                mapping,
-                base_url,
-                delay: Duration::from_millis(s.delay_ms),
-                bearer_token_env: s.auth.map(|a| a.bearer_token_env),
-                vars: s.vars,
-                removal_grace_runs: grace,
-                max_removal_share: share,
-                max_unusable_share: unusable_share,
-            });
+            sources.push(parse_source(&keys, &key, s, &mappings_dir, &base_dir)?);
         }
         let stale_run_secs = raw.stale_run_secs.unwrap_or(DEFAULT_STALE_RUN_SECS);
         if stale_run_secs < 60 {
-            return Err(invalid(
-                "stale_run_secs".into(),
-                "must be at least 60 (runs beat every 15 seconds)".into(),
+            return Err(keys.invalid(
+                "stale_run_secs",
+                "must be at least 60 (runs beat every 15 seconds)",
             ));
         }
-        range(
+        keys.range(
             "stale_run_secs",
             bound_problem(stale_run_secs, 60, 7 * 86_400),
         )?;
@@ -384,6 +231,211 @@ impl Config {
             )
         })
     }
+}
+
+/// Errors about the keys of one configuration file.
+struct Keys<'a> {
+    file: &'a Path,
+}
+
+impl Keys<'_> {
+    fn invalid(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.to_path_buf(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    /// An error for `key` when a range check found a problem.
+    fn range(&self, key: &str, problem: Option<String>) -> Result<(), ConfigError> {
+        match problem {
+            Some(message) => Err(self.invalid(key, message)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The database URL: `DATABASE_URL` when set, else the file's, else the default; it must be a
+/// postgres:// URL naming a database.
+fn checked_database_url(
+    keys: &Keys<'_>,
+    configured: Option<String>,
+    database_url_override: Option<String>,
+) -> Result<String, ConfigError> {
+    let database_url_override = database_url_override.filter(|u| !u.trim().is_empty());
+    let from_environment = database_url_override.is_some();
+    let database_url = database_url_override
+        .or(configured)
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
+    if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
+        return Err(keys.invalid("database_url", "must be a postgres:// URL"));
+    }
+    let url_key = if from_environment {
+        "DATABASE_URL (environment)"
+    } else {
+        "database_url"
+    };
+    let names_database = Url::parse(&database_url).is_ok_and(|u| {
+        !u.path().trim_matches('/').is_empty() || u.query_pairs().any(|(k, _)| k == "dbname")
+    });
+    if !names_database {
+        return Err(keys.invalid(
+            url_key,
+            "must name a database: postgres://USER@HOST:5432/NAME (DATABASE_URL, when set, wins)",
+        ));
+    }
+    Ok(database_url)
+}
+
+/// Every `[fetch]` setting within its range.
+fn check_fetch(keys: &Keys<'_>, fetch: &FetchSettings) -> Result<(), ConfigError> {
+    let seconds = [
+        ("fetch.connect_timeout_secs", fetch.connect_timeout_secs),
+        ("fetch.read_timeout_secs", fetch.read_timeout_secs),
+        ("fetch.total_timeout_secs", fetch.total_timeout_secs),
+    ];
+    for (key, value) in seconds {
+        keys.range(key, seconds_problem(value, MAX_TIMEOUT_SECS))?;
+    }
+    let bounded = [
+        ("fetch.retries", fetch.retries as u64, 0, 20),
+        (
+            "fetch.retry_base_delay_ms",
+            fetch.retry_base_delay_ms,
+            0,
+            600_000,
+        ),
+        (
+            "fetch.retry_max_delay_ms",
+            fetch.retry_max_delay_ms,
+            0,
+            3_600_000,
+        ),
+        (
+            "fetch.max_retry_after_secs",
+            fetch.max_retry_after_secs,
+            0,
+            86_400,
+        ),
+        (
+            "fetch.max_response_bytes",
+            fetch.max_response_bytes,
+            1,
+            MAX_RESPONSE_BYTES,
+        ),
+    ];
+    for (key, value, min, max) in bounded {
+        keys.range(key, bound_problem(value, min, max))?;
+    }
+    if fetch.user_agent.trim().is_empty()
+        || reqwest::header::HeaderValue::from_str(&fetch.user_agent).is_err()
+    {
+        return Err(keys.invalid(
+            "fetch.user_agent",
+            "must be a non-empty line of visible ASCII",
+        ));
+    }
+    Ok(())
+}
+
+/// One `[[source]]`, checked; `key` names its keys in errors (`source[2].vars`).
+fn parse_source(
+    keys: &Keys<'_>,
+    key: &dyn Fn(&str) -> String,
+    s: SourceToml,
+    mappings_dir: &Path,
+    base_dir: &Path,
+) -> Result<Source, ConfigError> {
+    let mapping = source_mapping(keys, key, &s, mappings_dir)?;
+    let base_url =
+        parse_base_url(&s.base_url, base_dir).map_err(|m| keys.invalid(key("base_url"), m))?;
+    if let Some(auth) = &s.auth {
+        let env = &auth.bearer_token_env;
+        if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(keys.invalid(
+                key("auth.bearer_token_env"),
+                "must be the NAME of an environment variable holding the token, not the token",
+            ));
+        }
+    }
+    let grace = s.removal_grace_runs.unwrap_or(2);
+    keys.range(
+        &key("removal_grace_runs"),
+        bound_problem(u64::from(grace), 1, 1000),
+    )?;
+    let share = s.max_removal_share.unwrap_or(0.1);
+    keys.range(&key("max_removal_share"), share_problem(share))?;
+    let unusable_share = s.max_unusable_share.unwrap_or(0.5);
+    keys.range(&key("max_unusable_share"), share_problem(unusable_share))?;
+    if let Some(size) = s.page_size {
+        keys.range(
+            &key("page_size"),
+            bound_problem(size, 1, crate::mapping::request::MAX_PAGE_SIZE),
+        )?;
+    }
+    keys.range(&key("delay_ms"), bound_problem(s.delay_ms, 0, MAX_DELAY_MS))?;
+    Ok(Source {
+        page_size: s.page_size.unwrap_or(mapping.paging.size),
+        name: s.name,
+        mapping,
+        base_url,
+        delay: Duration::from_millis(s.delay_ms),
+        bearer_token_env: s.auth.map(|a| a.bearer_token_env),
+        vars: s.vars,
+        removal_grace_runs: grace,
+        max_removal_share: share,
+        max_unusable_share: unusable_share,
+    })
+}
+
+/// The source's mapping, with its `url` override, checked against the source's `vars`.
+fn source_mapping(
+    keys: &Keys<'_>,
+    key: &dyn Fn(&str) -> String,
+    s: &SourceToml,
+    mappings_dir: &Path,
+) -> Result<Mapping, ConfigError> {
+    let mapping_path = mappings_dir.join(&s.mapping);
+    let mut mapping = Mapping::load(&mapping_path).map_err(|error| ConfigError::Mapping {
+        file: keys.file.to_path_buf(),
+        source_name: s.name.clone(),
+        error: Box::new(error),
+    })?;
+    if let Some(url) = &s.url {
+        if url.trim().is_empty() {
+            return Err(keys.invalid(key("url"), "must not be empty"));
+        }
+        mapping.request.url = url.clone();
+        // Found now, not as a "network error" at the first sync.
+        if let Some(problem) = crate::mapping::request::url_problem(&mapping.request.url) {
+            return Err(keys.invalid(key("url"), problem));
+        }
+    }
+    if let Some(taken) = s
+        .vars
+        .keys()
+        .find(|name| crate::mapping::request::BUILTIN_VARIABLES.contains(&name.as_str()))
+    {
+        return Err(keys.invalid(
+            key("vars"),
+            format!(
+                "`{taken}` is filled in by tthc-sync itself (paging, base_url); remove it from vars"
+            ),
+        ));
+    }
+    let missing = mapping.missing_variables(&s.vars);
+    if !missing.is_empty() {
+        return Err(keys.invalid(
+            key("vars"),
+            format!(
+                "mapping {} uses {} which this source does not set",
+                mapping_path.display(),
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(mapping)
 }
 
 /// `http(s)://` and `file://` URLs as they are; `file:relative/dir` relative to the config file.

@@ -181,7 +181,8 @@ pub fn changed_in(i: u64, generation: u64, change_per_mille: u64) -> bool {
     generation > 0 && mix(i, generation.wrapping_mul(7919)) % 1000 < change_per_mille
 }
 
-/// Appends the `<ThuTuc>` element of record `i` to `out`.
+/// Appends the `<ThuTuc>` element of record `i` to `out`. Long because it is one XML template
+/// written top to bottom in the export's own element order (test and benchmark data only).
 pub fn write_procedure(out: &mut String, i: u64, generation: u64, change_per_mille: u64) {
     let code = code_of(i);
     let (name, sector) = match COMMUNE_PROCEDURES.get(i as usize) {

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::{Out, Outcome, UsageError, count};
 use tthc_sync::fetch::decode;
-use tthc_sync::mapping::{Mapping, answer, field};
+use tthc_sync::mapping::{Mapping, PageSummary, answer, field};
 use tthc_sync::model::{Kind, Procedures, RecordKind};
 
 #[derive(Debug, Subcommand)]
@@ -165,6 +165,36 @@ fn check_sample<K: RecordKind>(
             .into());
         }
     };
+    check_summary(mapping, text, &summary, &records, &mut problems);
+    if as_json {
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &json!({
+                "records": records,
+                "problems": problems,
+                "declared_total": summary.declared_total,
+                "declared_pages": summary.declared_pages,
+                "next_cursor": summary.next_cursor,
+                "last_page": summary.last_page,
+            }),
+        )?;
+        writeln!(out)?;
+        return Ok(outcome(&problems));
+    }
+    write_sample_report::<K>(out, file, sample, &summary, &records, show, &problems)?;
+    write_problems(out, &problems)?;
+    Ok(outcome(&problems))
+}
+
+/// What the sample says against the mapping: no records where they should be, paging values
+/// that the mapping promises but the sample lacks, mapped fields no record fills.
+fn check_summary<R: serde::Serialize>(
+    mapping: &Mapping,
+    text: &str,
+    summary: &PageSummary,
+    records: &[R],
+    problems: &mut Vec<Problem>,
+) {
     if summary.records == 0 {
         let message = match answer::recognise(text, None) {
             Some(what) => format!("{what}: it holds no records to check the mapping against"),
@@ -181,50 +211,7 @@ fn check_sample<K: RecordKind>(
             message,
         });
     } else {
-        let paging = &mapping.paging;
-        let found = [
-            (
-                "paging.total",
-                paging.total.as_ref(),
-                summary.declared_total.is_some(),
-                Severity::Error,
-                "so the completeness guard could not work",
-            ),
-            (
-                "paging.pages",
-                paging.pages.as_ref(),
-                summary.declared_pages.is_some(),
-                Severity::Error,
-                "so paging could not tell the last page",
-            ),
-            (
-                "paging.last",
-                paging.last.as_ref(),
-                summary.last_page.is_some(),
-                Severity::Error,
-                "so paging could not tell the last page",
-            ),
-            (
-                "paging.cursor",
-                paging.cursor.as_ref(),
-                summary.next_cursor.is_some(),
-                Severity::Warning,
-                "(right on a last page only)",
-            ),
-        ];
-        for (key, path, was_found, severity, consequence) in found {
-            if let Some(path) = path.filter(|_| !was_found) {
-                problems.push(Problem {
-                    severity,
-                    record: String::new(),
-                    key: key.into(),
-                    path: path.to_string(),
-                    message: format!(
-                        "found nothing (or nothing readable) in the sample, {consequence}"
-                    ),
-                });
-            }
-        }
+        check_paging(mapping, summary, problems);
         // Each record as JSON once, to see which mapped fields none of them fills.
         let values: Vec<serde_json::Value> = records
             .iter()
@@ -248,21 +235,18 @@ fn check_sample<K: RecordKind>(
             }
         }
     }
-    if as_json {
-        serde_json::to_writer_pretty(
-            &mut *out,
-            &json!({
-                "records": records,
-                "problems": problems,
-                "declared_total": summary.declared_total,
-                "declared_pages": summary.declared_pages,
-                "next_cursor": summary.next_cursor,
-                "last_page": summary.last_page,
-            }),
-        )?;
-        writeln!(out)?;
-        return Ok(outcome(&problems));
-    }
+}
+
+/// The sample's records and what it declared, for people.
+fn write_sample_report<K: RecordKind>(
+    out: &mut Out,
+    file: &std::path::Path,
+    sample: &std::path::Path,
+    summary: &PageSummary,
+    records: &[K::Record],
+    show: usize,
+    problems: &[Problem],
+) -> Result<()> {
     writeln!(
         out,
         "{}: {} record(s) read from {}, {} problem(s)",
@@ -297,8 +281,55 @@ fn check_sample<K: RecordKind>(
                 .join(", ")
         )?;
     }
-    write_problems(out, &problems)?;
-    Ok(outcome(&problems))
+    Ok(())
+}
+
+/// Paging values the mapping promises that the sample does not hold.
+fn check_paging(mapping: &Mapping, summary: &PageSummary, problems: &mut Vec<Problem>) {
+    let paging = &mapping.paging;
+    let found = [
+        (
+            "paging.total",
+            paging.total.as_ref(),
+            summary.declared_total.is_some(),
+            Severity::Error,
+            "so the completeness guard could not work",
+        ),
+        (
+            "paging.pages",
+            paging.pages.as_ref(),
+            summary.declared_pages.is_some(),
+            Severity::Error,
+            "so paging could not tell the last page",
+        ),
+        (
+            "paging.last",
+            paging.last.as_ref(),
+            summary.last_page.is_some(),
+            Severity::Error,
+            "so paging could not tell the last page",
+        ),
+        (
+            "paging.cursor",
+            paging.cursor.as_ref(),
+            summary.next_cursor.is_some(),
+            Severity::Warning,
+            "(right on a last page only)",
+        ),
+    ];
+    for (key, path, was_found, severity, consequence) in found {
+        if let Some(path) = path.filter(|_| !was_found) {
+            problems.push(Problem {
+                severity,
+                record: String::new(),
+                key: key.into(),
+                path: path.to_string(),
+                message: format!(
+                    "found nothing (or nothing readable) in the sample, {consequence}"
+                ),
+            });
+        }
+    }
 }
 
 /// The largest sample read: as large as a response may be by default.

@@ -258,6 +258,41 @@ fn write_details(out: &mut Out, p: &Procedure) -> std::io::Result<()> {
             writeln!(out, "    - {}", channel_text(channel))?;
         }
     }
+    write_documents(out, p)?;
+    write_steps(out, p)?;
+    line(out, "Conditions", &p.conditions)?;
+    line(out, "Results", &p.results.join("; "))?;
+    if !p.legal_basis.is_empty() {
+        writeln!(out, "  Legal basis:")?;
+        for law in &p.legal_basis {
+            let extra: Vec<&str> = [law.date.as_str(), law.issuer.as_str()]
+                .into_iter()
+                .filter(|s| !s.is_empty())
+                .collect();
+            let extra = if extra.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", extra.join(", "))
+            };
+            writeln!(out, "    - {} {}{extra}", law.number, law.title)?;
+        }
+    }
+    let decision = match (p.decision.number.as_str(), p.decision.date.as_str()) {
+        ("", "") => String::new(),
+        (number, "") => number.to_string(),
+        ("", date) => format!("of {date}"),
+        (number, date) => format!("{number} of {date}"),
+    };
+    line(out, "Decision", &decision)?;
+    if let Some(vertical) = p.vertical {
+        line(out, "Vertical sector", if vertical { "yes" } else { "no" })?;
+    }
+    line(out, "Status upstream", &p.status)?;
+    Ok(())
+}
+
+/// The documents to submit, per case, with their counts and forms.
+fn write_documents(out: &mut Out, p: &Procedure) -> std::io::Result<()> {
     if !p.documents.is_empty() {
         writeln!(out, "  Documents:")?;
         for case in &p.documents {
@@ -290,6 +325,11 @@ fn write_details(out: &mut Out, p: &Procedure) -> std::io::Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+/// The steps, per case.
+fn write_steps(out: &mut Out, p: &Procedure) -> std::io::Result<()> {
     if !p.steps.is_empty() {
         writeln!(out, "  Steps:")?;
         for case in &p.steps {
@@ -304,34 +344,6 @@ fn write_details(out: &mut Out, p: &Procedure) -> std::io::Result<()> {
             }
         }
     }
-    line(out, "Conditions", &p.conditions)?;
-    line(out, "Results", &p.results.join("; "))?;
-    if !p.legal_basis.is_empty() {
-        writeln!(out, "  Legal basis:")?;
-        for law in &p.legal_basis {
-            let extra: Vec<&str> = [law.date.as_str(), law.issuer.as_str()]
-                .into_iter()
-                .filter(|s| !s.is_empty())
-                .collect();
-            let extra = if extra.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", extra.join(", "))
-            };
-            writeln!(out, "    - {} {}{extra}", law.number, law.title)?;
-        }
-    }
-    let decision = match (p.decision.number.as_str(), p.decision.date.as_str()) {
-        ("", "") => String::new(),
-        (number, "") => number.to_string(),
-        ("", date) => format!("of {date}"),
-        (number, date) => format!("{number} of {date}"),
-    };
-    line(out, "Decision", &decision)?;
-    if let Some(vertical) = p.vertical {
-        line(out, "Vertical sector", if vertical { "yes" } else { "no" })?;
-    }
-    line(out, "Status upstream", &p.status)?;
     Ok(())
 }
 

@@ -138,7 +138,6 @@ fn write_runs(out: &mut Out, list: &[RunSummary]) -> Result<()> {
 
 fn write_report(out: &mut Out, report: &RunReport) -> Result<()> {
     let run = &report.run.summary;
-    let issues = &report.issues;
     let took = report
         .duration_ms
         .map(|ms| format!("took {:.1} s", ms as f64 / 1000.0))
@@ -194,6 +193,31 @@ fn write_report(out: &mut Out, report: &RunReport) -> Result<()> {
             item.kind.as_str()
         )?;
     }
+    write_problems(out, report)?;
+    writeln!(out, "\nPayloads ({}):", report.payloads.len())?;
+    for p in &report.payloads {
+        let hash: String = p.hash.chars().take(12).collect();
+        writeln!(
+            out,
+            "  {:>3}. HTTP {} {:>10} bytes  sha256 {hash}…{}  {}",
+            p.seq,
+            p.http_status,
+            p.bytes,
+            if p.not_modified {
+                " (not modified)"
+            } else {
+                ""
+            },
+            p.url
+        )?;
+    }
+    Ok(())
+}
+
+/// The run's problems: how many of each kind, and those kept.
+fn write_problems(out: &mut Out, report: &RunReport) -> Result<()> {
+    let run = &report.run.summary;
+    let issues = &report.issues;
     let mut by_kind: Vec<(String, u64)> = serde_json::from_value::<Counts>(run.counts.clone())
         .unwrap_or_default()
         .problems
@@ -234,23 +258,6 @@ fn write_report(out: &mut Out, report: &RunReport) -> Result<()> {
                 format!("{}: ", place.join(" "))
             },
             issue.message
-        )?;
-    }
-    writeln!(out, "\nPayloads ({}):", report.payloads.len())?;
-    for p in &report.payloads {
-        let hash: String = p.hash.chars().take(12).collect();
-        writeln!(
-            out,
-            "  {:>3}. HTTP {} {:>10} bytes  sha256 {hash}…{}  {}",
-            p.seq,
-            p.http_status,
-            p.bytes,
-            if p.not_modified {
-                " (not modified)"
-            } else {
-                ""
-            },
-            p.url
         )?;
     }
     Ok(())

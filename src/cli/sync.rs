@@ -84,21 +84,7 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
         fetcher,
         events,
     };
-    let options = SyncOptions {
-        dry_run: args.dry_run,
-        trigger: if args.replay.is_some() {
-            "replay"
-        } else {
-            "cli"
-        }
-        .into(),
-        requested_by: args
-            .requested_by
-            .clone()
-            .or_else(|| std::env::var("USER").ok()),
-        allow_mass_removal: args.allow_mass_removal,
-        replay: args.replay,
-    };
+    let options = options(args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -110,38 +96,14 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
         if let Some(bar) = &bar {
             bar.set_message(String::new());
         }
-        match result {
-            Ok(report) if as_json => results.push(SourceResult::Finished(report)),
-            Ok(report) => {
-                let mut written = Ok(());
-                match &bar {
-                    Some(bar) => bar.suspend(|| written = write_report(out, &report)),
-                    None => written = write_report(out, &report),
-                }
-                if let Err(error) = written {
-                    tracing::warn!(%error, "could not write the run's report; the sync goes on");
-                }
-            }
-            Err(error) => {
-                let (this, status) = match &error {
-                    SyncError::Busy { .. } => (Outcome::Busy, Stopped::Busy),
-                    SyncError::Held { .. } => (Outcome::Held, Stopped::Held),
-                    SyncError::MissingToken { .. } => (Outcome::Misconfigured, Stopped::Failed),
-                    _ => (Outcome::RunFailed, Stopped::Failed),
-                };
-                outcome = outcome.max(this);
-                note(format_args!("error: {error}"));
-                results.push(SourceResult::Stopped {
-                    source: source.name.clone(),
-                    status,
-                    error: error.to_string(),
-                    hold: match error {
-                        SyncError::Held { hold, .. } => Some(hold),
-                        _ => None,
-                    },
-                });
-            }
-        }
+        outcome = outcome.max(take_result(
+            result,
+            source,
+            as_json,
+            bar.as_ref(),
+            &mut results,
+            out,
+        ));
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -180,6 +142,72 @@ enum SourceResult {
         #[serde(skip_serializing_if = "Option::is_none")]
         hold: Option<run_sync::guard::Hold>,
     },
+}
+
+/// What starts these runs: the command line, with who asked.
+fn options(args: &SyncArgs) -> SyncOptions {
+    SyncOptions {
+        dry_run: args.dry_run,
+        trigger: if args.replay.is_some() {
+            "replay"
+        } else {
+            "cli"
+        }
+        .into(),
+        requested_by: args
+            .requested_by
+            .clone()
+            .or_else(|| std::env::var("USER").ok()),
+        allow_mass_removal: args.allow_mass_removal,
+        replay: args.replay,
+    }
+}
+
+/// Reports one source's result (now, or in the JSON written at the end); its outcome.
+fn take_result(
+    result: Result<SyncReport, SyncError>,
+    source: &tthc_sync::config::Source,
+    as_json: bool,
+    bar: Option<&indicatif::ProgressBar>,
+    results: &mut Vec<SourceResult>,
+    out: &mut Out,
+) -> Outcome {
+    match result {
+        Ok(report) if as_json => {
+            results.push(SourceResult::Finished(report));
+            Outcome::Success
+        }
+        Ok(report) => {
+            let mut written = Ok(());
+            match &bar {
+                Some(bar) => bar.suspend(|| written = write_report(out, &report)),
+                None => written = write_report(out, &report),
+            }
+            if let Err(error) = written {
+                tracing::warn!(%error, "could not write the run's report; the sync goes on");
+            }
+            Outcome::Success
+        }
+        Err(error) => {
+            let (this, status) = match &error {
+                SyncError::Busy { .. } => (Outcome::Busy, Stopped::Busy),
+                SyncError::Held { .. } => (Outcome::Held, Stopped::Held),
+                SyncError::MissingToken { .. } => (Outcome::Misconfigured, Stopped::Failed),
+                _ => (Outcome::RunFailed, Stopped::Failed),
+            };
+            note(format_args!("error: {error}"));
+            results.push(SourceResult::Stopped {
+                source: source.name.clone(),
+                status,
+                error: error.to_string(),
+                hold: match error {
+                    SyncError::Held { hold, .. } => Some(hold),
+                    _ => None,
+                },
+            });
+            this
+        }
+    }
 }
 
 fn write_report(out: &mut Out, r: &SyncReport) -> std::io::Result<()> {
@@ -222,7 +250,6 @@ fn write_report(out: &mut Out, r: &SyncReport) -> std::io::Result<()> {
         count(c.removed),
         count(c.skipped)
     )?;
-    const SHOWN: usize = 20;
     for change in r.changes.iter().take(SHOWN) {
         let sign = change.kind.mark();
         let fields = if change.fields.is_empty() {
@@ -240,6 +267,15 @@ fn write_report(out: &mut Out, r: &SyncReport) -> std::io::Result<()> {
             r.run_id
         )?;
     }
+    write_problems(out, r)
+}
+
+/// Most changes and problems listed after a run.
+const SHOWN: usize = 20;
+
+/// The run's problems, the first [`SHOWN`] of them in detail.
+fn write_problems(out: &mut Out, r: &SyncReport) -> std::io::Result<()> {
+    let c = &r.counts;
     let problems: u64 = c.problems.values().sum();
     if problems > 0 {
         let kept = r.issues.len() as u64;

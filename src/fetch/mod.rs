@@ -256,6 +256,60 @@ impl Fetcher {
 
     async fn fetch_once(&self, request: &PageRequest) -> Result<Fetched, FetchError> {
         let shown = request.display_url();
+        let classify = |e: reqwest::Error| transport_error(&shown, e);
+        let mut response = self
+            .build(request, &shown)?
+            .send()
+            .await
+            .map_err(classify)?;
+        let status = response.status();
+        let redirected_to = (response.url().host_str() != request.url.host_str()
+            || response.url().path() != request.url.path())
+        .then(|| response.url().to_string());
+        let header_text = |name: header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let validators = Validators {
+            etag: header_text(header::ETAG),
+            last_modified: header_text(header::LAST_MODIFIED),
+        };
+        let content_type = header_text(header::CONTENT_TYPE);
+        let not_modified = status == StatusCode::NOT_MODIFIED && request.validators.is_some();
+        let body = if not_modified {
+            Bytes::new()
+        } else if !status.is_success() {
+            let retry_after = header_text(header::RETRY_AFTER).and_then(|v| parse_retry_after(&v));
+            return Err(FetchError::Status {
+                url: shown,
+                status: status.as_u16(),
+                attempts: 1,
+                retry_after,
+                body: error_body(&mut response).await,
+            });
+        } else {
+            self.read_body(&mut response, &shown).await?
+        };
+        Ok(Fetched {
+            url: shown,
+            status: status.as_u16(),
+            body,
+            content_type,
+            validators,
+            not_modified,
+            redirected_to,
+        })
+    }
+
+    /// The request with its query, form, headers, validators and token.
+    fn build(
+        &self,
+        request: &PageRequest,
+        shown: &str,
+    ) -> Result<reqwest::RequestBuilder, FetchError> {
         let mut builder = match request.method {
             Method::Get => self.client.get(request.url.clone()),
             Method::Post => self.client.post(request.url.clone()),
@@ -270,11 +324,11 @@ impl Fetcher {
         for (name, value) in &request.headers {
             let name =
                 HeaderName::from_bytes(name.as_bytes()).map_err(|e| FetchError::Request {
-                    url: shown.clone(),
+                    url: shown.to_string(),
                     message: format!("header name `{name}`: {e}"),
                 })?;
             let value = HeaderValue::from_str(value).map_err(|e| FetchError::Request {
-                url: shown.clone(),
+                url: shown.to_string(),
                 message: format!("header `{name}`: {e}"),
             })?;
             headers.insert(name, value);
@@ -299,104 +353,38 @@ impl Fetcher {
         if let Some(token) = &request.bearer_token {
             builder = builder.bearer_auth(token);
         }
-        let classify = |e: reqwest::Error| {
-            let message = error_chain(&e);
-            if e.is_timeout() {
-                FetchError::Timeout {
-                    url: shown.clone(),
-                    message,
-                    attempts: 1,
-                }
-            } else if e.is_connect() {
-                FetchError::Connect {
-                    url: shown.clone(),
-                    message,
-                    attempts: 1,
-                }
-            } else if e.is_body() || e.is_decode() {
-                FetchError::Body {
-                    url: shown.clone(),
-                    message,
-                    attempts: 1,
-                }
-            } else {
-                FetchError::Connect {
-                    url: shown.clone(),
-                    message,
-                    attempts: 1,
-                }
-            }
-        };
-        let mut response = builder.send().await.map_err(classify)?;
-        let status = response.status();
-        let redirected_to = (response.url().host_str() != request.url.host_str()
-            || response.url().path() != request.url.path())
-        .then(|| response.url().to_string());
-        let header_text = |name: header::HeaderName| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let validators = Validators {
-            etag: header_text(header::ETAG),
-            last_modified: header_text(header::LAST_MODIFIED),
-        };
-        let content_type = header_text(header::CONTENT_TYPE);
-        if status == StatusCode::NOT_MODIFIED && request.validators.is_some() {
-            return Ok(Fetched {
-                url: shown,
-                status: status.as_u16(),
-                body: Bytes::new(),
-                content_type,
-                validators,
-                not_modified: true,
-                redirected_to,
-            });
-        }
-        if !status.is_success() {
-            let retry_after = header_text(header::RETRY_AFTER).and_then(|v| parse_retry_after(&v));
-            let mut head = Vec::new();
-            while head.len() < ERROR_BODY_BYTES {
-                match response.chunk().await {
-                    Ok(Some(chunk)) => head.extend_from_slice(&chunk),
-                    // What the portal said is a courtesy: the status is the error.
-                    Ok(None) | Err(_) => break,
-                }
-            }
-            head.truncate(ERROR_BODY_BYTES);
-            return Err(FetchError::Status {
-                url: shown,
-                status: status.as_u16(),
-                attempts: 1,
-                retry_after,
-                body: (!head.is_empty()).then(|| Bytes::from(head)),
-            });
-        }
+        Ok(builder)
+    }
+
+    /// A successful response's body, within the size cap.
+    async fn read_body(
+        &self,
+        response: &mut reqwest::Response,
+        shown: &str,
+    ) -> Result<Bytes, FetchError> {
         let limit = self.settings.max_response_bytes;
+        let too_large = || FetchError::TooLarge {
+            url: shown.to_string(),
+            limit,
+        };
         if response.content_length().is_some_and(|len| len > limit) {
-            return Err(FetchError::TooLarge { url: shown, limit });
+            return Err(too_large());
         }
         // Sized from the declared length (within reason) so a page is not copied as it grows.
         const RESERVE_AT_MOST: u64 = 16 << 20;
         let declared = response.content_length().unwrap_or(0).min(RESERVE_AT_MOST);
         let mut body = Vec::with_capacity(declared as usize);
-        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| transport_error(shown, e))?
+        {
             if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(FetchError::TooLarge { url: shown, limit });
+                return Err(too_large());
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(Fetched {
-            url: shown,
-            status: status.as_u16(),
-            body: Bytes::from(body),
-            content_type,
-            validators,
-            not_modified: false,
-            redirected_to,
-        })
+        Ok(Bytes::from(body))
     }
 
     async fn read_file(&self, request: &PageRequest) -> Result<Fetched, FetchError> {
@@ -432,6 +420,45 @@ impl Fetcher {
 }
 
 /// `Retry-After` as seconds (HTTP dates are rare from portals and read as "no hint").
+/// What went wrong talking to the portal, by reqwest's own classification.
+fn transport_error(shown: &str, e: reqwest::Error) -> FetchError {
+    let message = error_chain(&e);
+    let url = shown.to_string();
+    if e.is_timeout() {
+        FetchError::Timeout {
+            url,
+            message,
+            attempts: 1,
+        }
+    } else if e.is_body() || e.is_decode() {
+        FetchError::Body {
+            url,
+            message,
+            attempts: 1,
+        }
+    } else {
+        FetchError::Connect {
+            url,
+            message,
+            attempts: 1,
+        }
+    }
+}
+
+/// The start of an error response's body (a SOAP Fault, a login or error page), at most
+/// [`ERROR_BODY_BYTES`]: a courtesy, the status is the error.
+async fn error_body(response: &mut reqwest::Response) -> Option<Bytes> {
+    let mut head = Vec::new();
+    while head.len() < ERROR_BODY_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => head.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    head.truncate(ERROR_BODY_BYTES);
+    (!head.is_empty()).then(|| Bytes::from(head))
+}
+
 fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }

@@ -110,6 +110,65 @@ pub fn compile_fields(
     Ok(rules)
 }
 
+/// Where a field is read from: `each` for lists of records, `each` or `path` for lists of
+/// text, `path` for single values.
+fn rule_path(
+    field: &FieldSchema,
+    spec: &RuleToml,
+    location: &str,
+) -> Result<Option<Path>, Invalid> {
+    let err = |message: String| Invalid::new(location, message);
+    let parse_path = |raw: &Option<String>| -> Result<Option<Path>, Invalid> {
+        raw.as_deref().map(Path::parse).transpose().map_err(err)
+    };
+    match field.kind {
+        FieldKind::Records(_) => {
+            if spec.path.is_some() && spec.each.is_none() {
+                return Err(err(
+                    "is a list of records: write { each = \"PATH\", fields = { ... } }".into(),
+                ));
+            }
+            parse_path(&spec.each)
+        }
+        FieldKind::TextList => {
+            if spec.path.is_some() && spec.each.is_some() {
+                return Err(err("give `each` or `path`, not both".into()));
+            }
+            parse_path(if spec.each.is_some() {
+                &spec.each
+            } else {
+                &spec.path
+            })
+        }
+        _ => {
+            if spec.each.is_some() {
+                return Err(err(
+                    "`each` makes a list, but this field holds a single value".into(),
+                ));
+            }
+            parse_path(&spec.path)
+        }
+    }
+}
+
+/// Turns on one `clean` step of a rule.
+fn apply_clean_step(rule: &mut FieldRule, step: &str) -> Result<(), String> {
+    match step {
+        "html" => rule.html = true,
+        "trim_dot" => rule.trim_dot = true,
+        "upper" => rule.upper = true,
+        "lower" => rule.lower = true,
+        // Always applied to every text; accepted so that mappings may say so.
+        "space" | "nfc" | "entities" | "trim" => {}
+        other => {
+            return Err(format!(
+                "unknown clean step `{other}`; known: html, trim_dot, upper, lower (space, nfc, entities and trim are always applied)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn compile_rule(
     field: &FieldSchema,
     value: &toml::Value,
@@ -128,37 +187,7 @@ fn compile_rule(
             .map_err(|e: toml::de::Error| err(e.message().to_string()))?,
         _ => return Err(err("expected a path string or a table".into())),
     };
-    let parse_path = |raw: &Option<String>| -> Result<Option<Path>, Invalid> {
-        raw.as_deref().map(Path::parse).transpose().map_err(err)
-    };
-    let path = match field.kind {
-        FieldKind::Records(_) => {
-            if spec.path.is_some() && spec.each.is_none() {
-                return Err(err(
-                    "is a list of records: write { each = \"PATH\", fields = { ... } }".into(),
-                ));
-            }
-            parse_path(&spec.each)?
-        }
-        FieldKind::TextList => {
-            if spec.path.is_some() && spec.each.is_some() {
-                return Err(err("give `each` or `path`, not both".into()));
-            }
-            parse_path(if spec.each.is_some() {
-                &spec.each
-            } else {
-                &spec.path
-            })?
-        }
-        _ => {
-            if spec.each.is_some() {
-                return Err(err(
-                    "`each` makes a list, but this field holds a single value".into(),
-                ));
-            }
-            parse_path(&spec.path)?
-        }
-    };
+    let path = rule_path(field, &spec, location)?;
     let fields = match (field.kind, &spec.fields) {
         (FieldKind::Records(sub) | FieldKind::Record(sub), Some(table)) => {
             compile_fields(table, sub, location, &[])?
@@ -202,19 +231,7 @@ fn compile_rule(
         fields,
     };
     for step in &spec.clean {
-        match step.as_str() {
-            "html" => rule.html = true,
-            "trim_dot" => rule.trim_dot = true,
-            "upper" => rule.upper = true,
-            "lower" => rule.lower = true,
-            // Always applied to every text; accepted so that mappings may say so.
-            "space" | "nfc" | "entities" | "trim" => {}
-            other => {
-                return Err(err(format!(
-                    "unknown clean step `{other}`; known: html, trim_dot, upper, lower (space, nfc, entities and trim are always applied)"
-                )));
-            }
-        }
+        apply_clean_step(&mut rule, step).map_err(err)?;
     }
     Ok(rule)
 }

@@ -224,6 +224,10 @@ fn syntax_error(reader: &Reader<&[u8]>, error: quick_xml::Error) -> ParseError {
 /// Records are skipped with a plain search for their closing tag ([`element_end`]), which is
 /// several times faster than stepping through their events; the document around them is read
 /// event by event, resuming after each record.
+///
+/// Kept as one function of ~90 lines: it is the reader's hot loop (every event of every page),
+/// and every branch shares its state (depth, path, captures, the record being skipped); split
+/// into helpers, that state would be passed around by reference in the hottest code.
 pub fn scan<'b>(
     body: &'b str,
     records: &Path,

@@ -228,11 +228,7 @@ async fn missing_records_are_removed_only_after_the_grace_runs_and_can_come_back
     let config = TestConfig::new(&db, "", &lgsp_source("lgsp", &portal.base_url, "")).load();
     sync(&config, &db, "lgsp", false).await.unwrap();
     let gone = [synthetic::code_of(28), synthetic::code_of(29)];
-    let status_of = |code: &str| {
-        procedures::by_code(&mut db.conn(), code).unwrap()[0]
-            .status
-            .clone()
-    };
+    let status_of = |code: &str| procedures::by_code(&mut db.conn(), code).unwrap()[0].status;
 
     total.store(28, std::sync::atomic::Ordering::SeqCst);
     let r2 = sync(&config, &db, "lgsp", false).await.unwrap();
