@@ -33,27 +33,87 @@ macro_rules! copy_in {
 pub struct ProcedureTables;
 
 impl Tables for ProcedureTables {
+    /// What is stored for every procedure of a source, keyed by code. Read in batches of
+    /// [`STATE_BATCH`] codes so that only the compact map grows with the catalogue.
     fn load_state(
         conn: &mut PgConnection,
         source: &str,
     ) -> Result<HashMap<String, Stored>, StoreError> {
-        load_state(conn, source)
+        let mut state = HashMap::new();
+        let mut after = String::new();
+        loop {
+            let rows: Vec<StateRow> = procedures::table
+                .filter(procedures::source.eq(source))
+                .filter(procedures::code.gt(&after))
+                .order(procedures::code)
+                .limit(STATE_BATCH)
+                .select((
+                    procedures::code,
+                    procedures::content_hash,
+                    procedures::raw_hash,
+                    procedures::status,
+                    procedures::missing_runs,
+                    procedures::version,
+                    procedures::local_code,
+                ))
+                .load(conn)?;
+            let Some(last) = rows.last() else {
+                return Ok(state);
+            };
+            after = last.code.clone();
+            state.reserve(rows.len());
+            for row in rows {
+                let stored = Stored {
+                    // Written by us as hex; anything else (a hand-edited row) compares as changed,
+                    // so the record is stored again rather than skipped.
+                    hash: Digest::from_hex(&row.content_hash).unwrap_or(Digest([0; 32])),
+                    raw_hash: row.raw_hash.as_deref().and_then(Digest::from_hex),
+                    status: row.status,
+                    missing_runs: row.missing_runs,
+                    version: row.version,
+                    local_code: row.local_code,
+                };
+                state.insert(row.code, stored);
+            }
+        }
     }
 
+    /// The current stored record of each of `codes`, as JSON text (parsed one at a time by the
+    /// caller, so a batch of large records is never all expanded at once).
     fn current_records(
         conn: &mut PgConnection,
         source: &str,
-        keys: &[String],
+        codes: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
-        current_records(conn, source, keys)
+        if codes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<CodeRecord> = diesel::sql_query(
+            "SELECT p.code, v.record::text AS record FROM procedures p \
+             JOIN procedure_versions v ON v.source = p.source AND v.code = p.code AND v.version = p.version \
+             WHERE p.source = $1 AND p.code = ANY($2)",
+        )
+        .bind::<Text, _>(source)
+        .bind::<Array<Text>, _>(codes)
+        .load(conn)?;
+        Ok(rows.into_iter().map(|r| (r.code, r.record)).collect())
     }
 
+    /// The stored name of each of `codes`.
     fn labels(
         conn: &mut PgConnection,
         source: &str,
-        keys: &[String],
+        codes: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
-        names(conn, source, keys)
+        if codes.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let rows: Vec<(String, String)> = procedures::table
+            .filter(procedures::source.eq(source))
+            .filter(procedures::code.eq_any(codes))
+            .select((procedures::code, procedures::name))
+            .load(conn)?;
+        Ok(rows.into_iter().collect())
     }
 
     fn apply(
@@ -207,95 +267,12 @@ struct StateRow {
 /// at once stays small whatever the catalogue's size.
 const STATE_BATCH: i64 = 5_000;
 
-/// What is stored for every procedure of a source, keyed by code. Read in batches of
-/// [`STATE_BATCH`] codes so that only the compact map grows with the catalogue.
-fn load_state(
-    conn: &mut PgConnection,
-    source: &str,
-) -> Result<HashMap<String, Stored>, StoreError> {
-    let mut state = HashMap::new();
-    let mut after = String::new();
-    loop {
-        let rows: Vec<StateRow> = procedures::table
-            .filter(procedures::source.eq(source))
-            .filter(procedures::code.gt(&after))
-            .order(procedures::code)
-            .limit(STATE_BATCH)
-            .select((
-                procedures::code,
-                procedures::content_hash,
-                procedures::raw_hash,
-                procedures::status,
-                procedures::missing_runs,
-                procedures::version,
-                procedures::local_code,
-            ))
-            .load(conn)?;
-        let Some(last) = rows.last() else {
-            return Ok(state);
-        };
-        after = last.code.clone();
-        state.reserve(rows.len());
-        for row in rows {
-            let stored = Stored {
-                // Written by us as hex; anything else (a hand-edited row) compares as changed,
-                // so the record is stored again rather than skipped.
-                hash: Digest::from_hex(&row.content_hash).unwrap_or(Digest([0; 32])),
-                raw_hash: row.raw_hash.as_deref().and_then(Digest::from_hex),
-                status: row.status,
-                missing_runs: row.missing_runs,
-                version: row.version,
-                local_code: row.local_code,
-            };
-            state.insert(row.code, stored);
-        }
-    }
-}
-
-/// The stored name of each of `codes`.
-fn names(
-    conn: &mut PgConnection,
-    source: &str,
-    codes: &[String],
-) -> Result<HashMap<String, String>, StoreError> {
-    if codes.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(String, String)> = procedures::table
-        .filter(procedures::source.eq(source))
-        .filter(procedures::code.eq_any(codes))
-        .select((procedures::code, procedures::name))
-        .load(conn)?;
-    Ok(rows.into_iter().collect())
-}
-
 #[derive(QueryableByName)]
 struct CodeRecord {
     #[diesel(sql_type = Text)]
     code: String,
     #[diesel(sql_type = Text)]
     record: String,
-}
-
-/// The current stored record of each of `codes`, as JSON text (parsed one at a time by the
-/// caller, so a batch of large records is never all expanded at once).
-fn current_records(
-    conn: &mut PgConnection,
-    source: &str,
-    codes: &[String],
-) -> Result<HashMap<String, String>, StoreError> {
-    if codes.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<CodeRecord> = diesel::sql_query(
-        "SELECT p.code, v.record::text AS record FROM procedures p \
-         JOIN procedure_versions v ON v.source = p.source AND v.code = p.code AND v.version = p.version \
-         WHERE p.source = $1 AND p.code = ANY($2)",
-    )
-    .bind::<Text, _>(source)
-    .bind::<Array<Text>, _>(codes)
-    .load(conn)?;
-    Ok(rows.into_iter().map(|r| (r.code, r.record)).collect())
 }
 
 fn insert_changes(

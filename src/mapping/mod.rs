@@ -655,6 +655,21 @@ name = "NAME"
     }
 
     #[test]
+    fn a_mapping_names_its_kind_and_an_unknown_kind_is_refused() {
+        assert_eq!(mapping(MINIMAL).unwrap().kind, Kind::Procedures);
+        let explicit = mapping(&format!("kind = \"procedures\"\n{MINIMAL}")).unwrap();
+        assert_eq!(explicit.kind, Kind::Procedures);
+        let err = mapping(&format!("kind = \"statistics\"\n{MINIMAL}")).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("mappings/test.toml")
+                && msg.contains("statistics")
+                && msg.contains("procedures"),
+            "{msg}"
+        );
+    }
+
+    #[test]
     fn missing_variables_are_listed() {
         let m = mapping(&MINIMAL.replace("{base_url}/list", "{base_url}/list?agency={agency}"))
             .unwrap();
