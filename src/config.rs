@@ -350,6 +350,17 @@ fn parse_source(
     let mapping = source_mapping(keys, key, &s, mappings_dir)?;
     let base_url =
         parse_base_url(&s.base_url, base_dir).map_err(|m| keys.invalid(key("base_url"), m))?;
+    let missing = mapping.missing_variables(&s.vars);
+    if !missing.is_empty() {
+        return Err(keys.invalid(
+            key("vars"),
+            format!(
+                "mapping {} uses {} which this source does not set",
+                mapping.file.display(),
+                missing.join(", ")
+            ),
+        ));
+    }
     if let Some(auth) = &s.auth {
         let env = &auth.bearer_token_env;
         if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
@@ -389,7 +400,7 @@ fn parse_source(
     })
 }
 
-/// The source's mapping, with its `url` override, checked against the source's `vars`.
+/// The source's mapping, with its `url` override; the source's `vars` may not take built-in names.
 fn source_mapping(
     keys: &Keys<'_>,
     key: &dyn Fn(&str) -> String,
@@ -421,17 +432,6 @@ fn source_mapping(
             key("vars"),
             format!(
                 "`{taken}` is filled in by tthc-sync itself (paging, base_url); remove it from vars"
-            ),
-        ));
-    }
-    let missing = mapping.missing_variables(&s.vars);
-    if !missing.is_empty() {
-        return Err(keys.invalid(
-            key("vars"),
-            format!(
-                "mapping {} uses {} which this source does not set",
-                mapping_path.display(),
-                missing.join(", ")
             ),
         ));
     }

@@ -11,11 +11,11 @@ use std::sync::OnceLock;
 
 use unicode_normalization::{UnicodeNormalization, char::is_combining_mark, is_nfc_quick};
 
-/// Texts that portals use to mean "nothing here".
 mod mojibake;
 
 pub use mojibake::double_encoded_sample;
 
+/// Texts that portals use to mean "nothing here".
 pub const DEFAULT_PLACEHOLDERS: &[&str] = &[
     "Không có thông tin",
     "Không có",

@@ -73,8 +73,6 @@ pub enum StoreError {
         stored: bool,
         error: serde_json::Error,
     },
-    #[error("the problems recorded for run #{run} cannot be read: {error}")]
-    CorruptRun { run: i64, error: serde_json::Error },
     #[error("the run's writer stopped before the run finished")]
     WriterStopped,
 }

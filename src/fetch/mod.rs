@@ -419,7 +419,6 @@ impl Fetcher {
     }
 }
 
-/// `Retry-After` as seconds (HTTP dates are rare from portals and read as "no hint").
 /// What went wrong talking to the portal, by reqwest's own classification.
 fn transport_error(shown: &str, e: reqwest::Error) -> FetchError {
     let message = error_chain(&e);
@@ -459,6 +458,7 @@ async fn error_body(response: &mut reqwest::Response) -> Option<Bytes> {
     (!head.is_empty()).then(|| Bytes::from(head))
 }
 
+/// `Retry-After` as seconds (HTTP dates are rare from portals and read as "no hint").
 fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }

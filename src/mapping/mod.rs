@@ -358,6 +358,7 @@ impl Mapping {
         known: &dyn Fn(&Digest) -> bool,
         on_record: &mut dyn FnMut(RecordEvent<K::Record>),
     ) -> Result<PageSummary, MappingError> {
+        debug_assert_eq!(self.kind, K::KIND, "a mapping read as another kind");
         let captures = self.captures();
         let mut position = 0usize;
         let scanned = match self.format {
@@ -396,6 +397,7 @@ impl Mapping {
         process: &(dyn Fn(RecordEvent<K::Record>) -> T + Sync),
         threads: usize,
     ) -> Result<(PageSummary, Vec<T>), MappingError> {
+        debug_assert_eq!(self.kind, K::KIND, "a mapping read as another kind");
         if self.format != Format::Xml || threads < 2 {
             let mut out = Vec::new();
             let summary =

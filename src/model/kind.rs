@@ -1,7 +1,8 @@
 //! Record kinds: the one seam through which the engine (mapping, page loop, seen-tracking,
-//! guard, diff, write plan) learns what a kind of record is — its field schema and required
-//! fields, its identity, its normalisation and its comparison form. Adding a kind means a model,
-//! a schema, tables and a [`RecordKind`] impl; not another loop.
+//! guard, diff, write plan) learns what a kind of record is. [`Kind`], as mapping files name it,
+//! gives its field schema and required fields (checked when a mapping loads); [`RecordKind`]
+//! gives its typed record, identity, normalisation and comparison form. Adding a kind means a
+//! model, a schema, a `Kind` variant, a `RecordKind` impl and tables; not another loop.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;

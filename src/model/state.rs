@@ -61,7 +61,7 @@ impl RunStatus {
 
 impl std::fmt::Display for RunStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -117,7 +117,7 @@ impl ChangeKind {
 
 impl std::fmt::Display for ChangeKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -172,7 +172,7 @@ equal_to_name!(Status);
 
 impl std::fmt::Display for Status {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -215,5 +215,12 @@ mod tests {
             "unknown record status `actve` in the database"
         );
         assert!(RunStatus::parse("").is_err());
+    }
+
+    #[test]
+    fn states_line_up_in_columns() {
+        assert_eq!(format!("{:<10}|", RunStatus::Held), "held      |");
+        assert_eq!(format!("{:<9}|", ChangeKind::Added), "added    |");
+        assert_eq!(format!("{:>8}", Status::Active), "  active");
     }
 }

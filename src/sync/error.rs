@@ -1,7 +1,7 @@
 //! Why a run could not complete ([`SyncError`], the one error type of the sync layer), and how
 //! each failure is worded for the operator: every message names the source, the page, the URL
 //! or file, and what to do. Errors of the layers below (`FetchError`, `MappingError`,
-//! `StoreError`, `PagingError`) are wrapped, never flattened into strings.
+//! `StoreError`, `PagingError`) are wrapped, not turned into text.
 
 use super::guard::{self, Remedy};
 use super::issues::IssueKind;

@@ -15,7 +15,7 @@
 //!
 //! A run that fails at any point writes nothing but its run record (with what it saw). Errors:
 //! [`SyncError`] here; the layers below keep their own (`FetchError`, `MappingError`,
-//! `StoreError`), wrapped, never flattened into strings.
+//! `StoreError`, `PagingError`), which it wraps rather than their text.
 
 pub mod diff;
 pub mod error;

@@ -200,7 +200,7 @@ async fn replay_page(
         Ok(Some((payload, archived)))
     })
     .await
-    .map_err(|e| fail(e.to_string()))?;
+    .map_err(store_error(&source.name))?;
     let (payload, archived) = found.ok_or_else(|| {
         fail(format!(
             "it archived no page {seq}; replaying it asks for more pages than it fetched (did the mapping's paging change?)"

@@ -10,11 +10,11 @@ use std::time::Instant;
 
 use super::diff::{self, Absence};
 use super::error::{SyncError, store_error};
-use super::events::{PageFetched, PageRead, RunHeld};
+use super::events::{PageFetched, PageRead};
 use super::guard;
 use super::issues::{IssueKind, RunIssue};
 use super::pages::{Page, PageSource, archive_page, archived};
-use super::paging::{Next, PageProgress, PageVars, Pager};
+use super::paging::{Next, PageProgress, Pager};
 use super::plan::ChangeSummary;
 use super::reader::{self, Baseline};
 use super::records::{RunState, take_record};
@@ -84,11 +84,6 @@ pub(super) async fn execute<K: RecordKind, T: Tables, S: PageSource>(
     };
     if let Err(hold) = guard::check(&evidence(&stored, state, &absences), &policy) {
         writer.abandon().await;
-        scope.ctx.events.emit(RunHeld {
-            source: name.clone(),
-            run_id: scope.run_id,
-            hold: hold.clone(),
-        });
         return Err(SyncError::Held {
             source_name: name,
             hold,
@@ -185,15 +180,16 @@ async fn read_pages<K: RecordKind, T: Tables, S: PageSource>(
     let source = scope.source;
     let store_err = store_error(&source.name);
     let mut pager = Pager::new(&source.mapping.paging, source.page_size);
-    let mut page = fetch(scope, pages, pager.current().clone(), false).await?;
+    let mut page = pages.page(pager.current().clone(), false).await?;
     loop {
+        announce(scope, &page);
         let reading = spawn_read::<K>(baseline, &page);
         let ahead = pager.peek_next();
         // Archive and read this page while the next one is fetched.
         let previous = archiving.replace(archive_page(scope.ctx, &page, scope.run_id));
         let (stored, read, prefetched) = tokio::join!(archived(previous), reading, async {
             match ahead {
-                Some(vars) => Some(fetch(scope, pages, vars, true).await),
+                Some(vars) => Some(pages.page(vars, true).await),
                 None => None,
             }
         });
@@ -233,20 +229,15 @@ async fn read_pages<K: RecordKind, T: Tables, S: PageSource>(
             }
             Next::Fetch(vars) => match prefetched {
                 Some(result) if result.as_ref().map_or(true, |p| p.vars == vars) => result?,
-                _ => fetch(scope, pages, vars, true).await?,
+                _ => pages.page(vars, true).await?,
             },
         };
     }
 }
 
-/// A page from the source, announced to the run's listeners.
-async fn fetch<S: PageSource>(
-    scope: &Scope<'_>,
-    pages: &S,
-    vars: PageVars,
-    following: bool,
-) -> Result<Page, SyncError> {
-    let page = pages.page(vars, following).await?;
+/// Tells the run's listeners that a page was accepted into the run (a page fetched ahead and
+/// then not needed is not announced).
+fn announce(scope: &Scope<'_>, page: &Page) {
     scope.ctx.events.emit(PageFetched {
         source: scope.source.name.clone(),
         run_id: scope.run_id,
@@ -256,7 +247,6 @@ async fn fetch<S: PageSource>(
         bytes: page.body.len(),
         not_modified: page.fetched.not_modified,
     });
-    Ok(page)
 }
 
 /// Reads a page on a blocking thread (the next page is fetched meanwhile).

@@ -46,8 +46,16 @@ pub fn load(conn: &mut PgConnection, run_id: i64) -> Result<Option<RunReport>, S
         return Ok(None);
     };
     let changes = procedures::changes(conn, None, None, Some(run_id), MAX_CHANGES)?;
-    let issues = serde_json::from_value(run.issues.clone())
-        .map_err(|error| StoreError::CorruptRun { run: run_id, error })?;
+    // Problems this program wrote; one it cannot read (a hand-edited row) is left out.
+    let issues = run
+        .issues
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .filter_map(|issue| serde_json::from_value(issue.clone()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Some(RunReport {
         issues,
         duration_ms: run

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::error::{SyncError, error_url, issue_kind, store_error};
-use super::events::{Events, RunFinished, RunStarted};
+use super::events::{Events, RunFinished, RunHeld, RunStarted};
 use super::issues::{IssueKind, RunIssue};
 use super::pages::{ArchivePages, PortalPages};
 use super::pipeline::{self, Scope};
@@ -126,15 +126,27 @@ pub async fn run_source(
         }
     };
     let counts = state.final_counts();
+    if let Err(SyncError::Held { hold, .. }) = &outcome {
+        ctx.events.emit(RunHeld {
+            source: source.name.clone(),
+            run_id,
+            hold: hold.clone(),
+        });
+    }
+    let finished = record_end(ctx, run_id, status, &counts, &state, message.clone(), lock).await;
+    // Told once the run record is closed (a run whose record could not be closed failed).
+    let (status, message) = match (&finished, status, message) {
+        (Err(error), RunStatus::Succeeded, _) => (RunStatus::Failed, Some(error.to_string())),
+        (_, status, message) => (status, message),
+    };
     ctx.events.emit(RunFinished {
         source: source.name.clone(),
         run_id,
         status,
         counts: counts.clone(),
         duration: started.elapsed(),
-        error: message.clone(),
+        error: message,
     });
-    let finished = record_end(ctx, run_id, status, &counts, &state, message, lock).await;
     let (changes, rows_written) = outcome?;
     finished.map_err(store_error(&source.name))?;
     Ok(SyncReport {

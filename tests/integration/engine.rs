@@ -106,6 +106,14 @@ async fn a_held_run_is_told_as_held() {
 
     assert!(matches!(error, SyncError::Held { .. }), "{error}");
     let lines = recorder.0.lock().unwrap().clone();
+    let fetched = lines
+        .iter()
+        .filter(|l| l.starts_with("fetched page"))
+        .count();
+    assert_eq!(
+        fetched, 1,
+        "the page fetched ahead and dropped is not announced: {lines:?}"
+    );
     let held: Vec<_> = lines.iter().filter(|l| l.starts_with("held: ")).collect();
     assert_eq!(held.len(), 1, "{lines:?}");
     assert!(held[0].contains("30 are stored as active"), "{lines:?}");
@@ -114,6 +122,37 @@ async fn a_held_run_is_told_as_held() {
         last.ends_with(&format!("{} added 0 error true", RunStatus::Held)),
         "{lines:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_held_for_its_paging_is_told_as_held_too() {
+    let db = TestDb::new();
+    // Every page number gets page 1: the portal ignores paging.
+    let portal = FakePortal::start(|_| Reply::xml(synthetic::lgsp_page(300, 1, 100, 0, 0)));
+    let config = TestConfig::new(&db, "", &lgsp_source("lgsp", &portal.base_url, "")).load();
+    let (recorder, events) = recorded();
+
+    let error = sync_observed(&config, &db, "lgsp", events)
+        .await
+        .unwrap_err();
+
+    assert!(
+        matches!(
+            &error,
+            SyncError::Held {
+                hold: tthc_sync::sync::guard::Hold::Paging { .. },
+                ..
+            }
+        ),
+        "{error}"
+    );
+    let lines = recorder.0.lock().unwrap().clone();
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("held: ")).count(),
+        1,
+        "{lines:?}"
+    );
+    assert!(lines.last().unwrap().contains(" held added "), "{lines:?}");
 }
 
 /// A portal that answers 304 to a request carrying the ETag it gave, and the page otherwise.
