@@ -51,6 +51,7 @@ fn main() {
         for body in &bodies {
             let page = reader::read_page::<tthc_sync::model::Procedures>(
                 &baseline,
+                &Default::default(),
                 body,
                 Some("text/xml; charset=utf-8"),
                 None,

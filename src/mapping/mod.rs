@@ -22,8 +22,23 @@ use field::{FieldRule, ReadContext};
 use path::{Node, Path};
 pub use request::{PagingSpec, PagingStyle, RequestSpec};
 
-use crate::model::{self, Digest, Kind, RecordKind};
+use crate::model::{self, Digest, Kind, RecordKind, RequestValues};
 use crate::text::DEFAULT_PLACEHOLDERS;
+
+/// The part of a record's raw hash that its request's own values make: empty when it has none.
+fn request_salt(request: &RequestValues) -> Vec<u8> {
+    let mut salt = Vec::new();
+    for (name, value) in request {
+        salt.extend_from_slice(name.as_bytes());
+        salt.push(b'=');
+        salt.extend_from_slice(value.as_bytes());
+        salt.push(b'\n');
+    }
+    if !salt.is_empty() {
+        salt.push(b'\n');
+    }
+    salt
+}
 
 /// Part of every raw hash: raised whenever a change to the reader can change what the same bytes
 /// through the same mapping yield, so that records are read again rather than skipped as known.
@@ -358,7 +373,21 @@ impl Mapping {
         known: &dyn Fn(&Digest) -> bool,
         on_record: &mut dyn FnMut(RecordEvent<K::Record>),
     ) -> Result<PageSummary, MappingError> {
+        self.extract_skipping_in::<K>(body, &RequestValues::new(), known, on_record)
+    }
+
+    /// [`Mapping::extract_skipping`] for a response to a request with its own values (a unit,
+    /// a month): they take part in each record's raw hash (the same bytes answering another
+    /// month are another record) and in its normalisation.
+    pub fn extract_skipping_in<K: RecordKind>(
+        &self,
+        body: &str,
+        request: &RequestValues,
+        known: &dyn Fn(&Digest) -> bool,
+        on_record: &mut dyn FnMut(RecordEvent<K::Record>),
+    ) -> Result<PageSummary, MappingError> {
         debug_assert_eq!(self.kind, K::KIND, "a mapping read as another kind");
+        let salt = request_salt(request);
         let captures = self.captures();
         let mut position = 0usize;
         let scanned = match self.format {
@@ -369,19 +398,20 @@ impl Mapping {
                 self.max_depth,
                 &mut |node| {
                     position += 1;
-                    let raw_hash = self.raw_hash(&serde_json::to_vec(node).unwrap_or_default());
+                    let raw_hash =
+                        self.raw_hash(&salt, &serde_json::to_vec(node).unwrap_or_default());
                     if known(&raw_hash) {
                         on_record(RecordEvent::Known { raw_hash });
                     } else {
                         on_record(RecordEvent::Read(Box::new(
-                            self.read::<K, _>(node, position, raw_hash),
+                            self.read::<K, _>(node, request, position, raw_hash),
                         )));
                     }
                 },
             ),
             Format::Xml => xml::scan(body, &self.records, &captures, self.max_depth, &mut |raw| {
                 position += 1;
-                on_record(self.xml_record::<K>(raw, position, known));
+                on_record(self.xml_record::<K>(raw, request, &salt, position, known));
             }),
         };
         self.summary(scanned, position)
@@ -393,6 +423,7 @@ impl Mapping {
     pub fn extract_parallel<K: RecordKind, T: Send>(
         &self,
         body: &str,
+        request: &RequestValues,
         known: &(dyn Fn(&Digest) -> bool + Sync),
         process: &(dyn Fn(RecordEvent<K::Record>) -> T + Sync),
         threads: usize,
@@ -400,8 +431,9 @@ impl Mapping {
         debug_assert_eq!(self.kind, K::KIND, "a mapping read as another kind");
         if self.format != Format::Xml || threads < 2 {
             let mut out = Vec::new();
-            let summary =
-                self.extract_skipping::<K>(body, known, &mut |event| out.push(process(event)))?;
+            let summary = self.extract_skipping_in::<K>(body, request, known, &mut |event| {
+                out.push(process(event))
+            })?;
             return Ok((summary, out));
         }
         let mut raws: Vec<&str> = Vec::new();
@@ -413,12 +445,15 @@ impl Mapping {
             &mut |raw| raws.push(raw),
         );
         let summary = self.summary(scanned, raws.len())?;
+        let salt = request_salt(request);
         let share = raws.len().div_ceil(threads).max(1);
         let read_share = |first: usize, share: &[&str]| -> Vec<T> {
             share
                 .iter()
                 .enumerate()
-                .map(|(i, raw)| process(self.xml_record::<K>(raw, first + i + 1, known)))
+                .map(|(i, raw)| {
+                    process(self.xml_record::<K>(raw, request, &salt, first + i + 1, known))
+                })
                 .collect()
         };
         let mut out = Vec::with_capacity(raws.len());
@@ -455,15 +490,17 @@ impl Mapping {
     fn xml_record<K: RecordKind>(
         &self,
         raw: &str,
+        request: &RequestValues,
+        salt: &[u8],
         position: usize,
         known: &dyn Fn(&Digest) -> bool,
     ) -> RecordEvent<K::Record> {
-        let raw_hash = self.raw_hash(raw.as_bytes());
+        let raw_hash = self.raw_hash(salt, raw.as_bytes());
         if known(&raw_hash) {
             return RecordEvent::Known { raw_hash };
         }
         let extracted = match xml::parse_record(raw, self.max_depth) {
-            Ok(element) => self.read::<K, _>(&element, position, raw_hash),
+            Ok(element) => self.read::<K, _>(&element, request, position, raw_hash),
             Err(e) => Extracted {
                 position,
                 raw_hash,
@@ -526,11 +563,13 @@ impl Mapping {
     }
 
     /// Identifies a record's raw text under this mapping and this reader.
-    fn raw_hash(&self, raw: &[u8]) -> Digest {
+    fn raw_hash(&self, salt: &[u8], raw: &[u8]) -> Digest {
         let mut hasher = Sha256::new();
         hasher.update(READER_VERSION.as_bytes());
         hasher.update(self.hash.as_bytes());
         hasher.update(b"\n");
+        // Empty for a run's only request: hashes stay what they were before requests had values.
+        hasher.update(salt);
         hasher.update(raw);
         Digest::from_hasher(hasher)
     }
@@ -538,6 +577,7 @@ impl Mapping {
     fn read<K: RecordKind, N: Node>(
         &self,
         node: &N,
+        request: &RequestValues,
         position: usize,
         raw_hash: Digest,
     ) -> Extracted<K::Record> {
@@ -547,9 +587,9 @@ impl Mapping {
             warnings: Vec::new(),
         };
         let mut value = field::read_record(&self.fields, node, &field::Location::ROOT, &mut ctx);
-        let model::kind::PartialIdentity { key, alias } = K::partial_identity(&value);
+        let model::kind::PartialIdentity { key, alias } = K::partial_identity(&value, request);
         let result = if ctx.errors.is_empty() {
-            K::normalise(&mut value);
+            K::normalise(&mut value, request);
             serde_json::from_value::<K::Record>(value).map_err(|e| RecordError {
                 code: key.clone(),
                 local_code: alias.clone(),
@@ -669,6 +709,30 @@ name = "NAME"
                 && msg.contains("procedures"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_requests_values_set_its_records_apart_and_none_change_nothing() {
+        assert!(request_salt(&RequestValues::new()).is_empty());
+        let month = |m: &str| RequestValues::from([("month".to_string(), m.to_string())]);
+        assert_ne!(request_salt(&month("10")), request_salt(&month("11")));
+        let m = mapping(MINIMAL).unwrap();
+        let body = r#"[{"TTHC_MA":"1.1","NAME":"x"}]"#;
+        let hash_in = |request: &RequestValues| {
+            let mut hashes = Vec::new();
+            m.extract_skipping_in::<Procedures>(body, request, &|_| false, &mut |e| {
+                if let RecordEvent::Read(r) = e {
+                    hashes.push(r.raw_hash)
+                }
+            })
+            .unwrap();
+            hashes
+        };
+        let mut plain = Vec::new();
+        m.extract::<Procedures>(body, &mut |e| plain.push(e.raw_hash))
+            .unwrap();
+        assert_eq!(hash_in(&RequestValues::new()), plain);
+        assert_ne!(hash_in(&month("10")), hash_in(&month("11")));
     }
 
     #[test]

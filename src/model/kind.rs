@@ -12,6 +12,10 @@ use super::hash::json_and_hash;
 use super::procedure::{self, OnlineMode, PROCEDURE_SCHEMA, Procedure};
 use super::{Digest, FieldSchema};
 
+/// The values of the request a record answered, beyond the source's own (a unit, a month):
+/// part of what identifies records of some kinds. Empty for a run's only request.
+pub type RequestValues = std::collections::BTreeMap<String, String>;
+
 /// The kinds of record a mapping file can declare (`kind = "procedures"`, the default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -70,11 +74,12 @@ pub trait RecordKind: Send + Sync + 'static {
     type Record: Serialize + DeserializeOwned + Send + 'static;
 
     /// Normalises the mapped fields before they are typed (values the source states in several
-    /// vocabularies settled into one).
-    fn normalise(_fields: &mut Value) {}
+    /// vocabularies settled into one; what the request itself says about the record).
+    fn normalise(_fields: &mut Value, _request: &RequestValues) {}
 
-    /// The identity readable from mapped fields, even when the record cannot be typed.
-    fn partial_identity(fields: &Value) -> PartialIdentity;
+    /// The identity readable from mapped fields (and the request), even when the record cannot
+    /// be typed.
+    fn partial_identity(fields: &Value, request: &RequestValues) -> PartialIdentity;
 
     /// The key and alias of a typed record.
     fn key_and_alias(record: &Self::Record) -> (&str, &str);
@@ -103,7 +108,7 @@ impl RecordKind for Procedures {
 
     /// Replaces the mapped `online_mode` text by the canonical mode it and `online_label` state
     /// together, or null when they state nothing (unknown is not "none").
-    fn normalise(fields: &mut Value) {
+    fn normalise(fields: &mut Value, _request: &RequestValues) {
         let text = |key: &str| {
             fields
                 .get(key)
@@ -120,7 +125,7 @@ impl RecordKind for Procedures {
         }
     }
 
-    fn partial_identity(fields: &Value) -> PartialIdentity {
+    fn partial_identity(fields: &Value, _request: &RequestValues) -> PartialIdentity {
         let text_of = |key: &str| {
             fields
                 .get(key)

@@ -12,7 +12,7 @@ pub mod schema;
 pub mod state;
 
 pub use hash::{Digest, comparable_form, content_hash, hex, json_and_hash};
-pub use kind::{Identity, Kind, PartialIdentity, Procedures, RecordKind};
+pub use kind::{Identity, Kind, PartialIdentity, Procedures, RecordKind, RequestValues};
 pub use procedure::*;
 pub use schema::{FieldKind, FieldSchema};
 pub use state::{ChangeKind, RunStatus, Status, Stored, UnknownState, Validators};

@@ -17,7 +17,7 @@ use crate::db::{self, StoreError, payloads, runs};
 use crate::fetch::{FetchError, Fetched, Method, PageRequest, Validators};
 use crate::mapping::answer;
 use crate::mapping::request::render;
-use crate::model::{self, RunStatus};
+use crate::model::{self, RequestValues, RunStatus};
 
 /// The longest URL whose validators are remembered for conditional GET.
 const MAX_CACHED_URL_LEN: usize = 2048;
@@ -34,12 +34,30 @@ pub struct Page {
     pub hash: String,
 }
 
+/// One request a run makes, paged on its own: the values its templates add to the source's own
+/// (a unit, a month). A plain source makes one request with none.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Request {
+    pub values: RequestValues,
+}
+
+/// The requests a run of `source` makes, in order: one for every source today; a source of
+/// several (a window of months per unit, one detail page per record) lists them here, so that
+/// a replay of its run asks the archive for the same requests as the portal was asked.
+pub fn source_requests(_source: &Source) -> Vec<Request> {
+    vec![Request::default()]
+}
+
 /// Where a run's pages come from.
 pub trait PageSource: Send + Sync {
-    /// The page `vars` describe; `following` for every page after the first (a source that
-    /// talks to a portal pauses politely before it).
+    /// The requests of the run, in order; each is paged on its own.
+    fn requests(&self) -> Vec<Request>;
+
+    /// The page `vars` describe of `request`; `following` for every page after the run's first
+    /// (a source that talks to a portal pauses politely before it).
     fn page(
         &self,
+        request: &Request,
         vars: PageVars,
         following: bool,
     ) -> impl Future<Output = Result<Page, SyncError>> + Send;
@@ -71,11 +89,27 @@ impl<'a> PortalPages<'a> {
 }
 
 impl PageSource for PortalPages<'_> {
-    async fn page(&self, vars: PageVars, following: bool) -> Result<Page, SyncError> {
+    fn requests(&self) -> Vec<Request> {
+        source_requests(self.source)
+    }
+
+    async fn page(
+        &self,
+        request: &Request,
+        vars: PageVars,
+        following: bool,
+    ) -> Result<Page, SyncError> {
         if following && !self.source.delay.is_zero() {
             tokio::time::sleep(self.source.delay).await;
         }
-        fetch_page(self.ctx, self.source, vars, self.bearer_token.clone()).await
+        fetch_page(
+            self.ctx,
+            self.source,
+            request,
+            vars,
+            self.bearer_token.clone(),
+        )
+        .await
     }
 }
 
@@ -108,7 +142,16 @@ impl<'a> ArchivePages<'a> {
 }
 
 impl PageSource for ArchivePages<'_> {
-    async fn page(&self, vars: PageVars, _following: bool) -> Result<Page, SyncError> {
+    fn requests(&self) -> Vec<Request> {
+        source_requests(self.source)
+    }
+
+    async fn page(
+        &self,
+        _request: &Request,
+        vars: PageVars,
+        _following: bool,
+    ) -> Result<Page, SyncError> {
         replay_page(self.ctx, self.source, self.run, vars).await
     }
 }
@@ -135,6 +178,7 @@ pub fn replay_problem(run: Option<&runs::RunSummary>, source: &str) -> Option<St
 /// Renders the mapping's request for one page.
 fn build_request(
     source: &Source,
+    request: &Request,
     vars: &PageVars,
     bearer_token: Option<String>,
 ) -> Result<PageRequest, SyncError> {
@@ -146,9 +190,10 @@ fn build_request(
             "page_size" => Some(vars.page_size.to_string()),
             "offset" => Some(vars.offset.to_string()),
             "cursor" => Some(vars.cursor.clone().unwrap_or_default()),
-            other => source
-                .vars
+            other => request
+                .values
                 .get(other)
+                .or_else(|| source.vars.get(other))
                 .or_else(|| source.mapping.vars.get(other))
                 .cloned(),
         }
@@ -191,7 +236,7 @@ async fn replay_page(
         run,
         message,
     };
-    let seq = i32::try_from(vars.sequence).map_err(|_| fail("too many pages".into()))?;
+    let seq = i32::try_from(vars.run_page).map_err(|_| fail("too many pages".into()))?;
     let found = db::blocking(&ctx.pool, move |conn| {
         let Some(payload) = runs::payload(conn, run, seq)? else {
             return Ok(None);
@@ -236,12 +281,13 @@ async fn replay_page(
 async fn fetch_page(
     ctx: &SyncContext,
     source: &Source,
+    asked: &Request,
     vars: PageVars,
     bearer_token: Option<String>,
 ) -> Result<Page, SyncError> {
     let name = source.name.clone();
     let store_err = store_error(&name);
-    let mut request = build_request(source, &vars, bearer_token)?;
+    let mut request = build_request(source, asked, &vars, bearer_token)?;
     // The cache is keyed by URL (an indexed column): a URL swollen by a portal's cursor is
     // fetched, just not remembered.
     let cacheable = request.method == Method::Get
@@ -261,7 +307,7 @@ async fn fetch_page(
         .fetcher
         .fetch(&request)
         .await
-        .map_err(|error| fetch_error(source, vars.sequence, error))?;
+        .map_err(|error| fetch_error(source, vars.run_page, error))?;
     let archived = match (&cached, fetched.not_modified) {
         (Some((_, hash)), true) => {
             let key = hash.clone();
@@ -282,7 +328,7 @@ async fn fetch_page(
             .fetcher
             .fetch(&request)
             .await
-            .map_err(|error| fetch_error(source, vars.sequence, error))?;
+            .map_err(|error| fetch_error(source, vars.run_page, error))?;
     }
     let (body, hash) = match archived {
         Some(((body, content_type), hash)) => {
@@ -338,7 +384,7 @@ pub(super) fn archive_page(
 ) -> tokio::task::JoinHandle<Result<(), StoreError>> {
     let record = runs::RunPayload {
         run_id,
-        seq: i32::try_from(page.vars.sequence).unwrap_or(i32::MAX),
+        seq: i32::try_from(page.vars.run_page).unwrap_or(i32::MAX),
         url: page.fetched.url.clone(),
         http_status: i32::from(page.fetched.status),
         bytes: i32::try_from(page.body.len()).unwrap_or(i32::MAX),

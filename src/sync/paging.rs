@@ -11,8 +11,11 @@ use crate::mapping::{PageSummary, PagingSpec, PagingStyle};
 /// Values for the request templates of one page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageVars {
-    /// 1-based count of requests in this run.
+    /// 1-based count of the pages of this request (a run may make several requests, each
+    /// paged on its own).
     pub sequence: u64,
+    /// 1-based count of the pages of the whole run: where the page is archived in the run.
+    pub run_page: u64,
     pub page: u64,
     pub offset: u64,
     pub page_size: u64,
@@ -138,8 +141,14 @@ pub struct Pager {
 
 impl Pager {
     pub fn new(spec: &PagingSpec, page_size: u64) -> Pager {
+        Pager::starting_at(spec, page_size, 1)
+    }
+
+    /// A pager for a request whose first page is page `run_page` of the run.
+    pub fn starting_at(spec: &PagingSpec, page_size: u64, run_page: u64) -> Pager {
         let current = PageVars {
             sequence: 1,
+            run_page,
             page: spec.first,
             offset: spec.first,
             page_size,
@@ -194,6 +203,7 @@ impl Pager {
     fn following(&self, cursor: Option<String>) -> PageVars {
         PageVars {
             sequence: self.current.sequence + 1,
+            run_page: self.current.run_page + 1,
             page: self.current.page.saturating_add(1),
             offset: self.current.offset.saturating_add(self.page_size),
             page_size: self.page_size,
@@ -346,6 +356,28 @@ mod tests {
             payload_hash: hash,
             new_records: records as u64,
         }
+    }
+
+    #[test]
+    fn a_later_request_counts_its_own_pages_and_the_runs() {
+        // spec: pages of 2, at most 5 pages per request.
+        let mut p = Pager::starting_at(&spec(PagingStyle::Page), 2, 8);
+        assert_eq!(
+            (p.current().sequence, p.current().run_page, p.current().page),
+            (1, 8, 1)
+        );
+        for n in 2..=5 {
+            let next = p.advance(&page(2, None), fresh(&n.to_string(), 2)).unwrap();
+            assert!(
+                matches!(&next, Next::Fetch(v) if v.sequence == n && v.run_page == n + 7 && v.page == n),
+                "{next:?}"
+            );
+        }
+        assert_eq!(
+            p.advance(&page(2, None), fresh("last", 2)),
+            Err(PagingError::TooManyPages { max: 5 }),
+            "the limit is per request"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::error::{SyncError, store_error};
 use super::events::{PageFetched, PageRead};
 use super::guard;
 use super::issues::{IssueKind, RunIssue};
-use super::pages::{Page, PageSource, archive_page, archived};
+use super::pages::{Page, PageSource, Request, archive_page, archived};
 use super::paging::{Next, PageProgress, Pager};
 use super::plan::ChangeSummary;
 use super::reader::{self, Baseline};
@@ -23,7 +23,7 @@ use super::store::{RowsWritten, Writer};
 use crate::config::Source;
 use crate::db::records::Tables;
 use crate::db::{self, StoreError};
-use crate::model::{RecordKind, Status, Stored};
+use crate::model::{RecordKind, RequestValues, Status, Stored};
 
 /// What one run works within: shared resources, its source, its run record.
 pub(super) struct Scope<'a> {
@@ -150,8 +150,8 @@ fn evidence<'a>(
     }
 }
 
-/// Pages through the source; on failure, lets a page being archived land (it is harmless)
-/// before the run is reported.
+/// Pages through every request of the source; on failure, lets a page being archived land (it
+/// is harmless) before the run is reported.
 async fn read_all<K: RecordKind, T: Tables, S: PageSource>(
     scope: &Scope<'_>,
     state: &mut RunState,
@@ -160,78 +160,127 @@ async fn read_all<K: RecordKind, T: Tables, S: PageSource>(
     pages: &S,
 ) -> Result<(), SyncError> {
     let mut archiving = None;
-    let result = read_pages::<K, T, S>(scope, state, writer, baseline, pages, &mut archiving).await;
-    if result.is_err() {
-        let _ = archived(archiving).await;
+    let mut so_far = SoFar {
+        next_page: 1,
+        records: 0,
+        declared_total: Some(0),
+    };
+    let mut result = Ok(());
+    for request in pages.requests() {
+        let reader = PageReader {
+            scope,
+            baseline,
+            pages,
+            request: &request,
+        };
+        result = reader
+            .read_pages::<K, T>(state, writer, &mut so_far, &mut archiving)
+            .await;
+        if result.is_err() {
+            let _ = archived(archiving.take()).await;
+            break;
+        }
     }
     result
 }
 
-/// The page loop: every page is archived and read while the next one is fetched, and every
-/// new or changed record goes to the writer. `archiving` holds the archive task still running.
-async fn read_pages<K: RecordKind, T: Tables, S: PageSource>(
-    scope: &Scope<'_>,
-    state: &mut RunState,
-    writer: &mut Writer<T>,
-    baseline: &Arc<Baseline>,
-    pages: &S,
-    archiving: &mut Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
-) -> Result<(), SyncError> {
-    let source = scope.source;
-    let store_err = store_error(&source.name);
-    let mut pager = Pager::new(&source.mapping.paging, source.page_size);
-    let mut page = pages.page(pager.current().clone(), false).await?;
-    loop {
-        announce(scope, &page);
-        let reading = spawn_read::<K>(baseline, &page);
-        let ahead = pager.peek_next();
-        // Archive and read this page while the next one is fetched.
-        let previous = archiving.replace(archive_page(scope.ctx, &page, scope.run_id));
-        let (stored, read, prefetched) = tokio::join!(archived(previous), reading, async {
-            match ahead {
-                Some(vars) => Some(pages.page(vars, true).await),
-                None => None,
+/// What the requests read before the current one add up to.
+struct SoFar {
+    /// The run's page number of the next request's first page.
+    next_page: u64,
+    /// Records met by the earlier requests.
+    records: u64,
+    /// The totals they declared, summed; none when one of them declared none.
+    declared_total: Option<u64>,
+}
+
+/// Reads the pages of one request.
+struct PageReader<'a, S> {
+    scope: &'a Scope<'a>,
+    baseline: &'a Arc<Baseline>,
+    pages: &'a S,
+    request: &'a Request,
+}
+
+impl<S: PageSource> PageReader<'_, S> {
+    /// The page loop: every page is archived and read while the next one is fetched, and every
+    /// new or changed record goes to the writer. `archiving` holds the archive task still
+    /// running.
+    async fn read_pages<K: RecordKind, T: Tables>(
+        &self,
+        state: &mut RunState,
+        writer: &mut Writer<T>,
+        so_far: &mut SoFar,
+        archiving: &mut Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+    ) -> Result<(), SyncError> {
+        let (scope, pages, request) = (self.scope, self.pages, self.request);
+        let source = scope.source;
+        let store_err = store_error(&source.name);
+        let mut pager =
+            Pager::starting_at(&source.mapping.paging, source.page_size, so_far.next_page);
+        let following = so_far.next_page > 1;
+        let mut page = pages
+            .page(request, pager.current().clone(), following)
+            .await?;
+        loop {
+            announce(scope, &page);
+            let reading = spawn_read::<K>(self.baseline, &request.values, &page);
+            let ahead = pager.peek_next();
+            // Archive and read this page while the next one is fetched.
+            let previous = archiving.replace(archive_page(scope.ctx, &page, scope.run_id));
+            let (stored, read, prefetched) = tokio::join!(archived(previous), reading, async {
+                match ahead {
+                    Some(vars) => Some(pages.page(request, vars, true).await),
+                    None => None,
+                }
+            });
+            stored.map_err(store_err)?;
+            let read = read
+                .map_err(|e| store_err(StoreError::Join(e)))?
+                .map_err(|e| read_error(source, &page, e))?;
+            let url = page.fetched.url.clone();
+            note_header_overruled(state, read.header_overruled, &url);
+            let met_before = state.seen.distinct();
+            for record in read.records {
+                if let Some(pending) = take_record::<K>(record, state, &url, page.vars.run_page) {
+                    writer.push(pending).await.map_err(store_err)?;
+                }
             }
-        });
-        stored.map_err(store_err)?;
-        let read = read
-            .map_err(|e| store_err(StoreError::Join(e)))?
-            .map_err(|e| read_error(source, &page, e))?;
-        let url = page.fetched.url.clone();
-        note_header_overruled(state, read.header_overruled, &url);
-        let met_before = state.seen.distinct();
-        for record in read.records {
-            if let Some(pending) = take_record::<K>(record, state, &url, page.vars.sequence) {
-                writer.push(pending).await.map_err(store_err)?;
-            }
+            state.counts.pages += 1;
+            let progress = PageProgress {
+                payload_hash: &page.hash,
+                new_records: state.seen.distinct() - met_before,
+            };
+            let next = pager
+                .advance(&read.summary, progress)
+                .map_err(|error| SyncError::paging(&source.name, &url, error))?;
+            let declared_total = so_far
+                .declared_total
+                .zip(pager.declared_total())
+                .map(|(before, now)| before + now);
+            state.counts.declared_total = declared_total;
+            scope.ctx.events.emit(PageRead {
+                source: source.name.clone(),
+                run_id: scope.run_id,
+                pages: state.counts.pages,
+                records: so_far.records + pager.records(),
+                declared_total,
+            });
+            page = match next {
+                Next::Done(stop) => {
+                    tracing::debug!(source = %source.name, ?stop, pages = state.counts.pages, "paging finished");
+                    archived(archiving.take()).await.map_err(store_err)?;
+                    so_far.next_page = page.vars.run_page + 1;
+                    so_far.records += pager.records();
+                    so_far.declared_total = declared_total;
+                    return Ok(());
+                }
+                Next::Fetch(vars) => match prefetched {
+                    Some(result) if result.as_ref().map_or(true, |p| p.vars == vars) => result?,
+                    _ => pages.page(request, vars, true).await?,
+                },
+            };
         }
-        state.counts.pages += 1;
-        let progress = PageProgress {
-            payload_hash: &page.hash,
-            new_records: state.seen.distinct() - met_before,
-        };
-        let next = pager
-            .advance(&read.summary, progress)
-            .map_err(|error| SyncError::paging(&source.name, &url, error))?;
-        state.counts.declared_total = pager.declared_total();
-        scope.ctx.events.emit(PageRead {
-            source: source.name.clone(),
-            run_id: scope.run_id,
-            pages: state.counts.pages,
-            records: pager.records(),
-            declared_total: pager.declared_total(),
-        });
-        page = match next {
-            Next::Done(stop) => {
-                tracing::debug!(source = %source.name, ?stop, pages = state.counts.pages, "paging finished");
-                archived(archiving.take()).await.map_err(store_err)?;
-                return Ok(());
-            }
-            Next::Fetch(vars) => match prefetched {
-                Some(result) if result.as_ref().map_or(true, |p| p.vars == vars) => result?,
-                _ => pages.page(vars, true).await?,
-            },
-        };
     }
 }
 
@@ -241,7 +290,7 @@ fn announce(scope: &Scope<'_>, page: &Page) {
     scope.ctx.events.emit(PageFetched {
         source: scope.source.name.clone(),
         run_id: scope.run_id,
-        page: page.vars.sequence,
+        page: page.vars.run_page,
         url: page.fetched.url.clone(),
         status: page.fetched.status,
         bytes: page.body.len(),
@@ -252,15 +301,18 @@ fn announce(scope: &Scope<'_>, page: &Page) {
 /// Reads a page on a blocking thread (the next page is fetched meanwhile).
 fn spawn_read<K: RecordKind>(
     baseline: &Arc<Baseline>,
+    request: &RequestValues,
     page: &Page,
 ) -> tokio::task::JoinHandle<Result<reader::PageRead, reader::ReadError>> {
     let baseline = baseline.clone();
+    let request = request.clone();
     let body = page.body.clone();
     let content_type = page.fetched.content_type.clone();
     let redirected_to = page.fetched.redirected_to.clone();
     tokio::task::spawn_blocking(move || {
         reader::read_page::<K>(
             &baseline,
+            &request,
             &body,
             content_type.as_deref(),
             redirected_to.as_deref(),
@@ -286,7 +338,7 @@ fn note_header_overruled(state: &mut RunState, note: Option<String>, url: &str) 
 fn read_error(source: &Source, page: &Page, error: reader::ReadError) -> SyncError {
     let source_name = source.name.clone();
     let url = page.fetched.url.clone();
-    let page = page.vars.sequence;
+    let page = page.vars.run_page;
     match error {
         reader::ReadError::Decode(message) => SyncError::Decode {
             source_name,

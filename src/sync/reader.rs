@@ -12,7 +12,7 @@ use super::diff::{self, Verdict};
 use crate::fetch::decode;
 use crate::mapping::answer::{self, NotData};
 use crate::mapping::{FieldIssue, Mapping, MappingError, PageSummary, RecordError, RecordEvent};
-use crate::model::{Digest, Identity, RecordKind, Stored};
+use crate::model::{Digest, Identity, RecordKind, RequestValues, Stored};
 
 /// What a run knows before reading: the mapping, what is stored, and the raw hashes of the
 /// records stored active (raw hash → code).
@@ -95,6 +95,7 @@ fn stored_code_of<K: RecordKind>(
 /// Reads one page. `redirected_to` is where the portal sent the request, if elsewhere.
 pub fn read_page<K: RecordKind>(
     context: &Baseline,
+    request: &RequestValues,
     body: &Bytes,
     content_type: Option<&str>,
     redirected_to: Option<&str>,
@@ -133,10 +134,13 @@ pub fn read_page<K: RecordKind>(
             warnings: extracted.warnings,
         },
     };
-    let extracted =
-        context
-            .mapping
-            .extract_parallel::<K, _>(text, &is_known, &classify, context.threads);
+    let extracted = context.mapping.extract_parallel::<K, _>(
+        text,
+        request,
+        &is_known,
+        &classify,
+        context.threads,
+    );
     // Only a page that could not be read or held nothing is looked at for what it is instead.
     let not_data = || answer::recognise(text, redirected_to).map(ReadError::NotData);
     let unexpected = || {
