@@ -38,13 +38,6 @@ impl Kind {
             Kind::Procedures => &["code", "name"],
         }
     }
-
-    /// The name mapping files use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Procedures => "procedures",
-        }
-    }
 }
 
 /// The identity of a record as far as its mapped fields show it, for a record that could not be

@@ -97,13 +97,6 @@ pub enum Remedy {
     CheckPortalOrAllow,
 }
 
-impl Remedy {
-    /// Whether the operator may apply the result anyway (`allow_mass_removal`).
-    pub fn can_allow(self) -> bool {
-        self != Remedy::RetryLater
-    }
-}
-
 impl Hold {
     /// What the operator can do about it.
     pub fn remedy(&self) -> Remedy {
