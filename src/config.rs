@@ -63,7 +63,42 @@ struct SourceToml {
     removal_grace_runs: Option<u32>,
     max_removal_share: Option<f64>,
     max_unusable_share: Option<f64>,
+    /// The units a statistics source reads (`{unit}` in its mapping).
+    #[serde(default)]
+    units: Vec<UnitToml>,
+    /// How many months, ending with the current one, a statistics source reads.
+    months: Option<u32>,
 }
+
+/// A unit as a source lists it: the portal's id, or a table with its code and name.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum UnitToml {
+    Id(String),
+    Table(UnitTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnitTable {
+    id: String,
+    code: Option<String>,
+    name: Option<String>,
+}
+
+/// A unit (đơn vị) a statistics source reads: the portal's id for it, and the code and name it
+/// is known by when the configuration gives them (they win over the portal's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    pub id: String,
+    pub code: Option<String>,
+    pub name: Option<String>,
+}
+
+/// The months a statistics source reads by default: the current one and the twelve before.
+pub const DEFAULT_MONTHS: u32 = 13;
+/// The most months a source may read.
+const MAX_MONTHS: u32 = 240;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -87,6 +122,10 @@ pub struct Source {
     pub max_removal_share: f64,
     /// Safety guard: the largest share of the records met that may be unusable.
     pub max_unusable_share: f64,
+    /// The units a statistics source reads, in order.
+    pub units: Vec<Unit>,
+    /// How many months, ending with the current one, a statistics source reads.
+    pub months: u32,
 }
 
 /// The whole configuration.
@@ -386,6 +425,26 @@ fn parse_source(
         )?;
     }
     keys.range(&key("delay_ms"), bound_problem(s.delay_ms, 0, MAX_DELAY_MS))?;
+    let units = checked_units(keys, key, &mapping, s.units)?;
+    let months = match (s.months, mapping.kind) {
+        (Some(_), crate::model::Kind::Procedures) => {
+            return Err(keys.invalid(
+                key("months"),
+                format!(
+                    "is for statistics sources; mapping {} reads procedures",
+                    mapping.file.display()
+                ),
+            ));
+        }
+        (Some(months), _) => {
+            keys.range(
+                &key("months"),
+                bound_problem(u64::from(months), 1, u64::from(MAX_MONTHS)),
+            )?;
+            months
+        }
+        (None, _) => DEFAULT_MONTHS,
+    };
     Ok(Source {
         page_size: s.page_size.unwrap_or(mapping.paging.size),
         name: s.name,
@@ -397,7 +456,71 @@ fn parse_source(
         removal_grace_runs: grace,
         max_removal_share: share,
         max_unusable_share: unusable_share,
+        units,
+        months,
     })
+}
+
+/// The source's `units`: given exactly when its mapping asks for a unit (`{unit}`), each id
+/// once, codes and names usable.
+fn checked_units(
+    keys: &Keys<'_>,
+    key: &dyn Fn(&str) -> String,
+    mapping: &Mapping,
+    raw: Vec<UnitToml>,
+) -> Result<Vec<Unit>, ConfigError> {
+    use crate::model::stats::request::UNIT_PLACEHOLDERS;
+    let asks = mapping.kind == crate::model::Kind::Stats && mapping.uses_any(UNIT_PLACEHOLDERS);
+    let file = mapping.file.display();
+    if asks && raw.is_empty() {
+        return Err(keys.invalid(
+            key("units"),
+            format!(
+                "mapping {file} asks for a unit (`{{unit}}`) but the source lists none: units = [\"ID\", ...] or [{{ id = \"ID\", code = \"000.00.22.H24\", name = \"UBND xã ...\" }}]"
+            ),
+        ));
+    }
+    if !asks && !raw.is_empty() {
+        return Err(keys.invalid(
+            key("units"),
+            format!(
+                "mapping {file} does not ask for a unit (no `{{unit}}` in a statistics request), so the units would be ignored"
+            ),
+        ));
+    }
+    let mut units: Vec<Unit> = Vec::with_capacity(raw.len());
+    for (i, unit) in raw.into_iter().enumerate() {
+        let unit = match unit {
+            UnitToml::Id(id) => Unit {
+                id,
+                code: None,
+                name: None,
+            },
+            UnitToml::Table(t) => Unit {
+                id: t.id,
+                code: t.code.map(|c| c.trim().to_string()),
+                name: t.name.map(|n| crate::text::clean(&n)),
+            },
+        };
+        let at = key(&format!("units[{i}]"));
+        let usable = |text: &str| {
+            !text.trim().is_empty()
+                && text.len() <= 100
+                && !text.contains('|')
+                && !text.chars().any(char::is_control)
+        };
+        if !usable(&unit.id) || unit.code.as_deref().is_some_and(|c| !usable(c)) {
+            return Err(keys.invalid(
+                at,
+                "a unit's id and code must be non-empty, at most 100 characters, without `|`",
+            ));
+        }
+        if units.iter().any(|u| u.id == unit.id) {
+            return Err(keys.invalid(at, format!("unit `{}` is listed twice", unit.id)));
+        }
+        units.push(unit);
+    }
+    Ok(units)
 }
 
 /// The source's mapping, with its `url` override; the source's `vars` may not take built-in names.

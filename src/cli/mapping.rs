@@ -13,8 +13,8 @@ use serde_json::json;
 
 use super::{Out, Outcome, UsageError, count};
 use tthc_sync::fetch::decode;
-use tthc_sync::mapping::{Mapping, PageSummary, answer, field};
-use tthc_sync::model::{Kind, Procedures, RecordKind};
+use tthc_sync::mapping::{Format, Mapping, PageSummary, answer, field};
+use tthc_sync::model::{Kind, Procedures, RecordKind, Stats};
 
 #[derive(Debug, Subcommand)]
 pub enum MappingCommand {
@@ -110,6 +110,7 @@ pub fn run(command: &MappingCommand, as_json: bool, out: &mut Out) -> Result<Out
         Kind::Procedures => {
             check_sample::<Procedures>(&mapping, file, sample, *show, as_json, problems, out)
         }
+        Kind::Stats => check_sample::<Stats>(&mapping, file, sample, *show, as_json, problems, out),
     }
 }
 
@@ -124,11 +125,19 @@ fn check_sample<K: RecordKind>(
     out: &mut Out,
 ) -> Result<Outcome> {
     let body = read_sample(sample)?;
-    let decoded = decode::body_to_text(&body, None)
-        .map_err(|e| UsageError(format!("{}: {e}", sample.display())))?;
-    let text = &decoded.text;
+    let tabular = mapping.format == Format::Tabular;
+    let text = if tabular {
+        // A spreadsheet is not text; the tabular reader takes its bytes.
+        String::from_utf8_lossy(&body).into_owned()
+    } else {
+        decode::body_to_text(&body, None)
+            .map_err(|e| UsageError(format!("{}: {e}", sample.display())))?
+            .text
+            .into_owned()
+    };
+    let text = &text;
     let mut records = Vec::new();
-    let extracted = mapping.extract::<K>(text, &mut |e| {
+    let mut take = |e: tthc_sync::mapping::Extracted<K::Record>| {
         let at = format!("record {}", e.position);
         for w in &e.warnings {
             problems.push(Problem {
@@ -153,7 +162,17 @@ fn check_sample<K: RecordKind>(
                 }
             }
         }
-    });
+    };
+    let extracted = if tabular {
+        let values = tthc_sync::model::RequestValues::new();
+        mapping.extract_table::<K>(&body, None, &values, &|_| false, &mut |event| {
+            if let tthc_sync::mapping::RecordEvent::Read(e) = event {
+                take(*e)
+            }
+        })
+    } else {
+        mapping.extract::<K>(text, &mut take)
+    };
     let summary = match extracted {
         Ok(summary) => summary,
         Err(error) => {

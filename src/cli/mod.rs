@@ -8,6 +8,7 @@ mod migrate;
 mod out;
 mod procedures;
 mod runs;
+mod stats;
 mod sync;
 
 use std::io::Write;
@@ -59,6 +60,10 @@ pub enum Command {
     Procedures(procedures::ListArgs),
     /// Show one procedure (by national or local code): what each source says, and its versions.
     Procedure(procedures::ShowArgs),
+    /// Load a file people received (the province's monthly spreadsheet) into a source.
+    Import(sync::ImportArgs),
+    /// Dossier statistics per unit and period: counters, indicators and problems.
+    Stats(stats::StatsArgs),
     /// Work with mapping files.
     #[command(subcommand)]
     Mapping(mapping::MappingCommand),
@@ -91,6 +96,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Mapping(command) => mapping::run(command, cli.json, &mut out),
         Command::Migrate => migrate::run(&load_config(&cli)?, &mut out),
         Command::Sync(args) => sync::run(&load_config(&cli)?, args, cli.json, &mut out),
+        Command::Import(args) => sync::import(&load_config(&cli)?, args, cli.json, &mut out),
+        Command::Stats(args) => stats::run(&load_config(&cli)?, args, cli.json, &mut out),
         Command::Runs(args) => runs::run(&load_config(&cli)?, args, cli.json, &mut out),
         Command::Changes(args) => changes::run(&load_config(&cli)?, args, cli.json, &mut out),
         Command::Procedures(args) => {

@@ -37,6 +37,53 @@ pub struct SyncArgs {
     /// without the network, through the same diff, guard and storage.
     #[arg(long, value_name = "RUN_ID", requires = "source")]
     pub replay: Option<i64>,
+    /// Read statistics sources as of this day (YYYY-MM-DD): their window of months ends with
+    /// its month (default: today, Vietnam time).
+    #[arg(long, value_name = "DATE")]
+    pub as_of: Option<chrono::NaiveDate>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The source whose mapping reads the file (a `format = "tabular"` one for spreadsheets).
+    #[arg(long, value_name = "NAME")]
+    pub source: String,
+    /// The file: a spreadsheet (.xlsx, .xls, .ods) or a .csv, or a response saved from a portal.
+    pub file: std::path::PathBuf,
+    /// Read, map and diff, print what would change, write nothing but the run record.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Who loaded it (shown in `runs`).
+    #[arg(long, env = "TTHC_REQUESTED_BY", value_name = "WHO")]
+    pub requested_by: Option<String>,
+    /// Apply a result the safety guard would hold (see `sync --allow-mass-removal`).
+    #[arg(long)]
+    pub allow_mass_removal: bool,
+}
+
+/// `tthc-sync import`: one file, through the same diff, guard, run record and archive as a page
+/// fetched from a portal.
+pub fn import(config: &Config, args: &ImportArgs, as_json: bool, out: &mut Out) -> Result<Outcome> {
+    let source = config.source(&args.source).map_err(UsageError)?.clone();
+    if !args.file.is_file() {
+        return Err(UsageError(format!(
+            "{}: no such file to import",
+            args.file.display()
+        ))
+        .into());
+    }
+    let options = SyncOptions {
+        dry_run: args.dry_run,
+        trigger: "import".into(),
+        requested_by: args
+            .requested_by
+            .clone()
+            .or_else(|| std::env::var("USER").ok()),
+        allow_mass_removal: args.allow_mass_removal,
+        import: Some(args.file.clone()),
+        ..SyncOptions::cli()
+    };
+    run_sources(config, vec![source], &options, as_json, out)
 }
 
 pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Result<Outcome> {
@@ -44,6 +91,17 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
         Some(name) => vec![config.source(name).map_err(UsageError)?.clone()],
         None => config.sources.clone(),
     };
+    run_sources(config, sources, &options(args), as_json, out)
+}
+
+/// Runs `sources` one after the other with `options`, reporting each; the worst outcome.
+fn run_sources(
+    config: &Config,
+    sources: Vec<tthc_sync::config::Source>,
+    options: &SyncOptions,
+    as_json: bool,
+    out: &mut Out,
+) -> Result<Outcome> {
     if sources.is_empty() {
         return Err(UsageError(format!(
             "{} configures no [[source]]",
@@ -62,7 +120,7 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
     });
     let pool = pool?;
     let fetcher = fetcher.context("creating the HTTP client")?;
-    if let (Some(run), Some(source)) = (args.replay, sources.first()) {
+    if let (Some(run), Some(source)) = (options.replay, sources.first()) {
         let replayed = runs::get(&mut *pool.get()?, run)?;
         if let Some(problem) =
             run_sync::replay_problem(replayed.as_ref().map(|r| &r.summary), &source.name)
@@ -84,7 +142,6 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
         fetcher,
         events,
     };
-    let options = options(args);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -92,7 +149,7 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
     let mut outcome = Outcome::Success;
     let mut results = Vec::new();
     for source in &sources {
-        let result = runtime.block_on(run_sync::run_source(&ctx, source, &options));
+        let result = runtime.block_on(run_sync::run_source(&ctx, source, options));
         if let Some(bar) = &bar {
             bar.set_message(String::new());
         }
@@ -160,6 +217,8 @@ fn options(args: &SyncArgs) -> SyncOptions {
             .or_else(|| std::env::var("USER").ok()),
         allow_mass_removal: args.allow_mass_removal,
         replay: args.replay,
+        import: None,
+        as_of: args.as_of,
     }
 }
 
@@ -192,7 +251,9 @@ fn take_result(
             let (this, status) = match &error {
                 SyncError::Busy { .. } => (Outcome::Busy, Stopped::Busy),
                 SyncError::Held { .. } => (Outcome::Held, Stopped::Held),
-                SyncError::MissingToken { .. } => (Outcome::Misconfigured, Stopped::Failed),
+                SyncError::MissingToken { .. } | SyncError::Import { .. } => {
+                    (Outcome::Misconfigured, Stopped::Failed)
+                }
                 _ => (Outcome::RunFailed, Stopped::Failed),
             };
             note(format_args!("error: {error}"));

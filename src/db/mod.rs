@@ -9,6 +9,7 @@ pub mod records;
 pub mod runs;
 pub mod schema;
 pub mod states;
+pub mod stats_store;
 
 use std::time::Duration;
 

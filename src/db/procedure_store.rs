@@ -4,30 +4,15 @@
 //! thousands of records stores in a few statements.
 
 use std::collections::HashMap;
-use std::io::Write;
-
-use diesel::pg::{Pg, PgConnection};
+use diesel::pg::PgConnection;
 use diesel::prelude::*;
-use diesel::serialize::{self, IsNull, Output, ToSql};
-use diesel::sql_types::{Array, BigInt, Int4, Json, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Int4, Nullable, Text};
 
 use super::StoreError;
-use super::records::{AbsencePlan, ChangeRow, RecordRow, Tables, WritePlan};
+use super::records::{AbsencePlan, ChangeRow, JsonText, RecordRow, Tables, WritePlan, copy_in};
 use super::schema::{procedure_aliases, procedure_changes, procedure_versions, procedures};
 use crate::model::{Digest, Status, Stored};
 use crate::text;
-
-/// Bulk-inserts rows into a table with binary `COPY` (nothing at all for no rows).
-macro_rules! copy_in {
-    ($conn:expr, $table:expr, $rows:expr) => {{
-        if !$rows.is_empty() {
-            diesel::copy_from($table)
-                .from_insertable($rows)
-                .execute($conn)?;
-        }
-        Ok::<(), StoreError>(())
-    }};
-}
 
 /// The procedure kind's tables.
 pub struct ProcedureTables;
@@ -215,19 +200,6 @@ struct NewVersion<'a> {
     run_id: i64,
     content_hash: String,
     record: JsonText<'a>,
-}
-
-/// JSON text (as serde_json wrote it) bound as `json` as it is, without a copy, a round trip
-/// through `serde_json::Value` or a second UTF-8 check.
-#[derive(Debug, Clone, Copy, diesel::expression::AsExpression)]
-#[diesel(sql_type = Json)]
-struct JsonText<'a>(&'a [u8]);
-
-impl ToSql<Json, Pg> for JsonText<'_> {
-    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
-        out.write_all(self.0)?;
-        Ok(IsNull::No)
-    }
 }
 
 #[derive(Debug, Clone, Insertable)]

@@ -3,11 +3,41 @@
 //! plan is decided by a pure function (`sync::plan`); a kind's tables only apply it.
 
 use std::collections::HashMap;
+use std::io::Write;
 
-use diesel::pg::PgConnection;
+use diesel::pg::{Pg, PgConnection};
+use diesel::serialize::{self, IsNull, Output, ToSql};
+use diesel::sql_types::Json;
 
 use super::StoreError;
 use crate::model::{ChangeKind, Status, Stored};
+
+/// Bulk-inserts rows into a table with binary `COPY` (nothing at all for no rows).
+macro_rules! copy_in {
+    ($conn:expr, $table:expr, $rows:expr) => {{
+        if !$rows.is_empty() {
+            diesel::copy_from($table)
+                .from_insertable($rows)
+                .execute($conn)?;
+        }
+        Ok::<(), StoreError>(())
+    }};
+}
+
+pub(super) use copy_in;
+
+/// JSON text (as serde_json wrote it) bound as `json` as it is, without a copy, a round trip
+/// through `serde_json::Value` or a second UTF-8 check.
+#[derive(Debug, Clone, Copy, diesel::expression::AsExpression)]
+#[diesel(sql_type = Json)]
+pub(super) struct JsonText<'a>(pub &'a [u8]);
+
+impl ToSql<Json, Pg> for JsonText<'_> {
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Pg>) -> serialize::Result {
+        out.write_all(self.0)?;
+        Ok(IsNull::No)
+    }
+}
 
 /// A record's current row: its identity, label, hashes and version.
 #[derive(Debug, Clone, PartialEq)]

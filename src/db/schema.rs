@@ -115,6 +115,64 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    stats_rows (source, code) {
+        source -> Text,
+        code -> Text,
+        unit_code -> Text,
+        period -> Text,
+        procedure_code -> Text,
+        sector_code -> Text,
+        name -> Text,
+        content_hash -> Text,
+        raw_hash -> Nullable<Text>,
+        version -> Int4,
+        status -> Text,
+        missing_runs -> Int4,
+        first_run_id -> Int8,
+        last_changed_run_id -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    stats_versions (source, code, version) {
+        source -> Text,
+        code -> Text,
+        version -> Int4,
+        run_id -> Int8,
+        content_hash -> Text,
+        record -> Json,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    stats_changes (id) {
+        id -> Int8,
+        run_id -> Int8,
+        source -> Text,
+        code -> Text,
+        name -> Text,
+        kind -> Text,
+        field -> Nullable<Text>,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    stats_unit_names (unit_code, name) {
+        unit_code -> Text,
+        name -> Text,
+        first_run_id -> Int8,
+        last_run_id -> Int8,
+        first_seen_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(procedure_changes -> sync_runs (run_id));
 diesel::joinable!(sync_run_payloads -> sync_runs (run_id));
 diesel::joinable!(sync_run_heartbeats -> sync_runs (run_id));
@@ -128,4 +186,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     procedure_versions,
     procedure_aliases,
     procedure_changes,
+    stats_rows,
+    stats_versions,
+    stats_changes,
+    stats_unit_names,
 );

@@ -236,6 +236,19 @@ fn compile_rule(
     Ok(rule)
 }
 
+/// Gives the paths of `rules` the names people know them by in messages (a tabular
+/// mapping's column keys become the headers the mapping wrote).
+pub fn label_paths(rules: &mut [FieldRule], label: &dyn Fn(&str) -> Option<String>) {
+    for rule in rules {
+        if let Some(path) = &mut rule.path
+            && let Some(name) = label(&path.to_string())
+        {
+            path.relabel(name);
+        }
+        label_paths(&mut rule.fields, label);
+    }
+}
+
 /// Collects the issues met while reading one record.
 #[derive(Debug)]
 pub struct ReadContext<'a> {
@@ -302,7 +315,11 @@ impl FieldRule {
                 }
                 Value::Array(items.into_iter().map(Value::String).collect())
             }
-            FieldKind::Text | FieldKind::Number | FieldKind::Bool | FieldKind::Date => {
+            FieldKind::Text
+            | FieldKind::Number
+            | FieldKind::Count
+            | FieldKind::Bool
+            | FieldKind::Date => {
                 let texts: Vec<String> = self
                     .raw_texts(node)
                     .into_iter()
@@ -391,6 +408,21 @@ impl FieldRule {
             FieldKind::Number if value.is_empty() => Value::Null,
             FieldKind::Number => match parse_number(&value) {
                 Some(n) => number_value(n),
+                None => {
+                    ctx.warnings
+                        .push(issue(format!("`{value}` is not a number; left empty")));
+                    Value::Null
+                }
+            },
+            FieldKind::Count if value.is_empty() => Value::Null,
+            FieldKind::Count => match parse_number(&value) {
+                Some(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => Value::from(n as i64),
+                Some(_) => {
+                    ctx.warnings.push(issue(format!(
+                        "`{value}` is not a whole number; left empty"
+                    )));
+                    Value::Null
+                }
                 None => {
                     ctx.warnings
                         .push(issue(format!("`{value}` is not a number; left empty")));

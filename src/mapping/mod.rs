@@ -9,6 +9,7 @@ pub mod field;
 pub mod json;
 pub mod path;
 pub mod request;
+pub mod tabular;
 pub mod xml;
 
 use std::collections::BTreeMap;
@@ -114,6 +115,8 @@ pub struct ParseError {
 pub enum Format {
     Json,
     Xml,
+    /// A spreadsheet or CSV file, its columns named by header (see [`tabular`]).
+    Tabular,
 }
 
 impl Format {
@@ -124,6 +127,8 @@ impl Format {
         match self {
             Format::Json => start.starts_with(['{', '[']),
             Format::Xml => start.starts_with('<'),
+            // CSV can start with anything; a spreadsheet is not text at all.
+            Format::Tabular => !start.starts_with('<'),
         }
     }
 }
@@ -133,6 +138,7 @@ impl std::fmt::Display for Format {
         f.write_str(match self {
             Format::Json => "JSON",
             Format::Xml => "XML",
+            Format::Tabular => "tabular data (spreadsheet or CSV)",
         })
     }
 }
@@ -148,7 +154,12 @@ struct MappingToml {
     description: String,
     request: RequestSpec,
     paging: Option<request::PagingToml>,
-    records: RecordsToml,
+    /// Where the records are; tabular mappings have none (every data row is one).
+    records: Option<RecordsToml>,
+    /// The sheet and columns of a tabular mapping.
+    table: Option<tabular::TableToml>,
+    /// How the month placeholders of a statistics mapping are written.
+    period: Option<PeriodToml>,
     fields: BTreeMap<String, toml::Value>,
     placeholders: Option<Vec<String>>,
     max_depth: Option<usize>,
@@ -164,6 +175,41 @@ struct RecordsToml {
     each: String,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeriodToml {
+    /// A chrono format for `{from_date}` and `{to_date}` (`%Y-%m-%d` when absent).
+    date_format: Option<String>,
+    /// Write the instants in UTC (`2026-09-30T17:00:00Z` for 1 October) instead of Vietnam time.
+    #[serde(default)]
+    utc: bool,
+}
+
+/// How a statistics request's `{from_date}` and `{to_date}` are written: the month's first and
+/// last instants, Vietnam time, in the mapping's format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeriodFormat {
+    pub date_format: String,
+    pub utc: bool,
+}
+
+impl PeriodFormat {
+    /// `{from_date}` and `{to_date}` of `month`.
+    pub fn dates(&self, month: model::stats::Month) -> (String, String) {
+        let (from, to) = month.instants();
+        let write = |t: chrono::DateTime<chrono::FixedOffset>| {
+            if self.utc {
+                t.with_timezone(&chrono::Utc)
+                    .format(&self.date_format)
+                    .to_string()
+            } else {
+                t.format(&self.date_format).to_string()
+            }
+        };
+        (write(from), write(to))
+    }
+}
+
 /// A loaded, validated mapping.
 #[derive(Debug, Clone)]
 pub struct Mapping {
@@ -177,6 +223,10 @@ pub struct Mapping {
     pub request: RequestSpec,
     pub paging: PagingSpec,
     pub records: Path,
+    /// The sheet and columns, for a tabular mapping.
+    pub table: Option<tabular::TableSpec>,
+    /// How month placeholders are written.
+    pub period: PeriodFormat,
     /// Default values of request placeholders.
     pub vars: BTreeMap<String, String>,
     fields: Vec<FieldRule>,
@@ -248,22 +298,48 @@ impl Mapping {
             key,
             message,
         };
-        let raw: MappingToml = toml::from_str(content).map_err(|e| MappingError::Toml {
+        let mut raw: MappingToml = toml::from_str(content).map_err(|e| MappingError::Toml {
             file: file.to_path_buf(),
             message: e.to_string(),
         })?;
         if raw.request.url.trim().is_empty() {
             return Err(invalid(Invalid::new("request.url", "must not be empty")));
         }
-        let records =
-            Path::parse(&raw.records.each).map_err(|m| invalid(Invalid::new("records.each", m)))?;
-        let fields = field::compile_fields(
+        let records = match (&raw.records, raw.format) {
+            (Some(records), _) => Path::parse(&records.each)
+                .map_err(|m| invalid(Invalid::new("records.each", m)))?,
+            (None, Format::Tabular) => Path::default(),
+            (None, _) => {
+                return Err(invalid(Invalid::new(
+                    "records",
+                    "is required: `[records] each = \"PATH\"` says where the records are",
+                )));
+            }
+        };
+        let table = match raw.format {
+            Format::Tabular => {
+                let headers = tabular::rewrite_paths(&mut raw.fields).map_err(invalid)?;
+                Some(tabular::TableSpec::compile(raw.table.take(), headers).map_err(invalid)?)
+            }
+            _ if raw.table.is_some() => {
+                return Err(invalid(Invalid::new(
+                    "table",
+                    "is only for `format = \"tabular\"` mappings",
+                )));
+            }
+            _ => None,
+        };
+        let mut fields = field::compile_fields(
             &raw.fields,
             raw.kind.schema(),
             "fields",
             raw.kind.required(),
         )
         .map_err(invalid)?;
+        if let Some(table) = &table {
+            field::label_paths(&mut fields, &|key| table.header(key).map(str::to_string));
+        }
+        check_kind(raw.kind, &raw.request, &raw.fields, raw.period.is_some()).map_err(invalid)?;
         let paging = PagingSpec::compile(raw.paging).map_err(invalid)?;
         if let Some(problem) = request::url_problem(&raw.request.url) {
             return Err(invalid(Invalid::new("request.url", problem)));
@@ -313,6 +389,15 @@ impl Mapping {
             request: raw.request,
             paging,
             records,
+            table,
+            period: PeriodFormat {
+                date_format: raw
+                    .period
+                    .as_ref()
+                    .and_then(|p| p.date_format.clone())
+                    .unwrap_or_else(|| "%Y-%m-%d".to_string()),
+                utc: raw.period.as_ref().is_some_and(|p| p.utc),
+            },
             vars: raw.vars,
             fields,
             placeholders: match raw.placeholders {
@@ -332,15 +417,12 @@ impl Mapping {
     /// The placeholders used by the request that neither the built-ins, the mapping's `[vars]`
     /// nor the source's `vars` provide.
     pub fn missing_variables(&self, vars: &BTreeMap<String, String>) -> Vec<String> {
-        let mut templates = vec![self.request.url.as_str()];
-        templates.extend(self.request.query.values().map(String::as_str));
-        templates.extend(self.request.form.values().map(String::as_str));
-        templates.extend(self.request.headers.values().map(String::as_str));
-        let mut missing: Vec<String> = templates
+        let engine = self.request_placeholders();
+        let mut missing: Vec<String> = request::placeholders_of(&self.request)
             .into_iter()
-            .flat_map(request::placeholders)
             .filter(|n| {
                 !request::BUILTIN_VARIABLES.contains(&n.as_str())
+                    && !engine.contains(&n.as_str())
                     && !vars.contains_key(n)
                     && !self.vars.contains_key(n)
             })
@@ -348,6 +430,26 @@ impl Mapping {
         missing.sort();
         missing.dedup();
         missing
+    }
+
+    /// The placeholders the engine fills in per request for this mapping's kind (a statistics
+    /// request's unit and month).
+    fn request_placeholders(&self) -> Vec<&'static str> {
+        match self.kind {
+            Kind::Procedures => Vec::new(),
+            Kind::Stats => {
+                let mut names = model::stats::request::PERIOD_PLACEHOLDERS.to_vec();
+                names.extend_from_slice(model::stats::request::UNIT_PLACEHOLDERS);
+                names
+            }
+        }
+    }
+
+    /// Whether the request uses any of `names` as placeholders (`{unit}`, `{from_date}`).
+    pub fn uses_any(&self, names: &[&str]) -> bool {
+        request::placeholders_of(&self.request)
+            .iter()
+            .any(|n| names.contains(&n.as_str()))
     }
 
     /// Reads every record of one response, calling `on_record` for each, and returns what the
@@ -413,8 +515,67 @@ impl Mapping {
                 position += 1;
                 on_record(self.xml_record::<K>(raw, request, &salt, position, known));
             }),
+            Format::Tabular => {
+                return self.extract_table::<K>(body.as_bytes(), None, request, known, on_record);
+            }
         };
         self.summary(scanned, position)
+    }
+
+    /// Reads every data row of a spreadsheet or CSV file (bytes: a spreadsheet is not text)
+    /// with this tabular mapping. A record's position is its row in the sheet, and a problem
+    /// with a cell names its row and column.
+    pub fn extract_table<K: RecordKind>(
+        &self,
+        body: &[u8],
+        content_type: Option<&str>,
+        request: &RequestValues,
+        known: &dyn Fn(&Digest) -> bool,
+        on_record: &mut dyn FnMut(RecordEvent<K::Record>),
+    ) -> Result<PageSummary, MappingError> {
+        let Some(table) = &self.table else {
+            return Err(self.parse_error("the mapping is not a tabular one".into()));
+        };
+        let rows = table
+            .rows(body, content_type)
+            .map_err(|message| self.parse_error(message))?;
+        let salt = request_salt(request);
+        let count = rows.len();
+        for (row, node) in rows {
+            let raw_hash = self.raw_hash(&salt, &serde_json::to_vec(&node).unwrap_or_default());
+            if known(&raw_hash) {
+                on_record(RecordEvent::Known { raw_hash });
+                continue;
+            }
+            let mut extracted = self.read::<K, _>(&node, request, row, raw_hash);
+            let in_row = |issue: &mut FieldIssue| {
+                let place = if issue.path.is_empty() {
+                    format!("row {row}")
+                } else {
+                    format!("row {row}, column «{}»", issue.path)
+                };
+                issue.message = format!("{place}: {}", issue.message);
+            };
+            extracted.warnings.iter_mut().for_each(in_row);
+            if let Err(error) = &mut extracted.result {
+                error.issues.iter_mut().for_each(in_row);
+            }
+            on_record(RecordEvent::Read(Box::new(extracted)));
+        }
+        Ok(PageSummary {
+            records: count,
+            container_found: true,
+            ..PageSummary::default()
+        })
+    }
+
+    fn parse_error(&self, message: String) -> MappingError {
+        MappingError::Parse {
+            file: self.file.clone(),
+            format: self.format,
+            message,
+            offset: None,
+        }
     }
 
     /// Like [`Mapping::extract_skipping`], with each record's reading (and `process`, which
@@ -590,7 +751,17 @@ impl Mapping {
         let model::kind::PartialIdentity { key, alias } = K::partial_identity(&value, request);
         let result = if ctx.errors.is_empty() {
             K::normalise(&mut value, request);
-            serde_json::from_value::<K::Record>(value).map_err(|e| RecordError {
+            let typed = serde_json::from_value::<K::Record>(value);
+            if let Ok(record) = &typed {
+                for (field, message) in K::problems(record) {
+                    ctx.warnings.push(FieldIssue {
+                        field,
+                        path: String::new(),
+                        message,
+                    });
+                }
+            }
+            typed.map_err(|e| RecordError {
                 code: key.clone(),
                 local_code: alias.clone(),
                 issues: vec![FieldIssue {
@@ -743,6 +914,50 @@ name = "NAME"
     }
 }
 
+/// What a mapping's kind asks of its request and fields: a statistics row must get its month
+/// (from a field, or from the request being one of a month); a procedures mapping has no
+/// month to iterate over.
+fn check_kind(
+    kind: Kind,
+    spec: &RequestSpec,
+    fields: &BTreeMap<String, toml::Value>,
+    has_period_table: bool,
+) -> Result<(), Invalid> {
+    use model::stats::{PERIOD_FIELDS, request::PERIOD_PLACEHOLDERS};
+    let names = request::placeholders_of(spec);
+    let period_placeholder = names
+        .iter()
+        .find(|n| PERIOD_PLACEHOLDERS.contains(&n.as_str()));
+    match kind {
+        Kind::Procedures => {
+            if let Some(name) = period_placeholder {
+                return Err(Invalid::new(
+                    "request",
+                    format!(
+                        "`{{{name}}}` is a month placeholder, filled in only for `kind = \"stats\"` mappings; a catalogue is read whole"
+                    ),
+                ));
+            }
+            if has_period_table {
+                return Err(Invalid::new(
+                    "period",
+                    "is only for `kind = \"stats\"` mappings",
+                ));
+            }
+        }
+        Kind::Stats => {
+            let states_month = PERIOD_FIELDS.iter().any(|f| fields.contains_key(*f));
+            if !states_month && period_placeholder.is_none() {
+                return Err(Invalid::new(
+                    "fields",
+                    "a statistics row needs its month: map `period`, `year` and `month`, or `from`, or request by month with `{year}`/`{month}`/`{from_date}`/`{to_date}`",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The mapping files shipped in `mappings/`, checked against realistic responses.
 #[cfg(test)]
 mod shipped {
@@ -833,6 +1048,151 @@ mod shipped {
                 .all(|r| r.name.nfc().collect::<String>() == r.name)
         );
         assert!(records.iter().all(|r| !r.name.contains("  ")));
+    }
+}
+
+/// The shipped statistics mappings, on realistic fixtures.
+#[cfg(test)]
+mod shipped_stats {
+    use super::shipped::shipped;
+    use super::*;
+    use crate::model::{Stats, StatsRow};
+
+    fn unit_request(code: Option<&str>) -> RequestValues {
+        let mut values = RequestValues::from([
+            ("unit".to_string(), "60c868a4289bad69c7cbffea".to_string()),
+            ("period".to_string(), "2026-10".to_string()),
+        ]);
+        if let Some(code) = code {
+            values.insert("unit_code".into(), code.into());
+        }
+        values
+    }
+
+    fn read_rows(m: &Mapping, body: &[u8], request: &RequestValues) -> (Vec<StatsRow>, Vec<String>) {
+        let mut rows = Vec::new();
+        let mut problems = Vec::new();
+        let mut take = |event: RecordEvent<StatsRow>| {
+            let RecordEvent::Read(e) = event else {
+                panic!("nothing is known")
+            };
+            problems.extend(e.warnings.iter().map(|w| format!("{}: {}", w.field, w.message)));
+            match e.result {
+                Ok(row) => rows.push(row),
+                Err(error) => problems.extend(error.issues.into_iter().map(|i| i.message)),
+            }
+        };
+        match m.format {
+            Format::Tabular => m.extract_table::<Stats>(body, None, request, &|_| false, &mut take),
+            _ => m.extract_skipping_in::<Stats>(
+                std::str::from_utf8(body).unwrap(),
+                request,
+                &|_| false,
+                &mut take,
+            ),
+        }
+        .unwrap();
+        (rows, problems)
+    }
+
+    #[test]
+    fn igate_statistics_read_every_counter_of_the_unit_requested() {
+        let m = shipped("igate-stats.toml");
+        assert_eq!(m.kind, Kind::Stats);
+        let body = include_bytes!("../../tests/fixtures/igate/statistic-agency.json");
+        let (rows, problems) = read_rows(&m, body, &unit_request(None));
+        assert!(problems.is_empty(), "{problems:?}");
+        let r = &rows[0];
+        assert_eq!((r.unit_code.as_str(), r.period.as_str()), ("000.00.22.H24", "2026-10"));
+        assert_eq!(r.unit_name, "UBND xã Cộng Hòa");
+        let c = r.counters;
+        assert_eq!((c.received, c.received_online, c.received_in_person, c.received_postal), (Some(142), Some(118), Some(22), Some(2)));
+        assert_eq!((c.resolved, c.resolved_early, c.resolved_on_time, c.resolved_late), (Some(131), Some(40), Some(88), Some(3)));
+        assert_eq!((c.in_progress, c.in_progress_overdue, c.refused, c.withdrawn), (Some(27), Some(1), Some(2), Some(1)));
+        assert_eq!(c.online_full, None, "this endpoint does not split online by level");
+        assert_eq!(c.carried_over, None, "absent is not zero");
+        let (from, to) = m.period.dates(model::stats::Month::new(2026, 10).unwrap());
+        assert_eq!(from, "2026-10-01T00:00:00.000+07:00");
+        assert_eq!(to, "2026-10-31T23:59:59.999+07:00");
+    }
+
+    #[test]
+    fn igate_online_report_meets_the_unit_by_its_configured_code() {
+        let m = shipped("igate-online.toml");
+        let body = include_bytes!("../../tests/fixtures/igate/report-online.json");
+        let (rows, problems) = read_rows(&m, body, &unit_request(Some("000.00.22.H24")));
+        assert!(problems.is_empty(), "{problems:?}");
+        let r = &rows[0];
+        assert_eq!(r.unit_code, "000.00.22.H24", "the configured code, not the portal id");
+        assert_eq!((r.counters.online_partial, r.counters.online_full, r.counters.paid_online), (Some(71), Some(47), Some(39)));
+        assert_eq!(r.source_total, Some(86.4), "kept as given, fraction and all");
+        let (rows, _) = read_rows(&m, body, &unit_request(None));
+        assert_eq!(rows[0].unit_code, "60c868a4289bad69c7cbffea", "no code anywhere: the id");
+    }
+
+    const REPORT_CSV: &str = "UBND HUYỆN NAM SÁCH\nBÁO CÁO KẾT QUẢ GIẢI QUYẾT TTHC THÁNG 10/2026\n\
+Mã đơn vị,ĐƠN VỊ,Tháng,Tiếp nhận,Trực tuyến,Trực tiếp,Bưu chính,Đã giải quyết,Trước hạn,Đúng hạn,Quá hạn,Đang giải quyết,Một phần,Toàn trình\n\
+000.00.22.H24,UBND xã Cộng Hòa,10/2026,142,118,22,2,131,40,88,3,27,71,47\n\
+000.00.23.H24,UBND xã An Lâm,10/2026,\"1.204\",980,224,0,1190,300,880,10,64,500,480\n\
+,Tổng cộng,,1346,1098,246,2,1321,340,968,13,91,571,527\n";
+
+    #[test]
+    fn report_csv_reads_by_header_below_the_title_and_skips_totals() {
+        let m = shipped("report-xlsx.toml");
+        let (rows, problems) = read_rows(&m, REPORT_CSV.as_bytes(), &RequestValues::new());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].unit_name, "UBND xã An Lâm");
+        assert_eq!(rows[1].counters.received, Some(1204), "Vietnamese thousands");
+        assert_eq!(rows[1].period, "2026-10");
+    }
+
+    #[test]
+    fn report_xlsx_reads_the_same_and_names_a_bad_cell() {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let sheet = book.add_worksheet();
+        let header = ["Mã đơn vị", "Đơn vị", "Tháng", "Tiếp nhận", "Trực tuyến", "Trực tiếp", "Đã giải quyết"];
+        sheet.write_string(0, 0, "BÁO CÁO THÁNG 10/2026").unwrap();
+        for (i, h) in header.iter().enumerate() {
+            sheet.write_string(2, i as u16, *h).unwrap();
+        }
+        sheet.write_string(3, 0, "000.00.22.H24").unwrap();
+        sheet.write_string(3, 1, "UBND xã Cộng Hòa").unwrap();
+        sheet.write_string(3, 2, "10/2026").unwrap();
+        for (i, n) in [142.0, 118.0, 24.0, 131.0].iter().enumerate() {
+            sheet.write_number(3, 3 + i as u16, *n).unwrap();
+        }
+        sheet.write_string(4, 0, "000.00.23.H24").unwrap();
+        sheet.write_string(4, 2, "10/2026").unwrap();
+        sheet.write_string(4, 3, "mười hai").unwrap();
+        let bytes = book.save_to_buffer().unwrap();
+        let m = shipped("report-xlsx.toml");
+        let (rows, problems) = read_rows(&m, &bytes, &RequestValues::new());
+        assert_eq!(rows[0].counters.received, Some(142));
+        assert_eq!(rows[0].counters.resolved, Some(131));
+        assert_eq!(rows[0].counters.resolved_late, None, "an optional column the file lacks");
+        assert_eq!(rows[1].counters.received, None);
+        assert!(
+            problems.iter().any(|p| p.contains("row 5, column «Tiếp nhận»") && p.contains("mười hai")),
+            "{problems:?}"
+        );
+        // Without a required column: named, with the headers found.
+        let csv = "Mã đơn vị,Đơn vị,Tháng,Tiếp nhận\nX,Y,10/2026,1\n";
+        let err = m
+            .extract_table::<Stats>(csv.as_bytes(), None, &RequestValues::new(), &|_| false, &mut |_| {})
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("«Trực tuyến»") && err.contains("«Tiếp nhận»") && err.contains("report-xlsx.toml"), "{err}");
+    }
+
+    #[test]
+    fn a_month_placeholder_is_refused_in_a_procedures_mapping_and_a_stats_row_needs_a_month() {
+        let procedures = "format = \"json\"\n[request]\nurl = \"{base_url}/x?from={from_date}\"\n[records]\neach = \"\"\n[fields]\ncode = \"a\"\nname = \"b\"\n";
+        let err = Mapping::parse(FsPath::new("m.toml"), procedures).unwrap_err().to_string();
+        assert!(err.contains("m.toml") && err.contains("{from_date}"), "{err}");
+        let stats = "kind = \"stats\"\nformat = \"json\"\n[request]\nurl = \"{base_url}/x\"\n[records]\neach = \"\"\n[fields]\nreceived = \"r\"\n";
+        let err = Mapping::parse(FsPath::new("m.toml"), stats).unwrap_err().to_string();
+        assert!(err.contains("needs its month"), "{err}");
     }
 }
 

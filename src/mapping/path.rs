@@ -54,6 +54,11 @@ pub enum Key {
 const RESERVED: &[char] = &['[', ']', '=', '"', '\'', '@', '*', '|', '(', ')'];
 
 impl Path {
+    /// Shows the path as `name` in messages (what it reads is unchanged).
+    pub fn relabel(&mut self, name: String) {
+        self.raw = name;
+    }
+
     /// Parses a path; an error says what is wrong with it.
     pub fn parse(raw: &str) -> Result<Path, String> {
         let trimmed = raw.trim().trim_matches('/');

@@ -213,6 +213,18 @@ pub fn url_problem(template: &str) -> Option<String> {
 }
 
 /// The placeholder names a template uses.
+/// Every placeholder a request uses (URL, query, form, headers), sorted, each once.
+pub fn placeholders_of(spec: &RequestSpec) -> Vec<String> {
+    let mut templates = vec![spec.url.as_str()];
+    templates.extend(spec.query.values().map(String::as_str));
+    templates.extend(spec.form.values().map(String::as_str));
+    templates.extend(spec.headers.values().map(String::as_str));
+    let mut names: Vec<String> = templates.into_iter().flat_map(placeholders).collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
 pub fn placeholders(template: &str) -> Vec<String> {
     let mut names = Vec::new();
     let _ = render(template, &mut |name| {

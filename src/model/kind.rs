@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::hash::json_and_hash;
 use super::procedure::{self, OnlineMode, PROCEDURE_SCHEMA, Procedure};
+use super::stats::STATS_SCHEMA;
 use super::{Digest, FieldSchema};
 
 /// The values of the request a record answered, beyond the source's own (a unit, a month):
@@ -22,6 +23,8 @@ pub type RequestValues = std::collections::BTreeMap<String, String>;
 pub enum Kind {
     #[default]
     Procedures,
+    /// Dossier statistics per unit and month (`kind = "stats"`).
+    Stats,
 }
 
 impl Kind {
@@ -29,6 +32,7 @@ impl Kind {
     pub fn schema(self) -> &'static [FieldSchema] {
         match self {
             Kind::Procedures => PROCEDURE_SCHEMA,
+            Kind::Stats => STATS_SCHEMA.as_slice(),
         }
     }
 
@@ -36,6 +40,8 @@ impl Kind {
     pub fn required(self) -> &'static [&'static str] {
         match self {
             Kind::Procedures => &["code", "name"],
+            // A row's unit may come from the request; its key is checked when it is read.
+            Kind::Stats => &[],
         }
     }
 }
@@ -89,6 +95,36 @@ pub trait RecordKind: Send + Sync + 'static {
     /// The stored JSON and the content hash over the comparison form, in one pass.
     fn json_and_hash(record: &Self::Record) -> (Vec<u8>, Digest) {
         json_and_hash(record)
+    }
+
+    /// What does not add up in a record (field, message): reported with the run and kept
+    /// as it is, never corrected.
+    fn problems(_record: &Self::Record) -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    /// Why a field's change is worth a problem in the run report (a closed month's number
+    /// falling by half), if it is. `open_period` is the month the run was made in (`YYYY-MM`).
+    fn revision_problem(
+        _key: &str,
+        _field: &str,
+        _before: &Value,
+        _after: &Value,
+        _open_period: &str,
+    ) -> Option<String> {
+        None
+    }
+
+    /// The part of a stored record's key that says which requests answer for it (a row's
+    /// month), for a kind whose runs each read only part of what is stored: a record is found
+    /// absent only by a run that asked for its part. `None`: every run answers for every record.
+    fn answered_by(_key: &str) -> Option<&str> {
+        None
+    }
+
+    /// The part (see [`RecordKind::answered_by`]) a request asks for, when it says.
+    fn part_requested(_values: &RequestValues) -> Option<String> {
+        None
     }
 }
 

@@ -10,9 +10,11 @@ pub mod kind;
 pub mod procedure;
 pub mod schema;
 pub mod state;
+pub mod stats;
 
 pub use hash::{Digest, comparable_form, content_hash, hex, json_and_hash};
 pub use kind::{Identity, Kind, PartialIdentity, Procedures, RecordKind, RequestValues};
+pub use stats::{Stats, StatsRow};
 pub use procedure::*;
 pub use schema::{FieldKind, FieldSchema};
 pub use state::{ChangeKind, RunStatus, Status, Stored, UnknownState, Validators};
@@ -32,6 +34,7 @@ mod tests {
                 Text if f.name == "online_mode" => json!("full"),
                 Text | Date => json!("x"),
                 Number => json!(1.5),
+                Count => json!(2),
                 Bool => json!(true),
                 TextList => json!(["a", "b"]),
                 Records(sub) => Value::Array(vec![sample_for(sub)]),

@@ -6,6 +6,8 @@
 pub enum FieldKind {
     Text,
     Number,
+    /// A whole number (a count of dossiers); a fraction is refused with a warning.
+    Count,
     Bool,
     /// An ISO date (`YYYY-MM-DD`), converted from the source's format.
     Date,

@@ -77,6 +77,20 @@ pub enum SyncError {
         source_name: String,
         error: StoreError,
     },
+    #[error("source `{source_name}`: {url} answered HTTP {status}: the portal refused the request. Nothing was changed; {}", unauthorized_advice(auth_env.as_deref()))]
+    Unauthorized {
+        source_name: String,
+        url: String,
+        status: u16,
+        /// The variable the source's token comes from, if it has one.
+        auth_env: Option<String>,
+    },
+    #[error("source `{source_name}`: cannot import {file}: {message}")]
+    Import {
+        source_name: String,
+        file: String,
+        message: String,
+    },
     #[error("source `{source_name}`: cannot replay run #{run}: {message}")]
     Replay {
         source_name: String,
@@ -116,6 +130,16 @@ impl SyncError {
                 error,
             }
         }
+    }
+}
+
+/// What to do about a portal that refused the request (401, 403).
+fn unauthorized_advice(auth_env: Option<&str>) -> String {
+    match auth_env {
+        Some(var) => format!(
+            "the access token is missing, wrong or expired: set {var} to a valid token for this portal (the source's auth.bearer_token_env) and run again"
+        ),
+        None => "this portal wants an access token: set the source's auth.bearer_token_env to the name of an environment variable holding one".into(),
     }
 }
 
@@ -162,6 +186,7 @@ fn remedy_advice(remedy: Remedy, source: &str) -> String {
 pub(super) fn issue_kind(error: &SyncError) -> IssueKind {
     match error {
         SyncError::Fetch { .. }
+        | SyncError::Unauthorized { .. }
         | SyncError::MissingToken { .. }
         | SyncError::Busy { .. }
         | SyncError::NotData { .. } => IssueKind::Fetch,
@@ -172,7 +197,7 @@ pub(super) fn issue_kind(error: &SyncError) -> IssueKind {
         SyncError::Mapping { .. } | SyncError::Request { .. } => IssueKind::Mapping,
         SyncError::Store { .. } => IssueKind::Store,
         SyncError::Held { .. } => IssueKind::Guard,
-        SyncError::Replay { .. } => IssueKind::Fetch,
+        SyncError::Replay { .. } | SyncError::Import { .. } => IssueKind::Fetch,
     }
 }
 
@@ -182,7 +207,9 @@ pub(super) fn error_url(error: &SyncError) -> Option<String> {
         SyncError::Decode { url, .. }
         | SyncError::Mapping { url, .. }
         | SyncError::Paging { url, .. }
-        | SyncError::NotData { url, .. } => Some(url.clone()),
+        | SyncError::NotData { url, .. }
+        | SyncError::Unauthorized { url, .. } => Some(url.clone()),
+        SyncError::Import { file, .. } => Some(file.clone()),
         _ => None,
     }
 }

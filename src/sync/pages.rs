@@ -2,8 +2,9 @@
 //! of vector's shared HTTP loop: the loop is written once, each source only answers "the page
 //! these paging variables describe"). Two sources today: the paged portal ([`PortalPages`],
 //! with conditional GET against the payload archive) and an earlier run's archive
-//! ([`ArchivePages`], `--replay`). Later: one request per record for detail pages, and a local
-//! file import. Also here: recording each accepted page in the archive and the run.
+//! ([`ArchivePages`], `--replay`) and a file people received ([`FilePages`], `import`).
+//! Also here: the requests a run makes (a statistics source's window of months per unit), and
+//! recording each accepted page in the archive and the run.
 
 use std::future::Future;
 
@@ -12,12 +13,15 @@ use sha2::{Digest, Sha256};
 use super::error::{SyncError, store_error};
 use super::paging::PageVars;
 use super::run::SyncContext;
-use crate::config::Source;
+use chrono::NaiveDate;
+
+use crate::config::{Source, Unit};
 use crate::db::{self, StoreError, payloads, runs};
 use crate::fetch::{FetchError, Fetched, Method, PageRequest, Validators};
 use crate::mapping::answer;
 use crate::mapping::request::render;
-use crate::model::{self, RequestValues, RunStatus};
+use crate::model::stats::Month;
+use crate::model::{self, Kind, RequestValues, RunStatus};
 
 /// The longest URL whose validators are remembered for conditional GET.
 const MAX_CACHED_URL_LEN: usize = 2048;
@@ -41,17 +45,74 @@ pub struct Request {
     pub values: RequestValues,
 }
 
-/// The requests a run of `source` makes, in order: one for every source today; a source of
-/// several (a window of months per unit, one detail page per record) lists them here, so that
-/// a replay of its run asks the archive for the same requests as the portal was asked.
-pub fn source_requests(_source: &Source) -> Vec<Request> {
-    vec![Request::default()]
+/// The requests a run of `source` made on `as_of` (a date in Vietnam) makes, in order: one for a
+/// plain source; for a statistics source whose mapping asks by unit and month, one per unit
+/// and month of its window (the `months` ending with `as_of`'s, oldest first), each carrying
+/// the unit's id, code and name and the month's dates. A replay asks the archive for the
+/// requests of the day its run was made.
+pub fn source_requests(source: &Source, as_of: NaiveDate) -> Vec<Request> {
+    use model::stats::request::{self as values, PERIOD_PLACEHOLDERS, UNIT_PLACEHOLDERS};
+    let mapping = &source.mapping;
+    let by_month = mapping.kind == Kind::Stats && mapping.uses_any(PERIOD_PLACEHOLDERS);
+    let by_unit = mapping.kind == Kind::Stats && mapping.uses_any(UNIT_PLACEHOLDERS);
+    let months: Vec<Option<Month>> = if by_month {
+        Month::of(as_of)
+            .window(source.months)
+            .into_iter()
+            .map(Some)
+            .collect()
+    } else {
+        vec![None]
+    };
+    let units: Vec<Option<&Unit>> = if by_unit {
+        source.units.iter().map(Some).collect()
+    } else {
+        vec![None]
+    };
+    let mut requests = Vec::with_capacity(units.len() * months.len());
+    for unit in &units {
+        for month in &months {
+            let mut request = Request::default();
+            let mut set = |name: &str, value: String| {
+                request.values.insert(name.to_string(), value);
+            };
+            if let Some(unit) = unit {
+                set(values::UNIT, unit.id.clone());
+                if let Some(code) = &unit.code {
+                    set(values::UNIT_CODE, code.clone());
+                }
+                if let Some(name) = &unit.name {
+                    set(values::UNIT_NAME, name.clone());
+                }
+            }
+            if let Some(month) = month {
+                let (from, to) = mapping.period.dates(*month);
+                set(values::PERIOD, month.to_string());
+                set(values::YEAR, month.year.to_string());
+                set(values::MONTH, month.month.to_string());
+                set(values::FROM_DATE, from);
+                set(values::TO_DATE, to);
+            }
+            requests.push(request);
+        }
+    }
+    requests
+}
+
+/// Today in Vietnam.
+pub fn today() -> NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&crate::clock::vietnam_offset())
+        .date_naive()
 }
 
 /// Where a run's pages come from.
 pub trait PageSource: Send + Sync {
     /// The requests of the run, in order; each is paged on its own.
     fn requests(&self) -> Vec<Request>;
+
+    /// The day (in Vietnam) the run reads as of: its month is the open one.
+    fn as_of(&self) -> NaiveDate;
 
     /// The page `vars` describe of `request`; `following` for every page after the run's first
     /// (a source that talks to a portal pauses politely before it).
@@ -68,11 +129,16 @@ pub struct PortalPages<'a> {
     ctx: &'a SyncContext,
     source: &'a Source,
     bearer_token: Option<String>,
+    as_of: NaiveDate,
 }
 
 impl<'a> PortalPages<'a> {
-    /// The portal of `source`; fails when its token variable is not set.
-    pub fn new(ctx: &'a SyncContext, source: &'a Source) -> Result<PortalPages<'a>, SyncError> {
+    /// The portal of `source`, read as of `as_of`; fails when its token variable is not set.
+    pub fn new(
+        ctx: &'a SyncContext,
+        source: &'a Source,
+        as_of: NaiveDate,
+    ) -> Result<PortalPages<'a>, SyncError> {
         let bearer_token = match &source.bearer_token_env {
             Some(var) => Some(std::env::var(var).map_err(|_| SyncError::MissingToken {
                 source_name: source.name.clone(),
@@ -84,13 +150,18 @@ impl<'a> PortalPages<'a> {
             ctx,
             source,
             bearer_token,
+            as_of,
         })
     }
 }
 
 impl PageSource for PortalPages<'_> {
     fn requests(&self) -> Vec<Request> {
-        source_requests(self.source)
+        source_requests(self.source, self.as_of)
+    }
+
+    fn as_of(&self) -> NaiveDate {
+        self.as_of
     }
 
     async fn page(
@@ -118,6 +189,8 @@ pub struct ArchivePages<'a> {
     ctx: &'a SyncContext,
     source: &'a Source,
     run: i64,
+    /// The day the replayed run was made, in Vietnam: its requests are that day's.
+    as_of: NaiveDate,
 }
 
 impl<'a> ArchivePages<'a> {
@@ -130,20 +203,35 @@ impl<'a> ArchivePages<'a> {
         let replayed = db::blocking(&ctx.pool, move |conn| runs::get(conn, run))
             .await
             .map_err(store_error(&source.name))?;
-        if let Some(message) = replay_problem(replayed.as_ref().map(|r| &r.summary), &source.name) {
+        let summary = replayed.as_ref().map(|r| &r.summary);
+        if let Some(message) = replay_problem(summary, &source.name) {
             return Err(SyncError::Replay {
                 source_name: source.name.clone(),
                 run,
                 message,
             });
         }
-        Ok(ArchivePages { ctx, source, run })
+        let as_of = summary.map_or_else(today, |r| {
+            r.started_at
+                .with_timezone(&crate::clock::vietnam_offset())
+                .date_naive()
+        });
+        Ok(ArchivePages {
+            ctx,
+            source,
+            run,
+            as_of,
+        })
     }
 }
 
 impl PageSource for ArchivePages<'_> {
     fn requests(&self) -> Vec<Request> {
-        source_requests(self.source)
+        source_requests(self.source, self.as_of)
+    }
+
+    fn as_of(&self) -> NaiveDate {
+        self.as_of
     }
 
     async fn page(
@@ -153,6 +241,89 @@ impl PageSource for ArchivePages<'_> {
         _following: bool,
     ) -> Result<Page, SyncError> {
         replay_page(self.ctx, self.source, self.run, vars).await
+    }
+}
+
+/// A file people received (a spreadsheet the province sent), read as the run's one page.
+pub struct FilePages {
+    url: String,
+    body: bytes::Bytes,
+    content_type: Option<String>,
+    as_of: NaiveDate,
+}
+
+impl FilePages {
+    /// The file at `path`; fails, naming it, when it cannot be read.
+    pub fn new(source: &Source, path: &std::path::Path, as_of: NaiveDate) -> Result<FilePages, SyncError> {
+        let fail = |message: String| SyncError::Import {
+            source_name: source.name.clone(),
+            file: path.display().to_string(),
+            message,
+        };
+        let body = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+        let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let url = url::Url::from_file_path(&absolute)
+            .map(String::from)
+            .unwrap_or_else(|_| absolute.display().to_string());
+        let extension = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        let content_type = match extension.as_str() {
+            "csv" => Some("text/csv".to_string()),
+            "xlsx" => Some(
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_string(),
+            ),
+            "json" => Some("application/json".to_string()),
+            "xml" => Some("application/xml".to_string()),
+            _ => None,
+        };
+        Ok(FilePages {
+            url,
+            body: bytes::Bytes::from(body),
+            content_type,
+            as_of,
+        })
+    }
+}
+
+impl PageSource for FilePages {
+    fn requests(&self) -> Vec<Request> {
+        vec![Request::default()]
+    }
+
+    fn as_of(&self) -> NaiveDate {
+        self.as_of
+    }
+
+    async fn page(
+        &self,
+        _request: &Request,
+        vars: PageVars,
+        _following: bool,
+    ) -> Result<Page, SyncError> {
+        if vars.run_page > 1 {
+            return Err(SyncError::Import {
+                source_name: String::new(),
+                file: self.url.clone(),
+                message: "a file is one page, but the mapping pages through several; use a mapping without [paging]".into(),
+            });
+        }
+        Ok(Page {
+            vars,
+            cached: None,
+            fetched: Fetched {
+                url: self.url.clone(),
+                status: 200,
+                body: self.body.clone(),
+                content_type: self.content_type.clone(),
+                validators: Validators::default(),
+                not_modified: false,
+                redirected_to: None,
+            },
+            body: self.body.clone(),
+            hash: model::hex(&Sha256::digest(&self.body)),
+        })
     }
 }
 
@@ -355,6 +526,14 @@ async fn fetch_page(
 /// A failed fetch, told by what the portal said when its error response was a SOAP Fault, a
 /// login page or an error page rather than a bare status.
 fn fetch_error(source: &Source, page: u64, error: FetchError) -> SyncError {
+    if let Some(status @ (401 | 403)) = error.status() {
+        return SyncError::Unauthorized {
+            source_name: source.name.clone(),
+            url: error.url().to_string(),
+            status,
+            auth_env: source.bearer_token_env.clone(),
+        };
+    }
     let said = error
         .body()
         .and_then(|body| answer::recognise(&String::from_utf8_lossy(body), None));

@@ -4,7 +4,7 @@
 //! result, then commit or roll back. Generic over the kind (`RecordKind`), its tables
 //! (`Tables`) and where pages come from (`PageSource`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ use super::guard;
 use super::issues::{IssueKind, RunIssue};
 use super::pages::{Page, PageSource, Request, archive_page, archived};
 use super::paging::{Next, PageProgress, Pager};
-use super::plan::ChangeSummary;
+use super::plan::{ChangeSummary, Review};
 use super::reader::{self, Baseline};
 use super::records::{RunState, take_record};
 use super::run::{SyncContext, SyncOptions};
@@ -23,6 +23,7 @@ use super::store::{RowsWritten, Writer};
 use crate::config::Source;
 use crate::db::records::Tables;
 use crate::db::{self, StoreError};
+use crate::model::stats::Month;
 use crate::model::{RecordKind, RequestValues, Status, Stored};
 
 /// What one run works within: shared resources, its source, its run record.
@@ -53,8 +54,16 @@ pub(super) async fn execute<K: RecordKind, T: Tables, S: PageSource>(
     };
     let baseline = Arc::new(baseline(scope.source, stored.clone()));
     let started = Instant::now();
-    let mut writer = Writer::<T>::start(&scope.ctx.pool, scope.run_id, &name, stored.clone());
-    if let Err(error) = read_all::<K, T, S>(scope, state, &mut writer, &baseline, &pages).await {
+    let open_month = Month::of(pages.as_of()).to_string();
+    let review: Arc<Review> = Arc::new(move |key: &str, change: &diff::FieldChange| {
+        K::revision_problem(key, &change.field, &change.before, &change.after, &open_month)
+    });
+    let mut writer =
+        Writer::<T>::start(&scope.ctx.pool, scope.run_id, &name, stored.clone(), review);
+    let requests = pages.requests();
+    if let Err(error) =
+        read_all::<K, T, S>(scope, state, &mut writer, &baseline, &pages, &requests).await
+    {
         writer.abandon().await;
         return Err(error);
     }
@@ -66,8 +75,12 @@ pub(super) async fn execute<K: RecordKind, T: Tables, S: PageSource>(
         seconds = started.elapsed().as_secs_f64(),
         "fetched and read"
     );
+    // Only what this run asked for can be found absent (a statistics run reads a window of
+    // months; the rows of earlier months are not missing).
+    let answered = answered_by_run::<K>(&stored, &requests, state);
+    let stored = answered.as_ref().unwrap_or(&stored);
     let absences = diff::absences(
-        &stored,
+        stored,
         |code| state.seen.contains(code),
         scope.source.removal_grace_runs,
     );
@@ -94,8 +107,53 @@ pub(super) async fn execute<K: RecordKind, T: Tables, S: PageSource>(
         .finish(absences, !options.dry_run)
         .await
         .map_err(store_err)?;
+    for change in &written.0 {
+        for note in &change.notes {
+            state.report(RunIssue {
+                kind: IssueKind::Validation,
+                message: note.clone(),
+                record: Some(format!("{} ({})", change.code, change.name)),
+                field: change.fields.first().cloned(),
+                path: None,
+                url: None,
+            });
+        }
+    }
     tracing::info!(source = %name, seconds = finishing.elapsed().as_secs_f64(), rows = ?written.1, "stored");
     Ok(written)
+}
+
+/// The stored records this run answers for, when it answers for only some of them (a kind
+/// whose records say which requests answer for them): those whose part (a row's month) one of
+/// its requests asked for, or, for a run whose requests name no part (a file import), a part
+/// it met. `None` when the run answers for every stored record.
+fn answered_by_run<K: RecordKind>(
+    stored: &HashMap<String, Stored>,
+    requests: &[Request],
+    state: &RunState,
+) -> Option<HashMap<String, Stored>> {
+    if stored.keys().all(|key| K::answered_by(key).is_none()) {
+        return None;
+    }
+    let mut parts: HashSet<String> = requests
+        .iter()
+        .filter_map(|r| K::part_requested(&r.values))
+        .collect();
+    if parts.is_empty() {
+        parts = state
+            .seen
+            .codes()
+            .filter_map(K::answered_by)
+            .map(str::to_string)
+            .collect();
+    }
+    Some(
+        stored
+            .iter()
+            .filter(|(key, _)| K::answered_by(key).is_none_or(|part| parts.contains(part)))
+            .map(|(key, s)| (key.clone(), s.clone()))
+            .collect(),
+    )
 }
 
 /// What a run knows before reading: the raw hashes of the records stored active (met again
@@ -158,6 +216,7 @@ async fn read_all<K: RecordKind, T: Tables, S: PageSource>(
     writer: &mut Writer<T>,
     baseline: &Arc<Baseline>,
     pages: &S,
+    requests: &[Request],
 ) -> Result<(), SyncError> {
     let mut archiving = None;
     let mut so_far = SoFar {
@@ -166,12 +225,12 @@ async fn read_all<K: RecordKind, T: Tables, S: PageSource>(
         declared_total: Some(0),
     };
     let mut result = Ok(());
-    for request in pages.requests() {
+    for request in requests {
         let reader = PageReader {
             scope,
             baseline,
             pages,
-            request: &request,
+            request,
         };
         result = reader
             .read_pages::<K, T>(state, writer, &mut so_far, &mut archiving)

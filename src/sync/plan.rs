@@ -36,7 +36,14 @@ pub struct ChangeSummary {
     pub name: String,
     pub kind: ChangeKind,
     pub fields: Vec<String>,
+    /// Changes worth a problem in the run report (a closed month's number falling by half).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
+
+/// Why a record's field change is worth a problem in the run report, if it is (the kind's
+/// `RecordKind::revision_problem`): the record's key and the change.
+pub type Review = dyn Fn(&str, &diff::FieldChange) -> Option<String> + Send + Sync;
 
 /// A stored or queued record that is not the JSON it should be.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +75,7 @@ pub fn plan_batch<'a>(
     stored: &HashMap<String, Stored>,
     batch: &'a [Pending],
     old_records: &HashMap<String, String>,
+    review: &Review,
 ) -> Result<(WritePlan<'a>, Vec<ChangeSummary>), CorruptRecord> {
     let mut plan = WritePlan::default();
     let mut summary = Vec::new();
@@ -90,6 +98,7 @@ pub fn plan_batch<'a>(
             after,
         };
         let mut fields = Vec::new();
+        let mut notes = Vec::new();
         if let Verdict::Restored { .. } = pending.verdict {
             plan.changes
                 .push(change(ChangeKind::Restored, None, None, None));
@@ -99,6 +108,7 @@ pub fn plan_batch<'a>(
                 .push(change(ChangeKind::Added, None, None, None));
         } else if pending.verdict.new_version() {
             for c in changed_fields(pending, old_records.get(&pending.code))? {
+                notes.extend(review(&pending.code, &c));
                 fields.push(c.field.clone());
                 plan.changes.push(change(
                     ChangeKind::Modified,
@@ -132,6 +142,7 @@ pub fn plan_batch<'a>(
                 name: pending.name.clone(),
                 kind,
                 fields,
+                notes,
             });
         }
         if pending.verdict.new_version() {
@@ -215,6 +226,7 @@ pub fn plan_absences(
             name: label,
             kind,
             fields: Vec::new(),
+            notes: Vec::new(),
         });
     }
     (plan, summary)
@@ -276,7 +288,7 @@ mod tests {
             "1.1.H12",
             json!({"name": "a"}),
         )];
-        let (plan, summary) = plan_batch(&HashMap::new(), &batch, &HashMap::new()).unwrap();
+        let (plan, summary) = plan_batch(&HashMap::new(), &batch, &HashMap::new(), &|_, _| None).unwrap();
         assert_eq!(plan.inserts.len(), 1);
         assert_eq!(plan.inserts[0].version, 1);
         assert_eq!(plan.inserts[0].raw_hash, Some(digest("raw").to_string()));
@@ -312,7 +324,7 @@ mod tests {
             json!({"name": "Cấp  phép", "fee": 35000}),
         )];
         assert_eq!(needs_stored_content(&batch), vec!["1.2"]);
-        let (plan, summary) = plan_batch(&baseline, &batch, &old).unwrap();
+        let (plan, summary) = plan_batch(&baseline, &batch, &old, &|_, _| None).unwrap();
         assert!(plan.inserts.is_empty());
         assert_eq!(plan.updates[0].version, 4);
         assert_eq!(plan.versions[0].version, 4);
@@ -341,7 +353,7 @@ mod tests {
             json!({}),
         )];
         assert!(needs_stored_content(&batch).is_empty());
-        let (plan, summary) = plan_batch(&baseline, &batch, &HashMap::new()).unwrap();
+        let (plan, summary) = plan_batch(&baseline, &batch, &HashMap::new(), &|_, _| None).unwrap();
         assert_eq!(plan.updates[0].version, 2);
         assert!(plan.versions.is_empty());
         assert_eq!(plan.changes[0].kind, ChangeKind::Restored);
@@ -352,7 +364,7 @@ mod tests {
     fn unchanged_records_write_nothing() {
         let baseline = HashMap::from([("1.4".to_string(), stored(1, Status::Active, "A"))]);
         let batch = [pending("1.4", Verdict::Unchanged, "B", json!({}))];
-        let (plan, summary) = plan_batch(&baseline, &batch, &HashMap::new()).unwrap();
+        let (plan, summary) = plan_batch(&baseline, &batch, &HashMap::new(), &|_, _| None).unwrap();
         assert_eq!(plan, WritePlan::default());
         assert!(summary.is_empty());
     }
@@ -371,7 +383,7 @@ mod tests {
             pending("1.5", Verdict::Modified, "NEW", json!({})),
             pending("1.6", Verdict::Modified, "", json!({})),
         ];
-        let (plan, _) = plan_batch(&baseline, &batch, &old).unwrap();
+        let (plan, _) = plan_batch(&baseline, &batch, &old, &|_, _| None).unwrap();
         assert_eq!(plan.aliases_closed, vec!["1.5", "1.6"]);
         assert_eq!(
             plan.aliases_opened,
@@ -387,7 +399,7 @@ mod tests {
         let baseline = HashMap::from([("1.7".to_string(), stored(1, Status::Active, ""))]);
         let old = HashMap::from([("1.7".to_string(), "{not json".to_string())]);
         let batch = [pending("1.7", Verdict::Modified, "", json!({}))];
-        let error = plan_batch(&baseline, &batch, &old).unwrap_err();
+        let error = plan_batch(&baseline, &batch, &old, &|_, _| None).unwrap_err();
         assert!(error.stored);
         assert!(
             error

@@ -11,7 +11,9 @@ use bytes::Bytes;
 use super::diff::{self, Verdict};
 use crate::fetch::decode;
 use crate::mapping::answer::{self, NotData};
-use crate::mapping::{FieldIssue, Mapping, MappingError, PageSummary, RecordError, RecordEvent};
+use crate::mapping::{
+    FieldIssue, Format, Mapping, MappingError, PageSummary, RecordError, RecordEvent, tabular,
+};
 use crate::model::{Digest, Identity, RecordKind, RequestValues, Stored};
 
 /// What a run knows before reading: the mapping, what is stored, and the raw hashes of the
@@ -92,18 +94,10 @@ fn stored_code_of<K: RecordKind>(
         .cloned()
 }
 
-/// Reads one page. `redirected_to` is where the portal sent the request, if elsewhere.
-pub fn read_page<K: RecordKind>(
-    context: &Baseline,
-    request: &RequestValues,
-    body: &Bytes,
-    content_type: Option<&str>,
-    redirected_to: Option<&str>,
-) -> Result<PageRead, ReadError> {
-    let decoded = decode::body_to_text(body, content_type).map_err(|e| ReadError::Decode(e.0))?;
-    let text = &decoded.text;
-    let is_known = |raw_hash: &Digest| context.known.contains_key(raw_hash);
-    let classify = |event: RecordEvent<K::Record>| match event {
+/// Classifies one extracted record against what is stored, serialising it when it must be
+/// written.
+fn classify<K: RecordKind>(context: &Baseline, event: RecordEvent<K::Record>) -> PageRecord {
+    match event {
         RecordEvent::Known { raw_hash } => {
             let code = context.known.get(&raw_hash).cloned().unwrap_or_default();
             let hash = context
@@ -133,7 +127,54 @@ pub fn read_page<K: RecordKind>(
             }),
             warnings: extracted.warnings,
         },
-    };
+    }
+}
+
+/// Reads a spreadsheet or CSV page: its bytes go to the tabular reader as they are (a
+/// spreadsheet is not text); a web page where a file should be is recognised as such.
+fn read_table<K: RecordKind>(
+    context: &Baseline,
+    request: &RequestValues,
+    body: &Bytes,
+    content_type: Option<&str>,
+    is_known: &dyn Fn(&Digest) -> bool,
+    classify: &dyn Fn(RecordEvent<K::Record>) -> PageRecord,
+) -> Result<PageRead, ReadError> {
+    if !tabular::is_spreadsheet(body)
+        && let Ok(decoded) = decode::body_to_text(body, content_type)
+        && let Some(what) = answer::recognise(&decoded.text, None)
+    {
+        return Err(ReadError::NotData(what));
+    }
+    let mut records = Vec::new();
+    let summary = context
+        .mapping
+        .extract_table::<K>(body, content_type, request, is_known, &mut |event| {
+            records.push(classify(event))
+        })
+        .map_err(ReadError::Mapping)?;
+    Ok(PageRead {
+        summary,
+        records,
+        header_overruled: None,
+    })
+}
+
+/// Reads one page. `redirected_to` is where the portal sent the request, if elsewhere.
+pub fn read_page<K: RecordKind>(
+    context: &Baseline,
+    request: &RequestValues,
+    body: &Bytes,
+    content_type: Option<&str>,
+    redirected_to: Option<&str>,
+) -> Result<PageRead, ReadError> {
+    let is_known = |raw_hash: &Digest| context.known.contains_key(raw_hash);
+    let classify = |event: RecordEvent<K::Record>| classify::<K>(context, event);
+    if context.mapping.format == Format::Tabular {
+        return read_table::<K>(context, request, body, content_type, &is_known, &classify);
+    }
+    let decoded = decode::body_to_text(body, content_type).map_err(|e| ReadError::Decode(e.0))?;
+    let text = &decoded.text;
     let extracted = context.mapping.extract_parallel::<K, _>(
         text,
         request,

@@ -12,6 +12,7 @@ use super::issues::RunIssue;
 use crate::db::StoreError;
 use crate::db::procedures::{self, Change};
 use crate::db::runs::{self, Run, RunPayload};
+use crate::db::stats_store;
 use crate::model::ChangeKind;
 
 /// One procedure the run changed.
@@ -45,7 +46,8 @@ pub fn load(conn: &mut PgConnection, run_id: i64) -> Result<Option<RunReport>, S
     let Some(run) = runs::get(conn, run_id)? else {
         return Ok(None);
     };
-    let changes = procedures::changes(conn, None, None, Some(run_id), MAX_CHANGES)?;
+    let mut changes = procedures::changes(conn, None, None, Some(run_id), MAX_CHANGES)?;
+    changes.extend(stats_store::changes_of_run(conn, run_id, MAX_CHANGES)?);
     // Problems this program wrote; one it cannot read (a hand-edited row) is left out.
     let issues = run
         .issues

@@ -10,16 +10,18 @@ use serde::{Deserialize, Serialize};
 use super::error::{SyncError, error_url, issue_kind, store_error};
 use super::events::{Events, RunFinished, RunHeld, RunStarted};
 use super::issues::{IssueKind, RunIssue};
-use super::pages::{ArchivePages, PortalPages};
+use super::pages::{self, ArchivePages, FilePages, PortalPages};
 use super::pipeline::{self, Scope};
 use super::plan::ChangeSummary;
 use super::records::RunState;
 use super::store::RowsWritten;
 use crate::config::Source;
 use crate::db::procedure_store::ProcedureTables;
+use crate::db::records::Tables;
+use crate::db::stats_store::StatsTables;
 use crate::db::{self, Pool, SourceLock, runs};
 use crate::fetch::Fetcher;
-use crate::model::{Kind, Procedures, RunStatus};
+use crate::model::{Kind, Procedures, RecordKind, RunStatus, Stats};
 
 /// How often a running run shows it is alive (see `sync_run_heartbeats`).
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
@@ -76,6 +78,27 @@ pub struct SyncOptions {
     pub allow_mass_removal: bool,
     /// Read the pages archived by this earlier run of the source instead of the portal.
     pub replay: Option<i64>,
+    /// Read this file (a spreadsheet people received) as the run's one page instead of the
+    /// portal.
+    pub import: Option<std::path::PathBuf>,
+    /// The day the run reads as of (its month is the open one, and ends a statistics
+    /// source's window): today in Vietnam when not set.
+    pub as_of: Option<chrono::NaiveDate>,
+}
+
+impl SyncOptions {
+    /// A sync started from the command line, with everything else at its default.
+    pub fn cli() -> SyncOptions {
+        SyncOptions {
+            dry_run: false,
+            trigger: "cli".into(),
+            requested_by: None,
+            allow_mass_removal: false,
+            replay: None,
+            import: None,
+            as_of: None,
+        }
+    }
 }
 
 /// Shared resources for runs.
@@ -162,22 +185,39 @@ pub async fn run_source(
     })
 }
 
-/// The pipeline for the source's record kind, reading from the portal or, for a replay, from
-/// the archive.
+/// The pipeline for the source's record kind.
 async fn execute(
     scope: &Scope<'_>,
     options: &SyncOptions,
     state: &mut RunState,
 ) -> Result<(Vec<ChangeSummary>, RowsWritten), SyncError> {
+    match scope.source.mapping.kind {
+        Kind::Procedures => execute_kind::<Procedures, ProcedureTables>(scope, options, state).await,
+        Kind::Stats => execute_kind::<Stats, StatsTables>(scope, options, state).await,
+    }
+}
+
+/// The pipeline for one kind, reading from the portal, or from the archive for a replay, or
+/// from a file for an import.
+async fn execute_kind<K: RecordKind, T: Tables>(
+    scope: &Scope<'_>,
+    options: &SyncOptions,
+    state: &mut RunState,
+) -> Result<(Vec<ChangeSummary>, RowsWritten), SyncError> {
     let (ctx, source) = (scope.ctx, scope.source);
-    match (source.mapping.kind, options.replay) {
-        (Kind::Procedures, None) => {
-            let pages = PortalPages::new(ctx, source)?;
-            pipeline::execute::<Procedures, ProcedureTables, _>(scope, options, state, pages).await
-        }
-        (Kind::Procedures, Some(run)) => {
+    let as_of = options.as_of.unwrap_or_else(pages::today);
+    match (options.replay, &options.import) {
+        (Some(run), _) => {
             let pages = ArchivePages::new(ctx, source, run).await?;
-            pipeline::execute::<Procedures, ProcedureTables, _>(scope, options, state, pages).await
+            pipeline::execute::<K, T, _>(scope, options, state, pages).await
+        }
+        (None, Some(file)) => {
+            let pages = FilePages::new(source, file, as_of)?;
+            pipeline::execute::<K, T, _>(scope, options, state, pages).await
+        }
+        (None, None) => {
+            let pages = PortalPages::new(ctx, source, as_of)?;
+            pipeline::execute::<K, T, _>(scope, options, state, pages).await
         }
     }
 }

@@ -69,6 +69,11 @@ impl Seen {
         self.unidentified.insert(raw_hash)
     }
 
+    /// The codes met, in no order.
+    pub fn codes(&self) -> impl Iterator<Item = &str> {
+        self.codes.keys().map(String::as_str)
+    }
+
     /// Whether a procedure with this code was met (read or not).
     pub fn contains(&self, code: &str) -> bool {
         self.codes.contains_key(code)

@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 
 use super::diff::Absence;
-use super::plan::{self, ChangeSummary, Pending};
+use super::plan::{self, ChangeSummary, Pending, Review};
 use crate::db::records::Tables;
 use crate::db::{Pool, StoreError};
 use crate::model::Stored;
@@ -67,6 +67,7 @@ struct WriteContext {
     run_id: i64,
     source: String,
     stored: Arc<HashMap<String, Stored>>,
+    review: Arc<Review>,
 }
 
 /// The writer of one run, running on a blocking thread with its own connection.
@@ -79,12 +80,13 @@ pub struct Writer<T: Tables> {
 }
 
 impl<T: Tables> Writer<T> {
-    /// Opens the run's transaction.
+    /// Opens the run's transaction; `review` picks out the changes worth reporting.
     pub fn start(
         pool: &Pool,
         run_id: i64,
         source: &str,
         stored: Arc<HashMap<String, Stored>>,
+        review: Arc<Review>,
     ) -> Writer<T> {
         let (sender, receiver) = mpsc::channel(QUEUE);
         let pool = pool.clone();
@@ -92,6 +94,7 @@ impl<T: Tables> Writer<T> {
             run_id,
             source: source.to_string(),
             stored,
+            review,
         };
         let task = tokio::task::spawn_blocking(move || {
             let mut conn = pool.get()?;
@@ -262,7 +265,7 @@ fn write_chunk<T: Tables>(
 ) -> Result<(), StoreError> {
     let changed = plan::needs_stored_content(chunk);
     let old_records = T::current_records(conn, &context.source, &changed)?;
-    let (plan, changes) = plan::plan_batch(&context.stored, chunk, &old_records).map_err(|e| {
+    let (plan, changes) = plan::plan_batch(&context.stored, chunk, &old_records, &*context.review).map_err(|e| {
         StoreError::CorruptRecord {
             code: e.code,
             stored: e.stored,

@@ -10,5 +10,6 @@ mod hostile;
 mod mappings;
 mod misbehaving;
 mod replay;
+mod stats;
 mod support;
 mod sync_catalogue;

@@ -11,11 +11,9 @@ use crate::support::{TestConfig, TestDb, lgsp_source, sync};
 
 fn replay_options(run: i64) -> SyncOptions {
     SyncOptions {
-        dry_run: false,
         trigger: "replay".into(),
-        requested_by: None,
-        allow_mass_removal: false,
         replay: Some(run),
+        ..SyncOptions::cli()
     }
 }
 

@@ -228,7 +228,9 @@ impl TestDb {
         let strays = self.count(
             "(SELECT first_run_id AS id FROM procedures UNION ALL SELECT last_changed_run_id FROM procedures \
              UNION ALL SELECT run_id FROM procedure_versions UNION ALL SELECT run_id FROM procedure_changes \
-             UNION ALL SELECT run_id FROM procedure_aliases) r \
+             UNION ALL SELECT run_id FROM procedure_aliases \
+             UNION ALL SELECT first_run_id FROM stats_rows UNION ALL SELECT last_changed_run_id FROM stats_rows \
+             UNION ALL SELECT run_id FROM stats_versions UNION ALL SELECT run_id FROM stats_changes) r \
              WHERE NOT EXISTS (SELECT 1 FROM sync_runs s WHERE s.id = r.id AND s.status = 'succeeded')",
         );
         assert_eq!(strays, 0, "rows refer to runs that did not succeed");
@@ -237,6 +239,11 @@ impl TestDb {
              (SELECT 1 FROM procedures p WHERE p.source = v.source AND p.code = v.code)",
         );
         assert_eq!(orphans, 0, "versions of procedures that do not exist");
+        let orphans = self.count(
+            "stats_versions v WHERE NOT EXISTS \
+             (SELECT 1 FROM stats_rows r WHERE r.source = v.source AND r.code = v.code)",
+        );
+        assert_eq!(orphans, 0, "versions of statistics rows that do not exist");
     }
 
     /// Row counts of (procedures, procedure_versions, procedure_changes, procedure_aliases).
@@ -469,19 +476,29 @@ async fn sync_in(
     allow_mass_removal: bool,
     events: tthc_sync::sync::Events,
 ) -> Result<tthc_sync::sync::SyncReport, tthc_sync::sync::SyncError> {
+    let options = tthc_sync::sync::SyncOptions {
+        dry_run,
+        trigger: "test".into(),
+        allow_mass_removal,
+        ..tthc_sync::sync::SyncOptions::cli()
+    };
+    sync_with_options(config, db, source, &options, events).await
+}
+
+/// Runs one source through the library with `options`.
+pub async fn sync_with_options(
+    config: &Config,
+    db: &TestDb,
+    source: &str,
+    options: &tthc_sync::sync::SyncOptions,
+    events: tthc_sync::sync::Events,
+) -> Result<tthc_sync::sync::SyncReport, tthc_sync::sync::SyncError> {
     let ctx = tthc_sync::sync::SyncContext {
         pool: db.pool(),
         fetcher: tthc_sync::fetch::Fetcher::new(&config.fetch).unwrap(),
         events,
     };
-    let options = tthc_sync::sync::SyncOptions {
-        dry_run,
-        trigger: "test".into(),
-        requested_by: None,
-        allow_mass_removal,
-        replay: None,
-    };
-    tthc_sync::sync::run_source(&ctx, config.source(source).unwrap(), &options).await
+    tthc_sync::sync::run_source(&ctx, config.source(source).unwrap(), options).await
 }
 
 /// The guard's verdict and the message of a run that must have been held.
