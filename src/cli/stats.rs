@@ -117,7 +117,12 @@ pub fn run(config: &Config, args: &StatsArgs, json: bool, out: &mut Out) -> Resu
         } else {
             write_revisions(out, shown)?;
             if list.len() > shown.len() {
-                write_cut_notice(out, shown.len(), list.len() as i64, "revisions (the newest)")?;
+                write_cut_notice(
+                    out,
+                    shown.len(),
+                    list.len() as i64,
+                    "revisions (the newest)",
+                )?;
             }
         }
         return Ok(Outcome::Success);
@@ -170,9 +175,7 @@ pub fn run(config: &Config, args: &StatsArgs, json: bool, out: &mut Out) -> Resu
         writeln!(
             out,
             "No statistics stored{} (sources: {}). Run `tthc-sync sync` or `tthc-sync import` first.",
-            args.period
-                .map(|p| format!(" for {p}"))
-                .unwrap_or_default(),
+            args.period.map(|p| format!(" for {p}")).unwrap_or_default(),
             order.join(", ")
         )?;
     } else {
@@ -242,7 +245,11 @@ fn write_figures(out: &mut Out, list: &[Figures]) -> Result<()> {
         writeln!(
             out,
             "{} ({}) · {}{}{}{}",
-            if f.unit_name.is_empty() { &f.unit_code } else { &f.unit_name },
+            if f.unit_name.is_empty() {
+                &f.unit_code
+            } else {
+                &f.unit_name
+            },
             f.unit_code,
             f.period,
             if breakdown.is_empty() {

@@ -66,11 +66,7 @@ pub struct ImportArgs {
 pub fn import(config: &Config, args: &ImportArgs, as_json: bool, out: &mut Out) -> Result<Outcome> {
     let source = config.source(&args.source).map_err(UsageError)?.clone();
     if !args.file.is_file() {
-        return Err(UsageError(format!(
-            "{}: no such file to import",
-            args.file.display()
-        ))
-        .into());
+        return Err(UsageError(format!("{}: no such file to import", args.file.display())).into());
     }
     let options = SyncOptions {
         dry_run: args.dry_run,

@@ -3,10 +3,10 @@
 //! bulk (binary `COPY` for inserts, `unnest` arrays for updates) so a catalogue of tens of
 //! thousands of records stores in a few statements.
 
-use std::collections::HashMap;
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Int4, Nullable, Text};
+use std::collections::HashMap;
 
 use super::StoreError;
 use super::records::{AbsencePlan, ChangeRow, JsonText, RecordRow, Tables, WritePlan, copy_in};

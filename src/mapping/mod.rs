@@ -306,8 +306,9 @@ impl Mapping {
             return Err(invalid(Invalid::new("request.url", "must not be empty")));
         }
         let records = match (&raw.records, raw.format) {
-            (Some(records), _) => Path::parse(&records.each)
-                .map_err(|m| invalid(Invalid::new("records.each", m)))?,
+            (Some(records), _) => {
+                Path::parse(&records.each).map_err(|m| invalid(Invalid::new("records.each", m)))?
+            }
             (None, Format::Tabular) => Path::default(),
             (None, _) => {
                 return Err(invalid(Invalid::new(
@@ -1069,14 +1070,22 @@ mod shipped_stats {
         values
     }
 
-    fn read_rows(m: &Mapping, body: &[u8], request: &RequestValues) -> (Vec<StatsRow>, Vec<String>) {
+    fn read_rows(
+        m: &Mapping,
+        body: &[u8],
+        request: &RequestValues,
+    ) -> (Vec<StatsRow>, Vec<String>) {
         let mut rows = Vec::new();
         let mut problems = Vec::new();
         let mut take = |event: RecordEvent<StatsRow>| {
             let RecordEvent::Read(e) = event else {
                 panic!("nothing is known")
             };
-            problems.extend(e.warnings.iter().map(|w| format!("{}: {}", w.field, w.message)));
+            problems.extend(
+                e.warnings
+                    .iter()
+                    .map(|w| format!("{}: {}", w.field, w.message)),
+            );
             match e.result {
                 Ok(row) => rows.push(row),
                 Err(error) => problems.extend(error.issues.into_iter().map(|i| i.message)),
@@ -1103,13 +1112,38 @@ mod shipped_stats {
         let (rows, problems) = read_rows(&m, body, &unit_request(None));
         assert!(problems.is_empty(), "{problems:?}");
         let r = &rows[0];
-        assert_eq!((r.unit_code.as_str(), r.period.as_str()), ("000.00.22.H24", "2026-10"));
+        assert_eq!(
+            (r.unit_code.as_str(), r.period.as_str()),
+            ("000.00.22.H24", "2026-10")
+        );
         assert_eq!(r.unit_name, "UBND xã Cộng Hòa");
         let c = r.counters;
-        assert_eq!((c.received, c.received_online, c.received_in_person, c.received_postal), (Some(142), Some(118), Some(22), Some(2)));
-        assert_eq!((c.resolved, c.resolved_early, c.resolved_on_time, c.resolved_late), (Some(131), Some(40), Some(88), Some(3)));
-        assert_eq!((c.in_progress, c.in_progress_overdue, c.refused, c.withdrawn), (Some(27), Some(1), Some(2), Some(1)));
-        assert_eq!(c.online_full, None, "this endpoint does not split online by level");
+        assert_eq!(
+            (
+                c.received,
+                c.received_online,
+                c.received_in_person,
+                c.received_postal
+            ),
+            (Some(142), Some(118), Some(22), Some(2))
+        );
+        assert_eq!(
+            (
+                c.resolved,
+                c.resolved_early,
+                c.resolved_on_time,
+                c.resolved_late
+            ),
+            (Some(131), Some(40), Some(88), Some(3))
+        );
+        assert_eq!(
+            (c.in_progress, c.in_progress_overdue, c.refused, c.withdrawn),
+            (Some(27), Some(1), Some(2), Some(1))
+        );
+        assert_eq!(
+            c.online_full, None,
+            "this endpoint does not split online by level"
+        );
         assert_eq!(c.carried_over, None, "absent is not zero");
         let (from, to) = m.period.dates(model::stats::Month::new(2026, 10).unwrap());
         assert_eq!(from, "2026-10-01T00:00:00.000+07:00");
@@ -1123,11 +1157,28 @@ mod shipped_stats {
         let (rows, problems) = read_rows(&m, body, &unit_request(Some("000.00.22.H24")));
         assert!(problems.is_empty(), "{problems:?}");
         let r = &rows[0];
-        assert_eq!(r.unit_code, "000.00.22.H24", "the configured code, not the portal id");
-        assert_eq!((r.counters.online_partial, r.counters.online_full, r.counters.paid_online), (Some(71), Some(47), Some(39)));
-        assert_eq!(r.source_total, Some(86.4), "kept as given, fraction and all");
+        assert_eq!(
+            r.unit_code, "000.00.22.H24",
+            "the configured code, not the portal id"
+        );
+        assert_eq!(
+            (
+                r.counters.online_partial,
+                r.counters.online_full,
+                r.counters.paid_online
+            ),
+            (Some(71), Some(47), Some(39))
+        );
+        assert_eq!(
+            r.source_total,
+            Some(86.4),
+            "kept as given, fraction and all"
+        );
         let (rows, _) = read_rows(&m, body, &unit_request(None));
-        assert_eq!(rows[0].unit_code, "60c868a4289bad69c7cbffea", "no code anywhere: the id");
+        assert_eq!(
+            rows[0].unit_code, "60c868a4289bad69c7cbffea",
+            "no code anywhere: the id"
+        );
     }
 
     const REPORT_CSV: &str = "UBND HUYỆN NAM SÁCH\nBÁO CÁO KẾT QUẢ GIẢI QUYẾT TTHC THÁNG 10/2026\n\
@@ -1143,7 +1194,11 @@ Mã đơn vị,ĐƠN VỊ,Tháng,Tiếp nhận,Trực tuyến,Trực tiếp,Bưu
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].unit_name, "UBND xã An Lâm");
-        assert_eq!(rows[1].counters.received, Some(1204), "Vietnamese thousands");
+        assert_eq!(
+            rows[1].counters.received,
+            Some(1204),
+            "Vietnamese thousands"
+        );
         assert_eq!(rows[1].period, "2026-10");
     }
 
@@ -1151,7 +1206,15 @@ Mã đơn vị,ĐƠN VỊ,Tháng,Tiếp nhận,Trực tuyến,Trực tiếp,Bưu
     fn report_xlsx_reads_the_same_and_names_a_bad_cell() {
         let mut book = rust_xlsxwriter::Workbook::new();
         let sheet = book.add_worksheet();
-        let header = ["Mã đơn vị", "Đơn vị", "Tháng", "Tiếp nhận", "Trực tuyến", "Trực tiếp", "Đã giải quyết"];
+        let header = [
+            "Mã đơn vị",
+            "Đơn vị",
+            "Tháng",
+            "Tiếp nhận",
+            "Trực tuyến",
+            "Trực tiếp",
+            "Đã giải quyết",
+        ];
         sheet.write_string(0, 0, "BÁO CÁO THÁNG 10/2026").unwrap();
         for (i, h) in header.iter().enumerate() {
             sheet.write_string(2, i as u16, *h).unwrap();
@@ -1170,28 +1233,51 @@ Mã đơn vị,ĐƠN VỊ,Tháng,Tiếp nhận,Trực tuyến,Trực tiếp,Bưu
         let (rows, problems) = read_rows(&m, &bytes, &RequestValues::new());
         assert_eq!(rows[0].counters.received, Some(142));
         assert_eq!(rows[0].counters.resolved, Some(131));
-        assert_eq!(rows[0].counters.resolved_late, None, "an optional column the file lacks");
+        assert_eq!(
+            rows[0].counters.resolved_late, None,
+            "an optional column the file lacks"
+        );
         assert_eq!(rows[1].counters.received, None);
         assert!(
-            problems.iter().any(|p| p.contains("row 5, column «Tiếp nhận»") && p.contains("mười hai")),
+            problems
+                .iter()
+                .any(|p| p.contains("row 5, column «Tiếp nhận»") && p.contains("mười hai")),
             "{problems:?}"
         );
         // Without a required column: named, with the headers found.
         let csv = "Mã đơn vị,Đơn vị,Tháng,Tiếp nhận\nX,Y,10/2026,1\n";
         let err = m
-            .extract_table::<Stats>(csv.as_bytes(), None, &RequestValues::new(), &|_| false, &mut |_| {})
+            .extract_table::<Stats>(
+                csv.as_bytes(),
+                None,
+                &RequestValues::new(),
+                &|_| false,
+                &mut |_| {},
+            )
             .unwrap_err()
             .to_string();
-        assert!(err.contains("«Trực tuyến»") && err.contains("«Tiếp nhận»") && err.contains("report-xlsx.toml"), "{err}");
+        assert!(
+            err.contains("«Trực tuyến»")
+                && err.contains("«Tiếp nhận»")
+                && err.contains("report-xlsx.toml"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_month_placeholder_is_refused_in_a_procedures_mapping_and_a_stats_row_needs_a_month() {
         let procedures = "format = \"json\"\n[request]\nurl = \"{base_url}/x?from={from_date}\"\n[records]\neach = \"\"\n[fields]\ncode = \"a\"\nname = \"b\"\n";
-        let err = Mapping::parse(FsPath::new("m.toml"), procedures).unwrap_err().to_string();
-        assert!(err.contains("m.toml") && err.contains("{from_date}"), "{err}");
+        let err = Mapping::parse(FsPath::new("m.toml"), procedures)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("m.toml") && err.contains("{from_date}"),
+            "{err}"
+        );
         let stats = "kind = \"stats\"\nformat = \"json\"\n[request]\nurl = \"{base_url}/x\"\n[records]\neach = \"\"\n[fields]\nreceived = \"r\"\n";
-        let err = Mapping::parse(FsPath::new("m.toml"), stats).unwrap_err().to_string();
+        let err = Mapping::parse(FsPath::new("m.toml"), stats)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("needs its month"), "{err}");
     }
 }

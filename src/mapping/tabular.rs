@@ -274,7 +274,11 @@ impl TableSpec {
     }
 
     /// A CSV file's cells (any encoding the fetcher reads; the separator guessed when not set).
-    fn csv_cells(&self, body: &[u8], content_type: Option<&str>) -> Result<Vec<Vec<String>>, String> {
+    fn csv_cells(
+        &self,
+        body: &[u8],
+        content_type: Option<&str>,
+    ) -> Result<Vec<Vec<String>>, String> {
         let decoded = decode::body_to_text(body, content_type).map_err(|e| e.0)?;
         let text = decoded.text.trim_start_matches('\u{feff}');
         let delimiter = self.delimiter.unwrap_or_else(|| guess_delimiter(text));
@@ -378,9 +382,12 @@ mod tests {
     #[test]
     fn the_header_row_is_found_below_a_title_and_totals_are_skipped() {
         let csv = "BÁO CÁO THÁNG 10/2026;;\nĐƠN VỊ;Tháng;Tiếp nhận\nUBND xã A;10/2026;12\n;;\nTổng cộng;;12\n";
-        let rows = spec(&["Đơn vị", "Tháng", "Tiếp nhận", "Bưu chính"], &["Bưu chính"])
-            .rows(csv.as_bytes(), Some("text/csv"))
-            .unwrap();
+        let rows = spec(
+            &["Đơn vị", "Tháng", "Tiếp nhận", "Bưu chính"],
+            &["Bưu chính"],
+        )
+        .rows(csv.as_bytes(), Some("text/csv"))
+        .unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].0, 3, "the sheet's row number");
         assert_eq!(rows[0].1["tiep_nhan"], "12");
@@ -394,6 +401,9 @@ mod tests {
             .rows(csv.as_bytes(), None)
             .unwrap_err();
         assert!(err.contains("«Tiếp nhận»"), "{err}");
-        assert!(err.contains("«Tiếp nhận trực tuyến»") && err.contains("row 1"), "{err}");
+        assert!(
+            err.contains("«Tiếp nhận trực tuyến»") && err.contains("row 1"),
+            "{err}"
+        );
     }
 }

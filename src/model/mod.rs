@@ -14,10 +14,10 @@ pub mod stats;
 
 pub use hash::{Digest, comparable_form, content_hash, hex, json_and_hash};
 pub use kind::{Identity, Kind, PartialIdentity, Procedures, RecordKind, RequestValues};
-pub use stats::{Stats, StatsRow};
 pub use procedure::*;
 pub use schema::{FieldKind, FieldSchema};
 pub use state::{ChangeKind, RunStatus, Status, Stored, UnknownState, Validators};
+pub use stats::{Stats, StatsRow};
 
 #[cfg(test)]
 mod tests {

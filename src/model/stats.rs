@@ -134,7 +134,8 @@ pub struct Month {
 
 impl Month {
     pub fn new(year: i32, month: u32) -> Option<Month> {
-        ((1..=12).contains(&month) && (1900..=2200).contains(&year)).then_some(Month { year, month })
+        ((1..=12).contains(&month) && (1900..=2200).contains(&year))
+            .then_some(Month { year, month })
     }
 
     /// The month a date falls in.
@@ -540,7 +541,9 @@ pub fn figures(rows: &[SourcedRow], order: &[String], periods: &[Period]) -> Vec
             .push(row);
         if !r.unit_name.is_empty() {
             let rank = |s: &str| order.iter().position(|o| o == s).unwrap_or(order.len());
-            let better = names.get(r.unit_code.as_str()).is_none_or(|_| rank(&row.source) == 0);
+            let better = names
+                .get(r.unit_code.as_str())
+                .is_none_or(|_| rank(&row.source) == 0);
             if better {
                 names.insert(&r.unit_code, &r.unit_name);
             }
@@ -628,7 +631,12 @@ pub mod request {
 
 /// The month the mapped fields state: `period`, else `year` with `month`, else `from`.
 fn mapped_month(fields: &Value) -> Option<Month> {
-    let text = |key: &str| fields.get(key).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let text = |key: &str| {
+        fields
+            .get(key)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
     let number = |key: &str| fields.get(key).and_then(Value::as_i64);
     if let Some(period) = text("period") {
         return Month::parse(period).or_else(|| month_of_date(period));
@@ -823,7 +831,10 @@ mod tests {
         let late_only = counters(&[("resolved", 10), ("resolved_late", 1)]);
         assert_eq!(late_only.indicators().on_time_rate, Some(0.9));
         // Nothing said about timeliness: no rate.
-        assert_eq!(counters(&[("resolved", 10)]).indicators().on_time_rate, None);
+        assert_eq!(
+            counters(&[("resolved", 10)]).indicators().on_time_rate,
+            None
+        );
     }
 
     #[test]
@@ -844,12 +855,25 @@ mod tests {
         let fields: Vec<&str> = c.problems().iter().map(|p| p.field).collect();
         assert_eq!(
             fields,
-            ["refused", "resolved", "received", "received_online", "online_full"]
+            [
+                "refused",
+                "resolved",
+                "received",
+                "received_online",
+                "online_full"
+            ]
         );
         assert!(c.problems()[1].message.contains("resolved (9)"));
         assert_eq!(c.received, Some(10), "kept as given");
-        let fine = counters(&[("received", 3), ("received_online", 2), ("received_in_person", 1)]);
-        assert!(fine.problems().is_empty(), "postal absent: nothing to check");
+        let fine = counters(&[
+            ("received", 3),
+            ("received_online", 2),
+            ("received_in_person", 1),
+        ]);
+        assert!(
+            fine.problems().is_empty(),
+            "postal absent: nothing to check"
+        );
     }
 
     #[test]
@@ -878,16 +902,28 @@ mod tests {
         );
         let (from, to) = Month::new(2026, 2).unwrap().instants();
         assert_eq!(from.to_rfc3339(), "2026-02-01T00:00:00+07:00");
-        assert_eq!(to.format("%Y-%m-%dT%H:%M:%S%.3f").to_string(), "2026-02-28T23:59:59.999");
+        assert_eq!(
+            to.format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
+            "2026-02-28T23:59:59.999"
+        );
     }
 
     #[test]
     fn quarters_sum_flows_and_take_stocks_at_their_ends() {
         let m = |n| Month::new(2026, n).unwrap();
         let months = [
-            (m(8), counters(&[("carried_over", 5), ("received", 10), ("in_progress", 4)])),
-            (m(7), counters(&[("carried_over", 3), ("received", 7), ("in_progress", 5)])),
-            (m(9), counters(&[("carried_over", 4), ("received", 1), ("in_progress", 2)])),
+            (
+                m(8),
+                counters(&[("carried_over", 5), ("received", 10), ("in_progress", 4)]),
+            ),
+            (
+                m(7),
+                counters(&[("carried_over", 3), ("received", 7), ("in_progress", 5)]),
+            ),
+            (
+                m(9),
+                counters(&[("carried_over", 4), ("received", 1), ("in_progress", 2)]),
+            ),
         ];
         let q = sum_months(&months);
         assert_eq!(q.received, Some(18));
@@ -930,12 +966,18 @@ mod tests {
                 .collect()
         };
         let mut fields = json!({"unit_code": "H24", "from": "2026-09-30T17:00:00Z"});
-        Stats::normalise(&mut fields, &values(&[("unit", "60c8"), ("unit_code", "000.00.22.H24")]));
+        Stats::normalise(
+            &mut fields,
+            &values(&[("unit", "60c8"), ("unit_code", "000.00.22.H24")]),
+        );
         assert_eq!(fields["unit_code"], "000.00.22.H24");
         assert_eq!(fields["period"], "2026-10");
         assert!(fields.get("from").is_none());
         let mut fields = json!({"unit_code": ""});
-        Stats::normalise(&mut fields, &values(&[("unit", "60c8"), ("period", "2026-05")]));
+        Stats::normalise(
+            &mut fields,
+            &values(&[("unit", "60c8"), ("period", "2026-05")]),
+        );
         assert_eq!(fields["unit_code"], "60c8");
         assert_eq!(fields["period"], "2026-05");
         assert!(Stats::key_problem("60c8|2026-05||").is_none());
@@ -946,10 +988,16 @@ mod tests {
     #[test]
     fn a_closed_month_falling_by_half_is_a_problem() {
         let key = "U|2026-09||";
-        let problem = |b, a, open| Stats::revision_problem(key, "received", &json!(b), &json!(a), open);
+        let problem =
+            |b, a, open| Stats::revision_problem(key, "received", &json!(b), &json!(a), open);
         assert!(problem(100, 40, "2026-10").is_some());
         assert!(problem(100, 60, "2026-10").is_none());
-        assert!(problem(100, 10, "2026-09").is_none(), "the open month moves");
-        assert!(Stats::revision_problem(key, "resolved", &json!(100), &json!(1), "2026-10").is_none());
+        assert!(
+            problem(100, 10, "2026-09").is_none(),
+            "the open month moves"
+        );
+        assert!(
+            Stats::revision_problem(key, "resolved", &json!(100), &json!(1), "2026-10").is_none()
+        );
     }
 }

@@ -254,7 +254,11 @@ pub struct FilePages {
 
 impl FilePages {
     /// The file at `path`; fails, naming it, when it cannot be read.
-    pub fn new(source: &Source, path: &std::path::Path, as_of: NaiveDate) -> Result<FilePages, SyncError> {
+    pub fn new(
+        source: &Source,
+        path: &std::path::Path,
+        as_of: NaiveDate,
+    ) -> Result<FilePages, SyncError> {
         let fail = |message: String| SyncError::Import {
             source_name: source.name.clone(),
             file: path.display().to_string(),

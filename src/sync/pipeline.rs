@@ -56,7 +56,13 @@ pub(super) async fn execute<K: RecordKind, T: Tables, S: PageSource>(
     let started = Instant::now();
     let open_month = Month::of(pages.as_of()).to_string();
     let review: Arc<Review> = Arc::new(move |key: &str, change: &diff::FieldChange| {
-        K::revision_problem(key, &change.field, &change.before, &change.after, &open_month)
+        K::revision_problem(
+            key,
+            &change.field,
+            &change.before,
+            &change.after,
+            &open_month,
+        )
     });
     let mut writer =
         Writer::<T>::start(&scope.ctx.pool, scope.run_id, &name, stored.clone(), review);
@@ -95,7 +101,7 @@ pub(super) async fn execute<K: RecordKind, T: Tables, S: PageSource>(
         max_unusable_share: scope.source.max_unusable_share,
         allow_mass_removal: options.allow_mass_removal,
     };
-    if let Err(hold) = guard::check(&evidence(&stored, state, &absences), &policy) {
+    if let Err(hold) = guard::check(&evidence(stored, state, &absences), &policy) {
         writer.abandon().await;
         return Err(SyncError::Held {
             source_name: name,

@@ -288,7 +288,8 @@ mod tests {
             "1.1.H12",
             json!({"name": "a"}),
         )];
-        let (plan, summary) = plan_batch(&HashMap::new(), &batch, &HashMap::new(), &|_, _| None).unwrap();
+        let (plan, summary) =
+            plan_batch(&HashMap::new(), &batch, &HashMap::new(), &|_, _| None).unwrap();
         assert_eq!(plan.inserts.len(), 1);
         assert_eq!(plan.inserts[0].version, 1);
         assert_eq!(plan.inserts[0].raw_hash, Some(digest("raw").to_string()));

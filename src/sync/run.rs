@@ -192,7 +192,9 @@ async fn execute(
     state: &mut RunState,
 ) -> Result<(Vec<ChangeSummary>, RowsWritten), SyncError> {
     match scope.source.mapping.kind {
-        Kind::Procedures => execute_kind::<Procedures, ProcedureTables>(scope, options, state).await,
+        Kind::Procedures => {
+            execute_kind::<Procedures, ProcedureTables>(scope, options, state).await
+        }
         Kind::Stats => execute_kind::<Stats, StatsTables>(scope, options, state).await,
     }
 }

@@ -265,13 +265,12 @@ fn write_chunk<T: Tables>(
 ) -> Result<(), StoreError> {
     let changed = plan::needs_stored_content(chunk);
     let old_records = T::current_records(conn, &context.source, &changed)?;
-    let (plan, changes) = plan::plan_batch(&context.stored, chunk, &old_records, &*context.review).map_err(|e| {
-        StoreError::CorruptRecord {
+    let (plan, changes) = plan::plan_batch(&context.stored, chunk, &old_records, &*context.review)
+        .map_err(|e| StoreError::CorruptRecord {
             code: e.code,
             stored: e.stored,
             error: e.error,
-        }
-    })?;
+        })?;
     rows.procedures += plan.inserts.len() + plan.updates.len();
     rows.versions += plan.versions.len();
     rows.changes += plan.changes.len();

@@ -85,9 +85,15 @@ fn as_of(date: &str) -> SyncOptions {
 }
 
 async fn sync_as_of(config: &TestConfig, db: &TestDb, date: &str) -> SyncReport {
-    sync_with_options(&config.load(), db, "igate", &as_of(date), Default::default())
-        .await
-        .unwrap()
+    sync_with_options(
+        &config.load(),
+        db,
+        "igate",
+        &as_of(date),
+        Default::default(),
+    )
+    .await
+    .unwrap()
 }
 
 fn stats_json(config: &TestConfig, args: &[&str]) -> Vec<Value> {
@@ -144,8 +150,19 @@ async fn a_window_of_months_per_unit_is_read_revised_months_kept_and_an_unchange
     let versions = db.count("stats_versions");
     let changes = db.count("stats_changes");
     let again = sync_as_of(&config, &db, "2026-11-20").await;
-    assert_eq!((again.counts.unchanged, again.counts.added, again.counts.modified), (6, 0, 0));
-    assert_eq!(db.count("stats_versions"), versions, "an unchanged re-sync writes nothing");
+    assert_eq!(
+        (
+            again.counts.unchanged,
+            again.counts.added,
+            again.counts.modified
+        ),
+        (6, 0, 0)
+    );
+    assert_eq!(
+        db.count("stats_versions"),
+        versions,
+        "an unchanged re-sync writes nothing"
+    );
     assert_eq!(db.count("stats_changes"), changes);
 
     // September (closed) is revised upstream: received falls by more than half.
@@ -166,7 +183,10 @@ async fn a_window_of_months_per_unit_is_read_revised_months_kept_and_an_unchange
     let output = cli(&config, &["--json", "stats", "revisions", "--unit", CODE_A]);
     let list: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
     let received = list.iter().find(|r| r["field"] == "received").unwrap();
-    assert_eq!((received["before"].clone(), received["after"].clone()), (json!(120), json!(50)));
+    assert_eq!(
+        (received["before"].clone(), received["after"].clone()),
+        (json!(120), json!(50))
+    );
     assert_eq!(received["period"], "2026-09");
     assert_eq!(received["run_id"], json!(revised.run_id));
     let september = &stats_json(&config, &["--unit", CODE_A, "--period", "2026-09"])[0];
@@ -181,7 +201,11 @@ async fn a_window_of_months_per_unit_is_read_revised_months_kept_and_an_unchange
         igate_row(UNIT_A, "H24-A", "UBND xã Cộng Hòa", 9, 0),
     );
     let later = sync_as_of(&config, &db, "2026-12-02").await;
-    assert_eq!((later.counts.added, later.counts.missing), (1, 0), "{later:?}");
+    assert_eq!(
+        (later.counts.added, later.counts.missing),
+        (1, 0),
+        "{later:?}"
+    );
     assert_eq!(db.count("stats_rows WHERE status = 'active'"), 7);
     db.assert_references_hold();
 }
@@ -207,20 +231,28 @@ async fn zero_and_inconsistent_months_are_shown_as_they_are_and_an_empty_answer_
     );
     let report = sync_as_of(&config, &db, "2026-11-15").await;
     assert!(
-        report
-            .issues
-            .iter()
-            .any(|i| i.message.contains("resolved (20) is not early + on time + late")),
+        report.issues.iter().any(|i| i
+            .message
+            .contains("resolved (20) is not early + on time + late")),
         "{:?}",
         report.issues
     );
     let zero = &stats_json(&config, &["--unit", CODE_B, "--period", "2026-10"])[0];
     assert_eq!(zero["received"], 0);
-    assert_eq!(zero["on_time_rate"], Value::Null, "no dossiers: no data, not 0 % or 100 %");
+    assert_eq!(
+        zero["on_time_rate"],
+        Value::Null,
+        "no dossiers: no data, not 0 % or 100 %"
+    );
     assert_eq!(zero["online_rate"], Value::Null);
     let wrong = &stats_json(&config, &["--unit", CODE_B, "--period", "2026-11"])[0];
     assert_eq!(wrong["resolved"], 20, "kept as given, never corrected");
-    assert!(wrong["problems"][0]["message"].as_str().unwrap().contains("resolved (20)"));
+    assert!(
+        wrong["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("resolved (20)")
+    );
     let people = text(&cli(&config, &["stats", "--unit", CODE_B, "--period", "2026-10"]).stdout);
     assert!(people.contains("on-time rate no data"), "{people}");
 
@@ -237,7 +269,11 @@ async fn zero_and_inconsistent_months_are_shown_as_they_are_and_an_empty_answer_
     .await;
     let (_, message) = held(result);
     assert!(message.contains("--allow-mass-removal"), "{message}");
-    assert_eq!(db.count("stats_rows WHERE status = 'active'"), rows, "nothing lost");
+    assert_eq!(
+        db.count("stats_rows WHERE status = 'active'"),
+        rows,
+        "nothing lost"
+    );
 }
 
 #[test]
@@ -280,10 +316,16 @@ fn a_refused_token_names_its_variable_and_two_sources_fill_one_unit_summed_by_qu
     let stderr = text(&refused.stderr);
     assert_eq!(refused.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("source `igate`") && stderr.contains("HTTP 401") && stderr.contains("set TTHC_IGATE_TOKEN"),
+        stderr.contains("source `igate`")
+            && stderr.contains("HTTP 401")
+            && stderr.contains("set TTHC_IGATE_TOKEN"),
         "{stderr}"
     );
-    assert_eq!(db.count("stats_rows WHERE source = 'igate'"), 0, "nothing written");
+    assert_eq!(
+        db.count("stats_rows WHERE source = 'igate'"),
+        0,
+        "nothing written"
+    );
 
     let accepted = sync("s3cret");
     assert!(accepted.status.success(), "{}", text(&accepted.stderr));
@@ -293,7 +335,10 @@ fn a_refused_token_names_its_variable_and_two_sources_fill_one_unit_summed_by_qu
     assert_eq!(november["online_full"], 30);
     assert_eq!(november["sources"]["received"], "igate");
     assert_eq!(november["sources"]["online_full"], "online");
-    assert_eq!(november["unit_name"], "UBND xã Cộng Hòa", "the configured name");
+    assert_eq!(
+        november["unit_name"], "UBND xã Cộng Hòa",
+        "the configured name"
+    );
     assert_eq!(november["full_online_share"], json!(30.0 / 80.0));
     // Quarters and years are sums of the months stored (October and November here).
     let quarter = &stats_json(&config, &["--unit", CODE_A, "--period", "2026-Q4"])[0];
@@ -306,9 +351,14 @@ fn a_refused_token_names_its_variable_and_two_sources_fill_one_unit_summed_by_qu
     // The order of `--source` is the precedence.
     let reversed = &stats_json(
         &config,
-        &["--unit", CODE_A, "--period", "2026-11", "--source", "online", "--source", "igate"],
+        &[
+            "--unit", CODE_A, "--period", "2026-11", "--source", "online", "--source", "igate",
+        ],
     )[0];
-    assert_eq!(reversed["sources"]["received"], "igate", "the online report has no received");
+    assert_eq!(
+        reversed["sources"]["received"], "igate",
+        "the online report has no received"
+    );
     assert_eq!(reversed["unit_name"], "UBND xã Cộng Hòa");
 }
 
@@ -351,29 +401,63 @@ fn spreadsheets_are_imported_through_the_same_run_and_their_problems_name_row_an
     );
     let csv = dir.path().join("bao-cao-10.csv");
     std::fs::write(&csv, REPORT_CSV).unwrap();
-    let output = cli(&config, &["import", "--source", "report", csv.to_str().unwrap()]);
+    let output = cli(
+        &config,
+        &["import", "--source", "report", csv.to_str().unwrap()],
+    );
     assert!(output.status.success(), "{}", text(&output.stderr));
-    assert!(text(&output.stdout).contains("2 added"), "{}", text(&output.stdout));
+    assert!(
+        text(&output.stdout).contains("2 added"),
+        "{}",
+        text(&output.stdout)
+    );
     let october = stats_json(&config, &["--period", "2026-10"]);
     assert_eq!(october.len(), 2);
     assert_eq!(october[0]["received"], 142);
     let on_time = october[0]["on_time_rate"].as_f64().unwrap();
     assert!((on_time - 128.0 / 131.0).abs() < 1e-9, "{on_time}");
 
-    let header = ["Mã đơn vị", "Đơn vị", "Tháng", "Tiếp nhận", "Trực tuyến", "Trực tiếp", "Đã giải quyết"];
+    let header = [
+        "Mã đơn vị",
+        "Đơn vị",
+        "Tháng",
+        "Tiếp nhận",
+        "Trực tuyến",
+        "Trực tiếp",
+        "Đã giải quyết",
+    ];
     let xlsx = dir.path().join("bao-cao-11.xlsx");
     std::fs::write(
         &xlsx,
         report_xlsx(
             &header,
             &[
-                vec![CODE_A, "UBND xã Cộng Hòa", "11/2026", "150", "120", "30", "140"],
-                vec![CODE_B, "UBND xã An Lâm", "11/2026", "sáu mươi", "40", "20", "50"],
+                vec![
+                    CODE_A,
+                    "UBND xã Cộng Hòa",
+                    "11/2026",
+                    "150",
+                    "120",
+                    "30",
+                    "140",
+                ],
+                vec![
+                    CODE_B,
+                    "UBND xã An Lâm",
+                    "11/2026",
+                    "sáu mươi",
+                    "40",
+                    "20",
+                    "50",
+                ],
             ],
         ),
     )
     .unwrap();
-    let output = cli(&config, &["import", "--source", "report", xlsx.to_str().unwrap()]);
+    let output = cli(
+        &config,
+        &["import", "--source", "report", xlsx.to_str().unwrap()],
+    );
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(
@@ -389,22 +473,36 @@ fn spreadsheets_are_imported_through_the_same_run_and_their_problems_name_row_an
         .and_then(|n| n.parse().ok())
         .unwrap();
     let shown = text(&cli(&config, &["runs", "show", &run.to_string()]).stdout);
-    assert!(shown.contains("UBND xã Cộng Hòa") && shown.contains("2026-11"), "{shown}");
-    assert!(shown.contains("xlsx"), "the file is archived as the run's payload: {shown}");
+    assert!(
+        shown.contains("UBND xã Cộng Hòa") && shown.contains("2026-11"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("xlsx"),
+        "the file is archived as the run's payload: {shown}"
+    );
 
     // A file without a needed column: named, with the headers found; nothing written.
     let rows_before = db.count("stats_rows");
     let broken = dir.path().join("thieu-cot.xlsx");
     std::fs::write(
         &broken,
-        report_xlsx(&["Mã đơn vị", "Đơn vị", "Tháng", "Tiếp nhận"], &[vec![CODE_A, "x", "12/2026", "1"]]),
+        report_xlsx(
+            &["Mã đơn vị", "Đơn vị", "Tháng", "Tiếp nhận"],
+            &[vec![CODE_A, "x", "12/2026", "1"]],
+        ),
     )
     .unwrap();
-    let output = cli(&config, &["import", "--source", "report", broken.to_str().unwrap()]);
+    let output = cli(
+        &config,
+        &["import", "--source", "report", broken.to_str().unwrap()],
+    );
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("«Trực tuyến»") && stderr.contains("«Tiếp nhận»") && stderr.contains("thieu-cot.xlsx"),
+        stderr.contains("«Trực tuyến»")
+            && stderr.contains("«Tiếp nhận»")
+            && stderr.contains("thieu-cot.xlsx"),
         "{stderr}"
     );
     assert_eq!(db.count("stats_rows"), rows_before);
@@ -424,13 +522,25 @@ fn a_unit_placeholder_without_units_and_a_month_placeholder_for_procedures_are_c
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
-        stderr.contains("source[0].units") && stderr.contains("igate-stats.toml") && stderr.contains("tthc-sync.toml"),
+        stderr.contains("source[0].units")
+            && stderr.contains("igate-stats.toml")
+            && stderr.contains("tthc-sync.toml"),
         "{stderr}"
     );
     let mapping = "format = \"json\"\n[request]\nurl = \"{base_url}/list?month={month}\"\n[records]\neach = \"\"\n[fields]\ncode = \"a\"\nname = \"b\"\n";
-    let config = TestConfig::with_own_mapping(&db, "list", "http://127.0.0.1:9", ("by-month.toml", mapping));
+    let config = TestConfig::with_own_mapping(
+        &db,
+        "list",
+        "http://127.0.0.1:9",
+        ("by-month.toml", mapping),
+    );
     let output = cli(&config, &["sync"]);
     let stderr = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("by-month.toml") && stderr.contains("`request`") && stderr.contains("{month}"), "{stderr}");
+    assert!(
+        stderr.contains("by-month.toml")
+            && stderr.contains("`request`")
+            && stderr.contains("{month}"),
+        "{stderr}"
+    );
 }
