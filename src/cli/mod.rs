@@ -214,5 +214,14 @@ fn write_cut_notice(out: &mut Out, shown: usize, total: i64, what: &str) -> Resu
     Ok(())
 }
 
+/// A record's key for people: a statistics row's `unit|2026-10|procedure|sector` as
+/// `unit 2026-10 procedure sector` (its empty parts left out); a procedure's code as it is.
+fn record_key(key: &str) -> String {
+    key.split('|')
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The note that says which time zone listings use.
 const TIMES_NOTE: &str = "Times are Vietnam time (UTC+7).";

@@ -188,7 +188,7 @@ fn write_report(out: &mut Out, report: &RunReport) -> Result<()> {
         writeln!(
             out,
             "  {mark} {} {} ({}){fields}",
-            item.code,
+            super::record_key(&item.code),
             item.name,
             item.kind.as_str()
         )?;

@@ -314,7 +314,12 @@ fn write_report(out: &mut Out, r: &SyncReport) -> std::io::Result<()> {
         } else {
             format!("  ({})", change.fields.join(", "))
         };
-        writeln!(out, "  {sign} {} {}{fields}", change.code, change.name)?;
+        writeln!(
+            out,
+            "  {sign} {} {}{fields}",
+            super::record_key(&change.code),
+            change.name
+        )?;
     }
     if r.changes.len() > SHOWN {
         writeln!(
