@@ -549,13 +549,12 @@ impl Mapping {
                 continue;
             }
             let mut extracted = self.read::<K, _>(&node, request, row, raw_hash);
+            // The record's position is its row; a cell's problem names the column too.
             let in_row = |issue: &mut FieldIssue| {
-                let place = if issue.path.is_empty() {
-                    format!("row {row}")
-                } else {
-                    format!("row {row}, column «{}»", issue.path)
-                };
-                issue.message = format!("{place}: {}", issue.message);
+                if !issue.path.is_empty() {
+                    issue.message =
+                        format!("row {row}, column «{}»: {}", issue.path, issue.message);
+                }
             };
             extracted.warnings.iter_mut().for_each(in_row);
             if let Err(error) = &mut extracted.result {

@@ -23,6 +23,7 @@ use super::store::{RowsWritten, Writer};
 use crate::config::Source;
 use crate::db::records::Tables;
 use crate::db::{self, StoreError};
+use crate::mapping::PagingStyle;
 use crate::model::stats::Month;
 use crate::model::{RecordKind, RequestValues, Status, Stored};
 
@@ -231,15 +232,18 @@ async fn read_all<K: RecordKind, T: Tables, S: PageSource>(
         declared_total: Some(0),
     };
     let mut result = Ok(());
-    for request in requests {
+    // The next request's first page, fetched while the last page of the one before was read.
+    let mut first = None;
+    for (i, request) in requests.iter().enumerate() {
         let reader = PageReader {
             scope,
             baseline,
             pages,
             request,
+            next: requests.get(i + 1),
         };
         result = reader
-            .read_pages::<K, T>(state, writer, &mut so_far, &mut archiving)
+            .read_pages::<K, T>(state, writer, &mut so_far, &mut archiving, &mut first)
             .await;
         if result.is_err() {
             let _ = archived(archiving.take()).await;
@@ -265,6 +269,9 @@ struct PageReader<'a, S> {
     baseline: &'a Arc<Baseline>,
     pages: &'a S,
     request: &'a Request,
+    /// The request after this one, whose first page is fetched ahead when this one's paging
+    /// makes one request one page.
+    next: Option<&'a Request>,
 }
 
 impl<S: PageSource> PageReader<'_, S> {
@@ -277,28 +284,62 @@ impl<S: PageSource> PageReader<'_, S> {
         writer: &mut Writer<T>,
         so_far: &mut SoFar,
         archiving: &mut Option<tokio::task::JoinHandle<Result<(), StoreError>>>,
+        first: &mut Option<Result<Page, SyncError>>,
     ) -> Result<(), SyncError> {
         let (scope, pages, request) = (self.scope, self.pages, self.request);
         let source = scope.source;
         let store_err = store_error(&source.name);
-        let mut pager =
-            Pager::starting_at(&source.mapping.paging, source.page_size, so_far.next_page);
+        let spec = &source.mapping.paging;
+        let mut pager = Pager::starting_at(spec, source.page_size, so_far.next_page);
         let following = so_far.next_page > 1;
-        let mut page = pages
-            .page(request, pager.current().clone(), following)
-            .await?;
+        let mut page = match first.take() {
+            Some(fetched)
+                if fetched
+                    .as_ref()
+                    .map_or(true, |p| p.vars == *pager.current()) =>
+            {
+                fetched?
+            }
+            _ => {
+                pages
+                    .page(request, pager.current().clone(), following)
+                    .await?
+            }
+        };
+        // One request, one page: the next request's first page can be fetched meanwhile.
+        let one_page = spec.style == PagingStyle::None;
         loop {
             announce(scope, &page);
             let reading = spawn_read::<K>(self.baseline, &request.values, &page);
             let ahead = pager.peek_next();
+            let next_first = self
+                .next
+                .filter(|_| one_page && ahead.is_none())
+                .map(|next| {
+                    let vars = Pager::starting_at(spec, source.page_size, page.vars.run_page + 1)
+                        .current()
+                        .clone();
+                    (next, vars)
+                });
             // Archive and read this page while the next one is fetched.
             let previous = archiving.replace(archive_page(scope.ctx, &page, scope.run_id));
-            let (stored, read, prefetched) = tokio::join!(archived(previous), reading, async {
-                match ahead {
-                    Some(vars) => Some(pages.page(request, vars, true).await),
-                    None => None,
+            let (stored, read, prefetched, next_prefetched) = tokio::join!(
+                archived(previous),
+                reading,
+                async {
+                    match ahead {
+                        Some(vars) => Some(pages.page(request, vars, true).await),
+                        None => None,
+                    }
+                },
+                async {
+                    match next_first {
+                        Some((next, vars)) => Some(pages.page(next, vars, true).await),
+                        None => None,
+                    }
                 }
-            });
+            );
+            *first = next_prefetched;
             stored.map_err(store_err)?;
             let read = read
                 .map_err(|e| store_err(StoreError::Join(e)))?

@@ -164,8 +164,8 @@ pub(super) fn take_record<K: RecordKind>(
                     kind: IssueKind::Validation,
                     message: warning.message,
                     record: Some(at.position.clone()),
-                    field: Some(warning.field),
-                    path: Some(warning.path),
+                    field: Some(warning.field).filter(|f| !f.is_empty()),
+                    path: Some(warning.path).filter(|p| !p.is_empty()),
                     url: Some(url.to_string()),
                 });
             }
