@@ -1,3 +1,7 @@
+-- The day (in Vietnam) a run read as of: a statistics source's window of months ends with its
+-- month, and a replay of the run asks its archive for that day's requests.
+ALTER TABLE sync_runs ADD COLUMN as_of DATE;
+
 -- Dossier statistics: one current row per (source, unit, month, breakdown), keyed like the
 -- procedures (`code` is the row's key `unit|YYYY-MM|procedure|sector`), every content as a
 -- version, and every counter that changed as a change row (before and after): a revised month

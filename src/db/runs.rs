@@ -21,6 +21,8 @@ pub struct NewRun<'a> {
     pub dry_run: bool,
     pub mapping_file: &'a str,
     pub mapping_hash: &'a str,
+    /// The day the run reads as of (None for a replay: it reads its replayed run's).
+    pub as_of: Option<chrono::NaiveDate>,
 }
 
 /// A run with its problems (what `runs show` reads).
@@ -204,6 +206,8 @@ pub struct RunSummary {
     pub mapping_hash: String,
     pub counts: serde_json::Value,
     pub message: Option<String>,
+    /// The day the run read as of (runs before statistics existed have none).
+    pub as_of: Option<chrono::NaiveDate>,
 }
 
 /// The latest runs, newest first (`limit` of them, or all).

@@ -15,6 +15,7 @@ diesel::table! {
         counts -> Jsonb,
         issues -> Jsonb,
         message -> Nullable<Text>,
+        as_of -> Nullable<Date>,
     }
 }
 

@@ -99,11 +99,13 @@ pub enum SyncError {
     },
     #[error(
         "source `{source_name}`: run held by the safety guard: {hold}. Nothing was changed. {}",
-        remedy_advice(hold.remedy(), source_name)
+        remedy_advice(hold.remedy(), source_name, file.as_deref())
     )]
     Held {
         source_name: String,
         hold: guard::Hold,
+        /// The file an import read, when the run was one (the override is given to `import`).
+        file: Option<String>,
     },
 }
 
@@ -122,6 +124,7 @@ impl SyncError {
             SyncError::Held {
                 source_name: source_name.to_string(),
                 hold: guard::Hold::Paging { fault: error },
+                file: None,
             }
         } else {
             SyncError::Paging {
@@ -165,8 +168,11 @@ fn not_data_advice(what: &NotData, auth_env: Option<&str>) -> String {
 }
 
 /// How the operator applies a held result, or why they cannot.
-fn remedy_advice(remedy: Remedy, source: &str) -> String {
-    let allow = format!("`tthc-sync sync --source {source} --allow-mass-removal`");
+fn remedy_advice(remedy: Remedy, source: &str, file: Option<&str>) -> String {
+    let allow = match file {
+        Some(file) => format!("`tthc-sync import --source {source} {file} --allow-mass-removal`"),
+        None => format!("`tthc-sync sync --source {source} --allow-mass-removal`"),
+    };
     match remedy {
         Remedy::RetryLater => {
             "The portal's paging cannot be trusted right now; try again later, and tell its operator if it persists. If the portal answers its whole list on every page, set style = \"none\" in the mapping's [paging]".to_string()

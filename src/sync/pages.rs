@@ -189,7 +189,7 @@ pub struct ArchivePages<'a> {
     ctx: &'a SyncContext,
     source: &'a Source,
     run: i64,
-    /// The day the replayed run was made, in Vietnam: its requests are that day's.
+    /// The day the replayed run read as of: its requests are that day's.
     as_of: NaiveDate,
 }
 
@@ -212,9 +212,11 @@ impl<'a> ArchivePages<'a> {
             });
         }
         let as_of = summary.map_or_else(today, |r| {
-            r.started_at
-                .with_timezone(&crate::clock::vietnam_offset())
-                .date_naive()
+            r.as_of.unwrap_or_else(|| {
+                r.started_at
+                    .with_timezone(&crate::clock::vietnam_offset())
+                    .date_naive()
+            })
         });
         Ok(ArchivePages {
             ctx,

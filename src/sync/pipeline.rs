@@ -32,6 +32,8 @@ pub(super) struct Scope<'a> {
     pub ctx: &'a SyncContext,
     pub source: &'a Source,
     pub run_id: i64,
+    /// The day the run reads as of (a replay reads its replayed run's).
+    pub as_of: chrono::NaiveDate,
 }
 
 /// The fallible body of a run: read every page, then write everything (or nothing).
@@ -107,6 +109,7 @@ pub(super) async fn execute<K: RecordKind, T: Tables, S: PageSource>(
         return Err(SyncError::Held {
             source_name: name,
             hold,
+            file: options.import.as_ref().map(|f| f.display().to_string()),
         });
     }
     let finishing = Instant::now();

@@ -118,7 +118,8 @@ pub async fn run_source(
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let lock = acquire_lock(ctx, &source.name).await?;
-    let run_id = record_start(ctx, source, options).await?;
+    let as_of = options.as_of.unwrap_or_else(pages::today);
+    let run_id = record_start(ctx, source, options, as_of).await?;
     ctx.events.emit(RunStarted {
         source: source.name.clone(),
         run_id,
@@ -130,6 +131,7 @@ pub async fn run_source(
         ctx,
         source,
         run_id,
+        as_of,
     };
     let outcome = execute(&scope, options, &mut state).await;
     heartbeat.abort();
@@ -206,8 +208,7 @@ async fn execute_kind<K: RecordKind, T: Tables>(
     options: &SyncOptions,
     state: &mut RunState,
 ) -> Result<(Vec<ChangeSummary>, RowsWritten), SyncError> {
-    let (ctx, source) = (scope.ctx, scope.source);
-    let as_of = options.as_of.unwrap_or_else(pages::today);
+    let (ctx, source, as_of) = (scope.ctx, scope.source, scope.as_of);
     match (options.replay, &options.import) {
         (Some(run), _) => {
             let pages = ArchivePages::new(ctx, source, run).await?;
@@ -261,11 +262,13 @@ async fn record_start(
     ctx: &SyncContext,
     source: &Source,
     options: &SyncOptions,
+    as_of: chrono::NaiveDate,
 ) -> Result<i64, SyncError> {
     let source_name = source.name.clone();
     let trigger = options.trigger.clone();
     let requested_by = options.requested_by.clone();
     let dry_run = options.dry_run;
+    let as_of = options.replay.is_none().then_some(as_of);
     let mapping_file = source.mapping.file.display().to_string();
     let mapping_hash = source.mapping.hash.clone();
     db::blocking(&ctx.pool, move |conn| {
@@ -276,6 +279,7 @@ async fn record_start(
             dry_run,
             mapping_file: &mapping_file,
             mapping_hash: &mapping_hash,
+            as_of,
         })?;
         let abandoned = runs::abandon_running(conn, &source_name, id)?;
         if abandoned > 0 {

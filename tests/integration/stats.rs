@@ -544,3 +544,130 @@ fn a_unit_placeholder_without_units_and_a_month_placeholder_for_procedures_are_c
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_of_a_statistics_run_reads_its_archive_with_the_months_it_asked_for() {
+    let db = TestDb::new();
+    let numbers = numbers();
+    let portal = igate_portal(&numbers, None);
+    let config = TestConfig::new(
+        &db,
+        "",
+        &stats_source("igate", "igate-stats.toml", &portal.base_url, ""),
+    );
+    // Read as of November; replayed today (December), it must still mean September–November.
+    let first = sync_as_of(&config, &db, "2026-11-15").await;
+    numbers.lock().unwrap().clear();
+    let asked = portal.requests().len();
+    let options = SyncOptions {
+        trigger: "replay".into(),
+        replay: Some(first.run_id),
+        ..SyncOptions::cli()
+    };
+    let replay = sync_with_options(&config.load(), &db, "igate", &options, Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        portal.requests().len(),
+        asked,
+        "a replay never asks the portal"
+    );
+    let c = &replay.counts;
+    assert_eq!(
+        (c.unchanged, c.added, c.modified, c.missing),
+        (6, 0, 0, 0),
+        "{c:?}"
+    );
+}
+
+const PAGED_BY_PROCEDURE: &str = r#"
+kind = "stats"
+format = "json"
+[request]
+url = "{base_url}/thong-ke"
+[request.query]
+donvi = "{unit}"
+thang = "{month}"
+nam = "{year}"
+trang = "{page}"
+[paging]
+style = "page"
+first = 1
+size = 2
+last = "last"
+[records]
+each = "content"
+[fields]
+procedure_code = "maThuTuc"
+received = "tiepNhan"
+resolved = "daGiaiQuyet"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_month_of_each_unit_is_paged_on_its_own_and_breakdowns_are_listed_by_procedure() {
+    let db = TestDb::new();
+    let portal = FakePortal::start(|seen: &Seen| {
+        let page: i64 = seen.query["trang"].parse().unwrap();
+        let month: i64 = seen.query["thang"].parse().unwrap();
+        let rows: Vec<Value> = (0..2)
+            .map(|i| {
+                json!({"maThuTuc": format!("1.00119{}", page * 2 + i), "tiepNhan": month + i, "daGiaiQuyet": month})
+            })
+            .collect();
+        Reply::json(json!({"content": rows, "last": page == 2}).to_string())
+    });
+    let config = TestConfig::with_mappings(
+        &db,
+        "",
+        &format!(
+            "[[source]]\nname = \"igate\"\nmapping = \"paged.toml\"\nbase_url = \"{}\"\nmonths = 2\n\
+             units = [{{ id = \"{UNIT_A}\", code = \"{CODE_A}\" }}, {{ id = \"{UNIT_B}\", code = \"{CODE_B}\" }}]\n",
+            portal.base_url
+        ),
+        &[("paged.toml", PAGED_BY_PROCEDURE)],
+    );
+    let report = sync_as_of(&config, &db, "2026-11-15").await;
+    let asked: Vec<(String, String, String)> = portal
+        .requests()
+        .iter()
+        .map(|r| {
+            (
+                r.query["donvi"].clone(),
+                r.query["thang"].clone(),
+                r.query["trang"].clone(),
+            )
+        })
+        .collect();
+    // Pages 1 and 2 of each unit and month, in order (page 3 may be asked ahead, then dropped
+    // when page 2 says it is the last).
+    for unit in [UNIT_A, UNIT_B] {
+        for month in ["10", "11"] {
+            let pages: Vec<&str> = asked
+                .iter()
+                .filter(|(u, m, _)| u == unit && m == month)
+                .map(|(_, _, p)| p.as_str())
+                .collect();
+            assert_eq!(&pages[..2], ["1", "2"], "{asked:?}");
+        }
+    }
+    assert_eq!(asked[0], (UNIT_A.into(), "10".into(), "1".into()));
+    assert_eq!(
+        (report.counts.added, report.counts.pages),
+        (16, 8),
+        "{report:?}"
+    );
+    let by_procedure = stats_json(
+        &config,
+        &["--by", "procedure", "--unit", CODE_A, "--period", "2026-11"],
+    );
+    let codes: Vec<&str> = by_procedure
+        .iter()
+        .map(|f| f["procedure_code"].as_str().unwrap())
+        .collect();
+    assert_eq!(codes, ["1.001192", "1.001193", "1.001194", "1.001195"]);
+    assert_eq!(by_procedure[1]["received"], 12);
+    assert!(
+        stats_json(&config, &["--unit", CODE_A, "--period", "2026-11"]).is_empty(),
+        "the totals view holds no breakdown rows"
+    );
+}
