@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets everything up and runs the main job on the bundled demo sources (demo/): migrate the
-# database, sync every source, import a month's statistics report, show what was stored.
+# database, sync every source, load a month's statistics report and a later provincial export
+# (so the change log has something to show), publish the commune site and print where it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -19,9 +20,15 @@ echo
 echo "Dossier statistics, October and November together (tthc-sync stats --period 2026-Q4):"
 "$bin" --config "$config" stats --period 2026-Q4 --unit 000.00.22.H24
 echo
+echo "The province's export a month later (a fee raised, a procedure added, one repealed):"
+"$bin" --config "$config" import --source lgsp-demo demo/lgsp/LayDanhSachTTHC-2026-12.xml
+echo
+echo "Publishing the commune site (tthc-sync publish):"
+"$bin" --config "$config" publish
+echo
 echo "Recent runs:"
-"$bin" --config "$config" runs --limit 4
+"$bin" --config "$config" runs --limit 5
 echo
 echo "The catalogue is in PostgreSQL (${DATABASE_URL:-postgres://root@127.0.0.1:5432/tthc_sync_demo})."
-echo "Publishing the commune site is not built yet: there is no site to open."
 echo "Try: $bin --config $config changes   |   $bin --config $config procedure 1.001193"
+echo "Open the site: $(pwd)/demo/site/xa-cong-hoa/index.html"

@@ -26,6 +26,13 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 need_pkg pkg-config libpq-dev libssl-dev postgresql postgresql-contrib
+if [ "${1:-}" = "--site-check" ]; then
+  # What the published-site checks need: Java for the Nu Html Checker, Chromium for axe-core,
+  # xmllint for the sitemap schema, Node.js and npm for the check script.
+  command -v java >/dev/null 2>&1 || need_pkg default-jre-headless
+  need_pkg chromium libxml2-utils
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need_pkg nodejs npm
+fi
 
 PGHOST_URL="${TEST_DATABASE_URL:-postgres://$(id -un)@127.0.0.1:5432/postgres}"
 pg_ready() { psql "$PGHOST_URL" -Atqc 'select 1' >/dev/null 2>&1; }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (unit, property and integration tests against a real PostgreSQL).
+# Runs the whole test suite: unit, property and integration tests against a real PostgreSQL,
+# then the validators on a published demo site (scripts/check-site.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+./scripts/setup.sh --site-check
 cargo test --locked "$@"
+./scripts/check-site.sh

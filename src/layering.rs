@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("mapping", 3),
     ("config", 4),
     ("sync", 5),
+    ("publish", 5),
     ("synthetic", 6),
 ];
 

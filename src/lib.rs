@@ -15,6 +15,7 @@ pub mod db;
 pub mod fetch;
 pub mod mapping;
 pub mod model;
+pub mod publish;
 pub mod search;
 pub mod sync;
 #[cfg(any(test, feature = "synthetic"))]

@@ -754,3 +754,25 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod folding_vectors {
+    /// The vectors the site's search script is checked against (`site-check/check.mjs`): the
+    /// folding of `search_key`, written down, so the Rust and the JavaScript rule cannot drift.
+    #[test]
+    fn search_keys_match_the_shared_vectors() {
+        let vectors: serde_json::Value =
+            serde_json::from_str(include_str!("../tests/fixtures/search-folding.json")).unwrap();
+        let list = vectors["fold"].as_array().unwrap();
+        assert!(list.len() >= 20);
+        let mut wrong = Vec::new();
+        for pair in list {
+            let (input, expected) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+            let got = super::search_key(input);
+            if got != expected {
+                wrong.push(format!("{input:?} → {got:?}, the vector says {expected:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+}

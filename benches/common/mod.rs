@@ -79,9 +79,18 @@ pub fn postgres_cpu_seconds() -> f64 {
     total as f64 / ticks
 }
 
+/// What running a program measured.
+pub struct Measured {
+    pub wall: f64,
+    /// User + system CPU seconds of the process (and its children).
+    pub cpu: f64,
+    pub peak_mib: f64,
+    pub code: i32,
+    pub stdout: String,
+}
+
 /// Runs the binary, returning (wall seconds, CPU seconds, peak RSS in MiB, exit code).
 pub fn run_sync(config: &std::path::Path, args: &[&str], label: &str) -> (f64, f64, f64, i32) {
-    let started = Instant::now();
     // TTHC_BENCH_WRAP="perf record -g -o target/perf-{run}.data" profiles each sync (the peak
     // RSS shown is then the wrapper's).
     let slug: String = label.chars().filter(char::is_ascii_alphanumeric).collect();
@@ -97,13 +106,19 @@ pub fn run_sync(config: &std::path::Path, args: &[&str], label: &str) -> (f64, f
         }
         None => Command::new(env!("CARGO_BIN_EXE_tthc-sync")),
     };
+    command.arg("--config").arg(config).args(args);
+    let m = measure(command);
+    (m.wall, m.cpu, m.peak_mib, m.code)
+}
+
+/// Runs `command` to its end, its standard output kept: wall time, CPU, peak RSS.
+pub fn measure(mut command: Command) -> Measured {
+    let started = Instant::now();
+    let out = tempfile::tempfile().expect("a temporary file");
     let mut child = command
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .stdout(std::process::Stdio::null())
+        .stdout(out.try_clone().expect("the temporary file"))
         .spawn()
-        .expect("start tthc-sync");
+        .expect("start the program");
     // ru_maxrss would include the harness's own memory (it survives fork and exec), so the peak
     // is read from the child's /proc/PID/status (VmHWM, the high-water mark since exec).
     let pid = child.id();
@@ -133,10 +148,16 @@ pub fn run_sync(config: &std::path::Path, args: &[&str], label: &str) -> (f64, f
     let cpu = children_cpu_seconds() - cpu_before;
     let code = status.code().unwrap_or(-1);
     let _ = sampler.join();
-    (
+    let mut stdout = String::new();
+    let mut out = out;
+    use std::io::{Read, Seek};
+    let _ = out.rewind();
+    let _ = out.read_to_string(&mut stdout);
+    Measured {
         wall,
         cpu,
-        peak_kib.load(Ordering::SeqCst) as f64 / 1024.0,
+        peak_mib: peak_kib.load(Ordering::SeqCst) as f64 / 1024.0,
         code,
-    )
+        stdout,
+    }
 }

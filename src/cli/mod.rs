@@ -7,6 +7,7 @@ mod mapping;
 mod migrate;
 mod out;
 mod procedures;
+mod publish;
 mod runs;
 mod stats;
 mod sync;
@@ -64,6 +65,8 @@ pub enum Command {
     Import(sync::ImportArgs),
     /// Dossier statistics per unit and period: counters, indicators and problems.
     Stats(stats::StatsArgs),
+    /// Publish a commune site (`[[site]]`) from what accepted syncs stored, atomically.
+    Publish(publish::PublishArgs),
     /// Work with mapping files.
     #[command(subcommand)]
     Mapping(mapping::MappingCommand),
@@ -97,6 +100,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Migrate => migrate::run(&load_config(&cli)?, &mut out),
         Command::Sync(args) => sync::run(&load_config(&cli)?, args, cli.json, &mut out),
         Command::Import(args) => sync::import(&load_config(&cli)?, args, cli.json, &mut out),
+        Command::Publish(args) => publish::run(&load_config(&cli)?, args, cli.json, &mut out),
         Command::Stats(args) => stats::run(&load_config(&cli)?, args, cli.json, &mut out),
         Command::Runs(args) => runs::run(&load_config(&cli)?, args, cli.json, &mut out),
         Command::Changes(args) => changes::run(&load_config(&cli)?, args, cli.json, &mut out),

@@ -7,16 +7,14 @@ use std::io::Write;
 
 use anyhow::Result;
 use clap::{Args, Subcommand, ValueEnum};
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::{Listing, Out, Outcome, TIMES_NOTE, UsageError, connect, write_cut_notice};
 use tthc_sync::clock::local_time;
 use tthc_sync::config::Config;
 use tthc_sync::db::stats_store::{self, Revision, RowFilter};
 use tthc_sync::model::Kind;
-use tthc_sync::model::stats::{
-    COUNTER_NAMES, Counters, Figures, Month, Period, SourcedRow, StatsRow, figures,
-};
+use tthc_sync::model::stats::{Counters, Figures, Month, Period, SourcedRow, figures};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -137,25 +135,12 @@ pub fn run(config: &Config, args: &StatsArgs, json: bool, out: &mut Out) -> Resu
         unit_code: args.filter.unit.clone(),
         months,
     };
-    let mut rows = Vec::new();
-    for stored in stats_store::current_rows(&mut conn, &filter)? {
-        // A row this program did not write (a hand-edited one) is left out, not guessed at.
-        let Ok(row) = serde_json::from_str::<StatsRow>(&stored.record) else {
-            continue;
-        };
-        let wanted = match args.by {
-            None => row.procedure_code.is_empty() && row.sector_code.is_empty(),
-            Some(Breakdown::Procedure) => !row.procedure_code.is_empty(),
-            Some(Breakdown::Sector) => !row.sector_code.is_empty(),
-        };
-        if wanted {
-            rows.push(SourcedRow {
-                source: stored.source,
-                row,
-                revised: stored.revised,
-            });
-        }
-    }
+    let mut rows = stats_store::sourced_rows(&mut conn, &filter)?;
+    rows.retain(|SourcedRow { row, .. }| match args.by {
+        None => row.procedure_code.is_empty() && row.sector_code.is_empty(),
+        Some(Breakdown::Procedure) => !row.procedure_code.is_empty(),
+        Some(Breakdown::Sector) => !row.sector_code.is_empty(),
+    });
     let periods: Vec<Period> = match args.period {
         Some(p) => vec![p],
         None => rows
@@ -168,7 +153,7 @@ pub fn run(config: &Config, args: &StatsArgs, json: bool, out: &mut Out) -> Resu
     };
     let list = figures(&rows, &order, &periods);
     if json {
-        let items: Vec<Value> = list.iter().map(figures_json).collect();
+        let items: Vec<Value> = list.iter().map(Figures::to_json).collect();
         serde_json::to_writer_pretty(&mut *out, &items)?;
         writeln!(out)?;
     } else if list.is_empty() {
@@ -182,39 +167,6 @@ pub fn run(config: &Config, args: &StatsArgs, json: bool, out: &mut Out) -> Resu
         write_figures(out, &list)?;
     }
     Ok(Outcome::Success)
-}
-
-/// One unit and period as JSON: the counters by name, the indicators (0–1 or null), and what
-/// they came from.
-fn figures_json(f: &Figures) -> Value {
-    let mut object = Map::new();
-    object.insert("unit_code".into(), json!(f.unit_code));
-    object.insert("unit_name".into(), json!(f.unit_name));
-    object.insert("period".into(), json!(f.period));
-    if !f.procedure_code.is_empty() {
-        object.insert("procedure_code".into(), json!(f.procedure_code));
-    }
-    if !f.sector_code.is_empty() {
-        object.insert("sector_code".into(), json!(f.sector_code));
-    }
-    for (name, value) in COUNTER_NAMES.iter().zip(f.counters.values()) {
-        object.insert(name.to_string(), json!(value));
-    }
-    let i = f.counters.indicators();
-    object.insert("on_time_rate".into(), json!(i.on_time_rate));
-    object.insert("online_rate".into(), json!(i.online_rate));
-    object.insert("full_online_share".into(), json!(i.full_online_share));
-    object.insert("overdue_in_progress".into(), json!(i.overdue_in_progress));
-    object.insert("months".into(), json!(f.months));
-    object.insert("revised".into(), json!(f.revised));
-    object.insert("sources".into(), json!(f.sources));
-    let problems: Vec<Value> = f
-        .problems
-        .iter()
-        .map(|(month, p)| json!({"month": month, "field": p.field, "message": p.message}))
-        .collect();
-    object.insert("problems".into(), Value::Array(problems));
-    Value::Object(object)
 }
 
 /// A rate for people: `93.3 %`, or `no data` over no dossiers.

@@ -41,6 +41,10 @@ pub struct SyncArgs {
     /// its month (default: today, Vietnam time).
     #[arg(long, value_name = "DATE")]
     pub as_of: Option<chrono::NaiveDate>,
+    /// Then publish every site drawing on a source that was synced, unless one of the site's
+    /// sources failed or was held (the site then stays as it was).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub publish: bool,
 }
 
 #[derive(Debug, Args)]
@@ -59,6 +63,9 @@ pub struct ImportArgs {
     /// Apply a result the safety guard would hold (see `sync --allow-mass-removal`).
     #[arg(long)]
     pub allow_mass_removal: bool,
+    /// Then publish every site drawing on the source (see `sync --publish`).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub publish: bool,
 }
 
 /// `tthc-sync import`: one file, through the same diff, guard, run record and archive as a page
@@ -79,7 +86,7 @@ pub fn import(config: &Config, args: &ImportArgs, as_json: bool, out: &mut Out) 
         import: Some(args.file.clone()),
         ..SyncOptions::cli()
     };
-    run_sources(config, vec![source], &options, as_json, out)
+    run_sources(config, vec![source], &options, args.publish, as_json, out)
 }
 
 pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Result<Outcome> {
@@ -87,7 +94,7 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
         Some(name) => vec![config.source(name).map_err(UsageError)?.clone()],
         None => config.sources.clone(),
     };
-    run_sources(config, sources, &options(args), as_json, out)
+    run_sources(config, sources, &options(args), args.publish, as_json, out)
 }
 
 /// Runs `sources` one after the other with `options`, reporting each; the worst outcome.
@@ -95,6 +102,7 @@ fn run_sources(
     config: &Config,
     sources: Vec<tthc_sync::config::Source>,
     options: &SyncOptions,
+    then_publish: bool,
     as_json: bool,
     out: &mut Out,
 ) -> Result<Outcome> {
@@ -144,31 +152,73 @@ fn run_sources(
         .build()?;
     let mut outcome = Outcome::Success;
     let mut results = Vec::new();
+    let mut not_accepted = Vec::new();
     for source in &sources {
         let result = runtime.block_on(run_sync::run_source(&ctx, source, options));
         if let Some(bar) = &bar {
             bar.set_message(String::new());
         }
-        outcome = outcome.max(take_result(
-            result,
-            source,
-            as_json,
-            bar.as_ref(),
-            &mut results,
-            out,
-        ));
+        let this = take_result(result, source, as_json, bar.as_ref(), &mut results, out);
+        if this != Outcome::Success {
+            not_accepted.push(source.name.clone());
+        }
+        outcome = outcome.max(this);
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
+    let mut published = Vec::new();
+    if then_publish {
+        let synced: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+        let mut sites = Vec::new();
+        for site in &config.sites {
+            let uses = |name: &str| {
+                site.sources
+                    .iter()
+                    .chain(&site.stats_sources)
+                    .any(|s| s == name)
+            };
+            if !synced.iter().any(|s| uses(s)) {
+                continue;
+            }
+            match not_accepted.iter().find(|s| uses(s)) {
+                Some(failed) => note(format_args!(
+                    "site `{}` not published: source `{failed}` did not finish; the site stays as it was",
+                    site.name
+                )),
+                None => sites.push(site),
+            }
+        }
+        if sites.is_empty() && config.sites.is_empty() {
+            note(format_args!(
+                "--publish: {} configures no [[site]]; nothing to publish",
+                config.file.display()
+            ));
+        }
+        published = super::publish::publish_sites(
+            &ctx.pool,
+            &sites,
+            tthc_sync::publish::Destination::Live,
+        )?;
+    }
     if as_json {
         // Written straight out: a cold sync's report lists every record it added.
-        let written = serde_json::to_writer_pretty(&mut *out, &results)
-            .map_err(anyhow::Error::from)
-            .and_then(|()| writeln!(out).map_err(anyhow::Error::from));
+        let written = if then_publish {
+            serde_json::to_writer_pretty(
+                &mut *out,
+                &serde_json::json!({"runs": results, "published": published}),
+            )
+        } else {
+            serde_json::to_writer_pretty(&mut *out, &results)
+        }
+        .map_err(anyhow::Error::from)
+        .and_then(|()| writeln!(out).map_err(anyhow::Error::from));
         if let Err(error) = written {
             tracing::warn!(%error, "could not write the JSON report");
         }
+    } else if !published.is_empty() {
+        writeln!(out)?;
+        super::publish::write_reports(out, &published, false)?;
     }
     Ok(outcome)
 }

@@ -191,7 +191,7 @@ pub fn by_code(conn: &mut PgConnection, code: &str) -> Result<Vec<ProcedureSumma
 }
 
 /// A recorded change.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize)]
 #[diesel(table_name = procedure_changes)]
 pub struct Change {
     pub id: i64,
@@ -288,4 +288,67 @@ pub fn changes(
         query = query.filter(procedure_changes::run_id.eq(run_id));
     }
     Ok(query.load(conn)?)
+}
+
+/// One source's current record of a procedure, as the site reads it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct CurrentRecord {
+    #[diesel(sql_type = Text)]
+    pub source: String,
+    #[diesel(sql_type = Text)]
+    pub code: String,
+    /// The record's JSON (a `Procedure`).
+    #[diesel(sql_type = Text)]
+    pub record: String,
+    /// When the run that stored this content ran.
+    #[diesel(sql_type = Timestamptz)]
+    pub confirmed_at: DateTime<Utc>,
+    /// The run that first stored the procedure in this source.
+    #[diesel(sql_type = BigInt)]
+    pub first_run_id: i64,
+}
+
+/// The current (not removed) records of the next `codes` national codes after `after_code`
+/// held by any of `sources`, ordered by code: a site reads its catalogue in such slices, so
+/// that a large one never sits in memory whole.
+pub fn current_records(
+    conn: &mut PgConnection,
+    sources: &[String],
+    after_code: &str,
+    codes: i64,
+) -> Result<Vec<CurrentRecord>, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT p.source, p.code, v.record::text AS record, v.created_at AS confirmed_at, p.first_run_id \
+         FROM procedures p \
+         JOIN procedure_versions v ON v.source = p.source AND v.code = p.code AND v.version = p.version \
+         WHERE p.source = ANY($1) AND p.status <> 'removed' AND p.code IN ( \
+           SELECT DISTINCT code FROM procedures \
+           WHERE source = ANY($1) AND status <> 'removed' AND code > $2 ORDER BY code LIMIT $3) \
+         ORDER BY p.code, p.source",
+    )
+    .bind::<Array<Text>, _>(sources)
+    .bind::<Text, _>(after_code)
+    .bind::<BigInt, _>(codes)
+    .load(conn)?)
+}
+
+/// The changes a site's change log draws on, newest first, at most `limit`: additions,
+/// modifications, removals and restorations of `sources`, leaving out what each source's
+/// first accepted run recorded (that is the catalogue as it was found, not news).
+pub fn published_changes(
+    conn: &mut PgConnection,
+    sources: &[String],
+    limit: i64,
+) -> Result<Vec<Change>, StoreError> {
+    Ok(diesel::sql_query(
+        "SELECT c.id, c.run_id, c.source, c.code, c.name, c.kind, c.field, c.before, c.after, c.created_at \
+         FROM procedure_changes c \
+         WHERE c.source = ANY($1) AND c.kind IN ('added', 'modified', 'removed', 'restored') \
+           AND c.run_id <> COALESCE((SELECT min(r.id) FROM sync_runs r \
+               WHERE r.source = c.source AND r.status = 'succeeded' AND NOT r.dry_run), 0) \
+         ORDER BY c.id DESC LIMIT $2",
+    )
+    .bind::<Array<Text>, _>(sources)
+    .bind::<BigInt, _>(limit)
+    .load(conn)?)
 }

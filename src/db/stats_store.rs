@@ -345,6 +345,25 @@ pub fn current_rows(
     Ok(rows)
 }
 
+/// The current rows of the filter's sources as the model combines them; a row this program
+/// did not write (a hand-edited one) is left out, not guessed at.
+pub fn sourced_rows(
+    conn: &mut PgConnection,
+    filter: &RowFilter,
+) -> Result<Vec<crate::model::stats::SourcedRow>, StoreError> {
+    Ok(current_rows(conn, filter)?
+        .into_iter()
+        .filter_map(|stored| {
+            let row = serde_json::from_str(&stored.record).ok()?;
+            Some(crate::model::stats::SourcedRow {
+                source: stored.source,
+                row,
+                revised: stored.revised,
+            })
+        })
+        .collect())
+}
+
 /// One revision: a counter of a stored row that changed, with the run that saw it.
 #[derive(Debug, Clone, QueryableByName, serde::Serialize)]
 pub struct Revision {

@@ -474,6 +474,42 @@ pub struct Figures {
     pub problems: Vec<(Month, Problem)>,
 }
 
+impl Figures {
+    /// One unit and period as JSON (`tthc-sync stats --json`, the site's `api/stats.json`):
+    /// the counters by name, the indicators (0–1 or null), and what they came from.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{Map, Value, json};
+        let mut object = Map::new();
+        object.insert("unit_code".into(), json!(self.unit_code));
+        object.insert("unit_name".into(), json!(self.unit_name));
+        object.insert("period".into(), json!(self.period));
+        if !self.procedure_code.is_empty() {
+            object.insert("procedure_code".into(), json!(self.procedure_code));
+        }
+        if !self.sector_code.is_empty() {
+            object.insert("sector_code".into(), json!(self.sector_code));
+        }
+        for (name, value) in COUNTER_NAMES.iter().zip(self.counters.values()) {
+            object.insert(name.to_string(), json!(value));
+        }
+        let i = self.counters.indicators();
+        object.insert("on_time_rate".into(), json!(i.on_time_rate));
+        object.insert("online_rate".into(), json!(i.online_rate));
+        object.insert("full_online_share".into(), json!(i.full_online_share));
+        object.insert("overdue_in_progress".into(), json!(i.overdue_in_progress));
+        object.insert("months".into(), json!(self.months));
+        object.insert("revised".into(), json!(self.revised));
+        object.insert("sources".into(), json!(self.sources));
+        let problems: Vec<Value> = self
+            .problems
+            .iter()
+            .map(|(month, p)| json!({"month": month, "field": p.field, "message": p.message}))
+            .collect();
+        object.insert("problems".into(), Value::Array(problems));
+        Value::Object(object)
+    }
+}
+
 /// Combines the rows of several sources for one unit and month, counter by counter: each
 /// counter from the first source in `order` that gives it. Rows of sources not in `order`
 /// come after, by name.

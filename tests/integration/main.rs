@@ -9,6 +9,7 @@ mod guard;
 mod hostile;
 mod mappings;
 mod misbehaving;
+mod publish;
 mod replay;
 mod stats;
 mod support;

@@ -11,6 +11,9 @@ use url::Url;
 use crate::fetch::FetchSettings;
 use crate::mapping::{Mapping, MappingError};
 
+mod site;
+pub use site::{Include, Links, NATIONAL_PORTAL, Push, Site};
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("config {file}: cannot read the file: {message}")]
@@ -43,6 +46,8 @@ struct ConfigToml {
     statement_timeout_secs: Option<f64>,
     #[serde(default, rename = "source")]
     sources: Vec<SourceToml>,
+    #[serde(default, rename = "site")]
+    sites: Vec<site::SiteToml>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +146,8 @@ pub struct Config {
     /// How long one statement of an interactive command (listings, reports) may run.
     pub statement_timeout: Duration,
     pub sources: Vec<Source>,
+    /// The sites it publishes (`[[site]]`).
+    pub sites: Vec<Site>,
 }
 
 /// Running runs beat every 15 s (`sync::HEARTBEAT_EVERY`); one silent for this long is dead.
@@ -237,6 +244,11 @@ impl Config {
             }
             sources.push(parse_source(&keys, &key, s, &mappings_dir, &base_dir)?);
         }
+        let mut sites = Vec::new();
+        for (i, s) in raw.sites.into_iter().enumerate() {
+            sites.push(site::parse_site(&keys, i, s, &sources, &base_dir)?);
+        }
+        site::check_sites(&keys, &sites)?;
         let stale_run_secs = raw.stale_run_secs.unwrap_or(DEFAULT_STALE_RUN_SECS);
         if stale_run_secs < 60 {
             return Err(keys.invalid(
@@ -256,7 +268,37 @@ impl Config {
             lock_timeout: Duration::from_secs_f64(lock_timeout),
             statement_timeout: Duration::from_secs_f64(statement_timeout),
             sources,
+            sites,
         })
+    }
+
+    /// The named site, or the only one when no name is given; else an error listing them.
+    pub fn site(&self, name: Option<&str>) -> Result<&Site, String> {
+        let names = || {
+            let names: Vec<&str> = self.sites.iter().map(|s| s.name.as_str()).collect();
+            names.join(", ")
+        };
+        match name {
+            Some(name) => self.sites.iter().find(|s| s.name == name).ok_or_else(|| {
+                format!(
+                    "no site named `{name}` in {}; configured: {}",
+                    self.file.display(),
+                    names()
+                )
+            }),
+            None => match self.sites.as_slice() {
+                [only] => Ok(only),
+                [] => Err(format!(
+                    "{} configures no site: add a [[site]] with name, title, output_dir, base_url and sources",
+                    self.file.display()
+                )),
+                _ => Err(format!(
+                    "{} configures several sites ({}); pick one with --site NAME",
+                    self.file.display(),
+                    names()
+                )),
+            },
+        }
     }
 
     /// The named source, or an error listing the configured ones.

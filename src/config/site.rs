@@ -1,0 +1,294 @@
+//! `[[site]]`: one published commune site — where it is written, what it is called, which
+//! procedure and statistics sources it draws on (in precedence order), which procedures
+//! belong, and where its documents are pushed. Checked against the sources at load.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use url::Url;
+
+use super::{ConfigError, Keys, Source};
+use crate::model::Kind;
+use crate::text::search_key;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SiteToml {
+    name: String,
+    title: String,
+    output_dir: PathBuf,
+    base_url: String,
+    #[serde(default)]
+    sources: Vec<String>,
+    #[serde(default)]
+    stats_sources: Vec<String>,
+    #[serde(default)]
+    units: Vec<String>,
+    #[serde(default)]
+    include: IncludeToml,
+    #[serde(default)]
+    exclude: Vec<String>,
+    #[serde(default)]
+    links: LinksToml,
+    push: Option<PushToml>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncludeToml {
+    #[serde(default)]
+    levels: Vec<String>,
+    #[serde(default)]
+    agencies: Vec<String>,
+    #[serde(default)]
+    sectors: Vec<String>,
+    #[serde(default)]
+    codes: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinksToml {
+    national: Option<String>,
+    province: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PushToml {
+    url: String,
+    bearer_token_env: String,
+}
+
+/// One published site.
+#[derive(Debug, Clone)]
+pub struct Site {
+    pub name: String,
+    /// The commune as its pages name it ("UBND xã Cộng Hòa").
+    pub title: String,
+    /// Where the site is published: a link to its current build, swapped atomically.
+    pub output_dir: PathBuf,
+    /// Its public address, ending in `/` (links in the feed and the sitemap).
+    pub base_url: Url,
+    /// The procedure sources it draws on; for each field, the first that has it wins.
+    pub sources: Vec<String>,
+    /// The statistics sources it shows, in precedence order.
+    pub stats_sources: Vec<String>,
+    /// The units (by code) whose statistics it shows; all units of its sources when empty.
+    pub units: Vec<String>,
+    pub include: Include,
+    /// Codes left out whatever `include` says.
+    pub exclude: Vec<String>,
+    pub links: Links,
+    pub push: Option<Push>,
+}
+
+/// Which procedures belong to a site: those matching every list given (a list left empty
+/// does not restrict). Labels compare folded ("Cấp xã" = "Cấp Xã"); agencies and sectors by
+/// code or name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Include {
+    pub levels: Vec<String>,
+    pub agencies: Vec<String>,
+    pub sectors: Vec<String>,
+    pub codes: Vec<String>,
+}
+
+/// Where citizens submit online.
+#[derive(Debug, Clone)]
+pub struct Links {
+    /// The national portal (Cổng Dịch vụ công quốc gia).
+    pub national: Url,
+    /// The provincial portal, when the site has one.
+    pub province: Option<Url>,
+}
+
+/// A CMS endpoint the site's JSON documents are POSTed to after each publish.
+#[derive(Debug, Clone)]
+pub struct Push {
+    pub url: Url,
+    /// The name of the environment variable holding the bearer token.
+    pub bearer_token_env: String,
+}
+
+/// The national portal, when a site does not say otherwise.
+pub const NATIONAL_PORTAL: &str = "https://dichvucong.gov.vn/";
+
+impl Include {
+    /// The folded forms the matching compares.
+    pub fn folded(list: &[String]) -> Vec<String> {
+        list.iter().map(|s| search_key(s)).collect()
+    }
+}
+
+fn web_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw.trim()).map_err(|e| format!("`{raw}` is not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" => Ok(url),
+        other => Err(format!(
+            "scheme `{other}` is not supported; use http or https"
+        )),
+    }
+}
+
+/// One `[[site]]`, checked against the configured sources.
+pub(super) fn parse_site(
+    keys: &Keys<'_>,
+    index: usize,
+    s: SiteToml,
+    sources: &[Source],
+    base_dir: &Path,
+) -> Result<Site, ConfigError> {
+    let key = |k: &str| format!("site[{index}].{k}");
+    if s.name.is_empty()
+        || !s
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(keys.invalid(key("name"), "use letters, digits, `-` and `_` only"));
+    }
+    if s.title.trim().is_empty() {
+        return Err(keys.invalid(
+            key("title"),
+            "must name the commune, e.g. \"UBND xã Cộng Hòa\"",
+        ));
+    }
+    if s.output_dir.as_os_str().is_empty() || s.output_dir.file_name().is_none() {
+        return Err(keys.invalid(
+            key("output_dir"),
+            "must name a directory to publish to, e.g. \"site/xa-cong-hoa\"",
+        ));
+    }
+    let mut base_url = web_url(&s.base_url).map_err(|m| keys.invalid(key("base_url"), m))?;
+    if !base_url.path().ends_with('/') {
+        let path = format!("{}/", base_url.path());
+        base_url.set_path(&path);
+    }
+    let of_kind = |list: &[String], kind: Kind, field: &str| -> Result<(), ConfigError> {
+        for name in list {
+            let Some(source) = sources.iter().find(|s| &s.name == name) else {
+                let names: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
+                return Err(keys.invalid(
+                    key(field),
+                    format!("no source named `{name}`; configured: {}", names.join(", ")),
+                ));
+            };
+            if source.mapping.kind != kind {
+                return Err(keys.invalid(
+                    key(field),
+                    format!(
+                        "source `{name}` reads {}, so it belongs in {}",
+                        match source.mapping.kind {
+                            Kind::Procedures => "procedures",
+                            Kind::Stats => "statistics",
+                        },
+                        if kind == Kind::Stats {
+                            "sources"
+                        } else {
+                            "stats_sources"
+                        }
+                    ),
+                ));
+            }
+        }
+        if let Some(twice) = list
+            .iter()
+            .enumerate()
+            .find(|(i, n)| list[..*i].contains(n))
+        {
+            return Err(keys.invalid(key(field), format!("`{}` is listed twice", twice.1)));
+        }
+        Ok(())
+    };
+    if s.sources.is_empty() {
+        return Err(keys.invalid(
+            key("sources"),
+            "must list the procedure sources the site draws on, first wins: sources = [\"lgsp\", \"dvcqg\"]",
+        ));
+    }
+    of_kind(&s.sources, Kind::Procedures, "sources")?;
+    of_kind(&s.stats_sources, Kind::Stats, "stats_sources")?;
+    if !s.units.is_empty() && s.stats_sources.is_empty() {
+        return Err(keys.invalid(
+            key("units"),
+            "lists units but the site has no stats_sources to read them from",
+        ));
+    }
+    let national = match &s.links.national {
+        Some(raw) => web_url(raw).map_err(|m| keys.invalid(key("links.national"), m))?,
+        None => {
+            Url::parse(NATIONAL_PORTAL).map_err(|e| keys.invalid(key("links"), e.to_string()))?
+        }
+    };
+    let province = s
+        .links
+        .province
+        .as_deref()
+        .map(web_url)
+        .transpose()
+        .map_err(|m| keys.invalid(key("links.province"), m))?;
+    let push = match s.push {
+        None => None,
+        Some(p) => {
+            let url = web_url(&p.url).map_err(|m| keys.invalid(key("push.url"), m))?;
+            let env = &p.bearer_token_env;
+            if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(keys.invalid(
+                    key("push.bearer_token_env"),
+                    "must be the NAME of an environment variable holding the token, not the token",
+                ));
+            }
+            Some(Push {
+                url,
+                bearer_token_env: p.bearer_token_env,
+            })
+        }
+    };
+    Ok(Site {
+        name: s.name,
+        title: crate::text::clean(&s.title),
+        output_dir: base_dir.join(s.output_dir),
+        base_url,
+        sources: s.sources,
+        stats_sources: s.stats_sources,
+        units: s.units.iter().map(|u| u.trim().to_string()).collect(),
+        include: Include {
+            levels: s.include.levels,
+            agencies: s.include.agencies,
+            sectors: s.include.sectors,
+            codes: s
+                .include
+                .codes
+                .iter()
+                .map(|c| c.trim().to_string())
+                .collect(),
+        },
+        exclude: s.exclude.iter().map(|c| c.trim().to_string()).collect(),
+        links: Links { national, province },
+        push,
+    })
+}
+
+/// Two sites may not publish to one directory.
+pub(super) fn check_sites(keys: &Keys<'_>, sites: &[Site]) -> Result<(), ConfigError> {
+    for (i, site) in sites.iter().enumerate() {
+        if let Some(other) = sites[..i].iter().find(|o| o.name == site.name) {
+            return Err(keys.invalid(
+                format!("site[{i}].name"),
+                format!("`{}` is used by two sites", other.name),
+            ));
+        }
+        if let Some(other) = sites[..i].iter().find(|o| o.output_dir == site.output_dir) {
+            return Err(keys.invalid(
+                format!("site[{i}].output_dir"),
+                format!(
+                    "{} is also the output_dir of site `{}`",
+                    site.output_dir.display(),
+                    other.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}

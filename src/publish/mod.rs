@@ -1,0 +1,479 @@
+//! Publishing a commune site: read the site's procedure sources (in slices, merged field by
+//! field in precedence order), its change log and its statistics from the database, render
+//! every page with compiled templates, and switch the site to the new build in one step
+//! (`output`). A publish reads only what accepted runs stored, so a failed or held sync
+//! cannot change the site.
+//!
+//! Pages: `index.html`, `thu-tuc/{code}.html`, `thay-doi/index.html`, `thong-ke/index.html`,
+//! `niem-yet/index.html`, `nhung/thong-ke.html`, `nhung/thay-doi.html`; documents:
+//! `feed.xml`, `sitemap.xml`, `robots.txt`, `api/procedures.json`, `api/changes.json`,
+//! `api/stats.json` (shapes in `docs/SITE.md`); `assets/site.css`, `assets/search.js`.
+
+pub mod catalogue;
+pub mod chart;
+pub mod output;
+pub mod pages;
+pub mod views;
+pub mod wording;
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use askama::Template;
+use diesel::pg::PgConnection;
+use serde::Serialize;
+
+use crate::config::Site;
+use crate::db::StoreError;
+use crate::db::procedures::{self, CurrentRecord};
+use crate::db::stats_store::{self, RowFilter};
+use crate::model::stats::{Month, Period, figures};
+use crate::model::{ChangeKind, Procedure};
+use catalogue::{Merged, Selection, SourceRecord, file_name_problem, merge};
+use output::{Build, FileCounts};
+use pages::*;
+use views::{LogEntry, Summary};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot {action} {path}: {error}", path = path.display())]
+    Io {
+        path: PathBuf,
+        action: String,
+        error: std::io::Error,
+    },
+    #[error("{path}: {message}", path = path.display())]
+    OutputDir { path: PathBuf, message: String },
+    #[error("refusing to write `{0}`: a page's path must stay inside the site")]
+    UnsafePath(String),
+    #[error("cannot render {page}: {error}")]
+    Render { page: String, error: askama::Error },
+    #[error("nothing to roll back to in {path}: {why}", path = path.display())]
+    NothingToRollBack { path: PathBuf, why: String },
+}
+
+/// Where a publish goes.
+#[derive(Debug, Clone, Copy)]
+pub enum Destination<'a> {
+    /// The site's `output_dir`, switched atomically.
+    Live,
+    /// A directory of its own, not switched (`--preview DIR`).
+    Preview(&'a Path),
+}
+
+/// What a publish did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishReport {
+    pub site: String,
+    /// The published `index.html`.
+    pub index: PathBuf,
+    pub preview: bool,
+    #[serde(flatten)]
+    pub files: FileCounts,
+    pub procedures: usize,
+    pub changes: usize,
+    pub units: usize,
+    /// Records left out, each with why (an unreadable record, a code that cannot be a file).
+    pub problems: Vec<String>,
+}
+
+/// How many procedure codes are read, merged and written at a time.
+const SLICE: i64 = 500;
+/// The most change rows the change log draws on.
+const MAX_CHANGE_ROWS: i64 = 20_000;
+/// Entries in the feed and the embedded change box.
+const FEED_ENTRIES: usize = 50;
+const EMBED_ENTRIES: usize = 8;
+
+/// Publishes `site` from what the database holds.
+pub fn publish(
+    conn: &mut PgConnection,
+    site: &Site,
+    destination: Destination<'_>,
+) -> Result<PublishReport, PublishError> {
+    let (mut build, root) = match destination {
+        Destination::Live => (Build::live(&site.output_dir)?, site.output_dir.clone()),
+        Destination::Preview(dir) => (Build::preview(dir)?, dir.to_path_buf()),
+    };
+    match render_site(conn, site, &mut build) {
+        Ok(mut report) => {
+            report.files = build.finish()?;
+            report.index = root.join("index.html");
+            report.preview = matches!(destination, Destination::Preview(_));
+            Ok(report)
+        }
+        Err(error) => {
+            build.abandon();
+            Err(error)
+        }
+    }
+}
+
+/// Restores the site's previous build; returns the `index.html` now published.
+pub fn rollback(site: &Site) -> Result<PathBuf, PublishError> {
+    output::rollback(&site.output_dir)?;
+    Ok(site.output_dir.join("index.html"))
+}
+
+fn render<T: Template>(page: &str, template: &T) -> Result<Vec<u8>, PublishError> {
+    template
+        .render()
+        .map(String::into_bytes)
+        .map_err(|error| PublishError::Render {
+            page: page.to_string(),
+            error,
+        })
+}
+
+fn layout(
+    site: &Site,
+    section: Section,
+    page_title: &str,
+    description: &str,
+    root: &'static str,
+) -> Layout {
+    Layout {
+        site_title: site.title.clone(),
+        page_title: page_title.to_string(),
+        description: description.to_string(),
+        root,
+        nav: section.nav(),
+        sources: site.sources.join(", "),
+        national_url: site.links.national.to_string(),
+        province_url: site
+            .links
+            .province
+            .as_ref()
+            .map(|u| u.to_string())
+            .unwrap_or_default(),
+        noindex: false,
+    }
+}
+
+/// Merges one code's records; unreadable ones are reported and left out.
+fn merge_code(
+    code: &str,
+    rows: Vec<CurrentRecord>,
+    site: &Site,
+    problems: &mut Vec<String>,
+) -> Option<Merged> {
+    let mut records = Vec::with_capacity(rows.len());
+    for row in rows {
+        match serde_json::from_str::<Procedure>(&row.record) {
+            Ok(procedure) => records.push(SourceRecord {
+                source: row.source,
+                procedure,
+                confirmed_at: row.confirmed_at,
+                first_run_id: row.first_run_id,
+            }),
+            Err(e) => problems.push(format!(
+                "source {} procedure {code}: the stored record cannot be read ({e}); left out",
+                row.source
+            )),
+        }
+    }
+    (!records.is_empty()).then(|| merge(code, records, &site.sources))
+}
+
+fn render_site(
+    conn: &mut PgConnection,
+    site: &Site,
+    build: &mut Build,
+) -> Result<PublishReport, PublishError> {
+    let selection = Selection::of(site);
+    let mut problems = Vec::new();
+    let changes = procedures::published_changes(conn, &site.sources, MAX_CHANGE_ROWS)?;
+    let changed: HashSet<&str> = changes.iter().map(|c| c.code.as_str()).collect();
+
+    // The catalogue, a slice of codes at a time: each procedure's page is written as it is
+    // merged, and only its summary (and, for changed ones, the merged record) is kept.
+    let mut summaries: Vec<Summary> = Vec::new();
+    let mut current: HashMap<String, Merged> = HashMap::new();
+    let mut after = String::new();
+    loop {
+        let rows = procedures::current_records(conn, &site.sources, &after, SLICE)?;
+        let Some(last) = rows.last() else { break };
+        after = last.code.clone();
+        let mut by_code: Vec<(String, Vec<CurrentRecord>)> = Vec::new();
+        for row in rows {
+            match by_code.last_mut() {
+                Some((code, list)) if *code == row.code => list.push(row),
+                _ => by_code.push((row.code.clone(), vec![row])),
+            }
+        }
+        for (code, rows) in by_code {
+            if let Some(problem) = file_name_problem(&code) {
+                problems.push(format!("procedure `{code}`: {problem}; no page written"));
+                continue;
+            }
+            let Some(merged) = merge_code(&code, rows, site, &mut problems) else {
+                continue;
+            };
+            if !selection.admits(&merged.procedure) {
+                continue;
+            }
+            let view = views::procedure_view(&merged, site);
+            let page = ProcedurePage {
+                layout: layout(
+                    site,
+                    Section::Procedure,
+                    &view.name,
+                    &format!(
+                        "Thủ tục {} ({}): hồ sơ, trình tự, thời hạn, phí và lệ phí",
+                        view.name, view.code
+                    ),
+                    "../",
+                ),
+                p: &view,
+            };
+            let path = views::procedure_href(&code);
+            build.write(&path, &render(&path, &page)?)?;
+            summaries.push(Summary::of(&merged));
+            if changed.contains(code.as_str()) {
+                current.insert(code, merged);
+            }
+        }
+    }
+
+    // Repealed procedures: whether they belonged to the site, by their last stored record.
+    let mut repealed_here: HashSet<String> = HashSet::new();
+    for c in changes.iter().filter(|c| c.kind == ChangeKind::Removed) {
+        if current.contains_key(&c.code) || repealed_here.contains(&c.code) {
+            continue;
+        }
+        let last = procedures::versions(conn, &c.source, &c.code)?;
+        let belonged = last
+            .first()
+            .and_then(|v| serde_json::from_value::<Procedure>(v.record.clone()).ok())
+            .is_some_and(|p| selection.admits(&p));
+        if belonged {
+            repealed_here.insert(c.code.clone());
+        }
+    }
+    let log: Vec<LogEntry> =
+        views::change_log(&changes, &current, &|code| repealed_here.contains(code));
+
+    let units = unit_statistics(conn, site)?;
+    write_pages(site, build, &summaries, &log, &units)?;
+    Ok(PublishReport {
+        site: site.name.clone(),
+        index: PathBuf::new(),
+        preview: false,
+        files: FileCounts::default(),
+        procedures: summaries.len(),
+        changes: log.len(),
+        units: units.len(),
+        problems,
+    })
+}
+
+/// The site's statistics: every unit's months, quarters and years.
+fn unit_statistics(conn: &mut PgConnection, site: &Site) -> Result<Vec<UnitStats>, PublishError> {
+    if site.stats_sources.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filter = RowFilter {
+        sources: site.stats_sources.clone(),
+        unit_code: None,
+        months: None,
+    };
+    let mut rows = stats_store::sourced_rows(conn, &filter)?;
+    rows.retain(|r| {
+        r.row.procedure_code.is_empty()
+            && r.row.sector_code.is_empty()
+            && (site.units.is_empty() || site.units.contains(&r.row.unit_code))
+    });
+    let months: BTreeSet<Month> = rows
+        .iter()
+        .filter_map(|r| Month::parse(&r.row.period))
+        .collect();
+    let quarters: BTreeSet<(i32, u32)> = months.iter().map(|m| (m.year, m.quarter())).collect();
+    let years: BTreeSet<i32> = months.iter().map(|m| m.year).collect();
+    let periods = |list: Vec<Period>| figures(&rows, &site.stats_sources, &list);
+    let monthly = periods(months.iter().copied().map(Period::Month).collect());
+    let quarterly = periods(
+        quarters
+            .into_iter()
+            .map(|(year, quarter)| Period::Quarter { year, quarter })
+            .collect(),
+    );
+    let yearly = periods(years.into_iter().map(Period::Year).collect());
+    let mut units = views::unit_stats(&monthly, &quarterly, &yearly);
+    if !site.units.is_empty() {
+        units.sort_by_key(|u| site.units.iter().position(|c| *c == u.code));
+    }
+    Ok(units)
+}
+
+fn json_bytes(value: &serde_json::Value) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
+    bytes.push(b'\n');
+    bytes
+}
+
+fn write_pages(
+    site: &Site,
+    build: &mut Build,
+    summaries: &[Summary],
+    log: &[LogEntry],
+    units: &[UnitStats],
+) -> Result<(), PublishError> {
+    let base = site.base_url.as_str();
+    let count = |mode| summaries.iter().filter(|s| s.mode == mode).count();
+    use crate::model::OnlineMode;
+    let index = IndexPage {
+        layout: layout(
+            site,
+            Section::List,
+            "Danh mục thủ tục hành chính",
+            &format!(
+                "Danh mục thủ tục hành chính của {}, theo lĩnh vực, với mức độ dịch vụ công trực tuyến",
+                site.title
+            ),
+            "",
+        ),
+        groups: views::sector_groups(summaries),
+        total: summaries.len(),
+        full: count(Some(OnlineMode::Full)),
+        partial: count(Some(OnlineMode::Partial)),
+        direct: count(Some(OnlineMode::NotOnline)),
+        unknown: count(None),
+    };
+    build.write("index.html", &render("index.html", &index)?)?;
+
+    let days = views::change_days(log);
+    let changes = ChangesPage {
+        layout: layout(
+            site,
+            Section::Changes,
+            "Thay đổi thủ tục hành chính",
+            "Thủ tục hành chính mới, được sửa đổi, bổ sung hoặc bị bãi bỏ",
+            "../",
+        ),
+        days: &days,
+    };
+    build.write(
+        "thay-doi/index.html",
+        &render("thay-doi/index.html", &changes)?,
+    )?;
+
+    let stats = StatsPage {
+        layout: layout(
+            site,
+            Section::Stats,
+            "Kết quả giải quyết thủ tục hành chính",
+            "Số hồ sơ tiếp nhận, giải quyết, tỷ lệ đúng hạn và dịch vụ công trực tuyến theo tháng, quý, năm",
+            "../",
+        ),
+        units,
+        no_data: wording::NO_DATA,
+    };
+    build.write(
+        "thong-ke/index.html",
+        &render("thong-ke/index.html", &stats)?,
+    )?;
+
+    let rows = views::posting_rows(summaries);
+    let posting = PostingPage {
+        layout: layout(
+            site,
+            Section::Posting,
+            "Bảng niêm yết thủ tục hành chính",
+            "Bảng niêm yết thủ tục hành chính tại Bộ phận Một cửa, in khổ A4",
+            "../",
+        ),
+        rows: &rows,
+    };
+    build.write(
+        "niem-yet/index.html",
+        &render("niem-yet/index.html", &posting)?,
+    )?;
+
+    let embed_stats = EmbedStatsPage {
+        site_title: &site.title,
+        title: "Kết quả giải quyết TTHC",
+        units,
+    };
+    build.write(
+        "nhung/thong-ke.html",
+        &render("nhung/thong-ke.html", &embed_stats)?,
+    )?;
+    let recent = views::recent_changes(log, EMBED_ENTRIES);
+    let embed_changes = EmbedChangesPage {
+        site_title: &site.title,
+        title: "Thủ tục hành chính mới thay đổi",
+        entries: &recent,
+    };
+    build.write(
+        "nhung/thay-doi.html",
+        &render("nhung/thay-doi.html", &embed_changes)?,
+    )?;
+
+    let entries = views::feed_entries(&log[..log.len().min(FEED_ENTRIES)]);
+    let feed = Feed {
+        site_title: &site.title,
+        base_url: base,
+        // The newest change, so the feed's bytes change only with the changes.
+        updated: entries
+            .first()
+            .map(|e| e.updated.clone())
+            .unwrap_or_else(|| "2000-01-01T00:00:00Z".to_string()),
+        entries: &entries,
+    };
+    build.write("feed.xml", &render("feed.xml", &feed)?)?;
+
+    let mut urls: Vec<SitemapUrl> = [
+        "",
+        "thay-doi/index.html",
+        "thong-ke/index.html",
+        "niem-yet/index.html",
+    ]
+    .iter()
+    .map(|page| SitemapUrl {
+        loc: format!("{base}{page}"),
+        lastmod: String::new(),
+    })
+    .collect();
+    urls.extend(summaries.iter().map(|s| {
+        SitemapUrl {
+            loc: format!("{base}{}", views::procedure_href(&s.code)),
+            lastmod: s
+                .updated
+                .map(|t| {
+                    t.with_timezone(&crate::clock::vietnam_offset())
+                        .format("%Y-%m-%d")
+                        .to_string()
+                })
+                .unwrap_or_default(),
+        }
+    }));
+    build.write(
+        "sitemap.xml",
+        &render("sitemap.xml", &Sitemap { urls: &urls })?,
+    )?;
+    build.write(
+        "robots.txt",
+        format!("User-agent: *\nAllow: /\nDisallow: /nhung/\nSitemap: {base}sitemap.xml\n")
+            .as_bytes(),
+    )?;
+
+    build.write(
+        "api/procedures.json",
+        &json_bytes(&views::procedures_json(summaries, base)),
+    )?;
+    build.write(
+        "api/changes.json",
+        &json_bytes(&views::changes_json(log, base)),
+    )?;
+    build.write("api/stats.json", &json_bytes(&stats_json(units)))?;
+    build.write("assets/site.css", STYLESHEET.as_bytes())?;
+    build.write("assets/search.js", SEARCH_SCRIPT.as_bytes())?;
+    Ok(())
+}
+
+/// `api/stats.json`: kept beside the units' views so the page and the document agree.
+fn stats_json(units: &[UnitStats]) -> serde_json::Value {
+    serde_json::json!({ "units": units.iter().map(|u| &u.json).collect::<Vec<_>>() })
+}
