@@ -294,6 +294,12 @@ fn bench(n: u64) {
     } else {
         println!("hugo is not installed (apt-get install hugo): comparison skipped");
     }
+    if std::env::var_os("TTHC_BENCH_KEEP").is_some() {
+        // For profiling one step again: the database and the files stay.
+        println!("kept: {} (database {db_name})", config.display());
+        let _ = dir.keep();
+        return;
+    }
     diesel::sql_query(format!("DROP DATABASE IF EXISTS {db_name} WITH (FORCE)"))
         .execute(&mut admin)
         .unwrap();

@@ -127,13 +127,14 @@ try {
 
   if (screenshots) {
     await mkdir(screenshots, { recursive: true });
-    const shot = async (page, file) => {
+    const shot = async (page, file, fullPage) => {
       await tab.goto(base + page);
-      await tab.screenshot({ path: path.join(screenshots, file), fullPage: false });
+      await tab.screenshot({ path: path.join(screenshots, file), fullPage });
     };
-    await shot("index.html", "phone-list.png");
-    await shot(`thu-tuc/${process.env.SCREENSHOT_PROCEDURE ?? procedures[0]}`, "phone-procedure.png");
-    await shot("thong-ke/index.html", "phone-statistics.png");
+    await shot("index.html", "phone-list.png", false);
+    await shot(`thu-tuc/${process.env.SCREENSHOT_PROCEDURE ?? procedures[0]}`, "phone-procedure.png", false);
+    // The statistics page whole: the headline, the charts and the tables below them.
+    await shot("thong-ke/index.html", "phone-statistics.png", true);
     console.log(`screenshots written to ${screenshots}`);
   }
   await context.close();

@@ -7,35 +7,38 @@ use std::io::Write;
 use anyhow::Result;
 use clap::Args;
 
-use super::{Out, Outcome, UsageError, connect, count};
+use super::{Out, Outcome, UsageError, connect, count, note};
 use tthc_sync::config::{Config, Site};
 use tthc_sync::db::Pool;
+use tthc_sync::fetch::FetchSettings;
 use tthc_sync::publish::{self, Destination, PublishError, PublishReport};
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// The site to publish (default: the only one configured; every one with --all-sites).
+    /// Only this site (default: every configured site; --preview and --rollback need one
+    /// when several are configured).
     #[arg(long, value_name = "NAME")]
     site: Option<String>,
-    /// Publish every configured site.
-    #[arg(long, conflicts_with = "site")]
-    all_sites: bool,
     /// Render into DIR (new, empty or an earlier preview) and leave the published site alone.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["rollback", "all_sites"])]
+    #[arg(long, value_name = "DIR", conflicts_with = "rollback")]
     preview: Option<std::path::PathBuf>,
     /// Put back the build published before the current one.
-    #[arg(long, conflicts_with = "all_sites")]
+    #[arg(long)]
     rollback: bool,
 }
 
+/// The sites a publish is about: the one named, else every one (a preview or a rollback is of
+/// one site, so it needs the name when there are several).
 fn sites<'a>(config: &'a Config, args: &PublishArgs) -> Result<Vec<&'a Site>> {
-    if args.all_sites {
-        if config.sites.is_empty() {
-            return Err(UsageError(config.site(None).err().unwrap_or_default()).into());
+    let one = args.preview.is_some() || args.rollback;
+    match (&args.site, one) {
+        (Some(name), _) => Ok(vec![config.site(Some(name)).map_err(UsageError)?]),
+        (None, true) => Ok(vec![config.site(None).map_err(UsageError)?]),
+        (None, false) if config.sites.is_empty() => {
+            Err(UsageError(config.site(None).err().unwrap_or_default()).into())
         }
-        return Ok(config.sites.iter().collect());
+        (None, false) => Ok(config.sites.iter().collect()),
     }
-    Ok(vec![config.site(args.site.as_deref()).map_err(UsageError)?])
 }
 
 /// A publish error for the command line: a directory in the way or nothing to roll back to is
@@ -75,22 +78,34 @@ pub fn run(config: &Config, args: &PublishArgs, as_json: bool, out: &mut Out) ->
         Some(dir) => Destination::Preview(dir),
         None => Destination::Live,
     };
-    let reports = publish_sites(&pool, &sites, destination)?;
+    let reports = publish_sites(&pool, &sites, destination, &config.fetch)?;
     write_reports(out, &reports, as_json)?;
     Ok(Outcome::Success)
 }
 
-/// Publishes each site; the reports, or the first error.
+/// Publishes each site (and pushes its documents to its CMS, when it has one, after a live
+/// publish); the reports, or the first error.
 pub fn publish_sites(
     pool: &Pool,
     sites: &[&Site],
     destination: Destination<'_>,
+    fetch: &FetchSettings,
 ) -> Result<Vec<PublishReport>> {
     let mut conn = pool.get()?;
     let mut reports = Vec::new();
     for site in sites {
-        let report = publish::publish(&mut conn, site, destination)
+        let mut report = publish::publish(&mut conn, site, destination)
             .map_err(|e| publish_error(e).context(format!("publishing site `{}`", site.name)))?;
+        if let (Destination::Live, Some(push)) = (destination, &site.push) {
+            let pushed = publish::push::push(site, push, &site.output_dir, fetch);
+            for (document, why) in &pushed.failed {
+                note(format_args!(
+                    "site `{}`: pushing {document} to {} failed: {why}; the site is published, and {document} is sent again at the next publish",
+                    site.name, pushed.url
+                ));
+            }
+            report.push = Some(pushed);
+        }
         reports.push(report);
     }
     Ok(reports)
@@ -136,6 +151,13 @@ pub fn write_report(out: &mut Out, r: &PublishReport) -> Result<()> {
     }
     for problem in &r.problems {
         writeln!(out, "  left out: {problem}")?;
+    }
+    if let Some(push) = &r.push {
+        if !push.pushed.is_empty() {
+            writeln!(out, "Pushed to {}: {}.", push.url, push.pushed.join(", "))?;
+        } else if push.failed.is_empty() {
+            writeln!(out, "Nothing new to push to {}.", push.url)?;
+        }
     }
     let index = std::path::absolute(&r.index).unwrap_or_else(|_| r.index.clone());
     writeln!(out, "Open: {}", index.display())?;

@@ -199,6 +199,7 @@ fn run_sources(
             &ctx.pool,
             &sites,
             tthc_sync::publish::Destination::Live,
+            &config.fetch,
         )?;
     }
     if as_json {

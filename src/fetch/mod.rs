@@ -158,6 +158,8 @@ pub struct PageRequest {
     pub url: Url,
     pub query: Vec<(String, String)>,
     pub form: Vec<(String, String)>,
+    /// A body sent as it is (a JSON document pushed to a CMS); its type goes in `headers`.
+    pub body: Option<Bytes>,
     pub headers: Vec<(String, String)>,
     pub bearer_token: Option<String>,
     /// Validators from the last fetch of this URL, for a conditional GET.
@@ -319,6 +321,9 @@ impl Fetcher {
         }
         if !request.form.is_empty() {
             builder = builder.form(&request.form);
+        }
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
         }
         let mut headers = HeaderMap::new();
         for (name, value) in &request.headers {

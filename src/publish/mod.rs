@@ -13,6 +13,7 @@ pub mod catalogue;
 pub mod chart;
 pub mod output;
 pub mod pages;
+pub mod push;
 pub mod views;
 pub mod wording;
 
@@ -77,6 +78,9 @@ pub struct PublishReport {
     pub units: usize,
     /// Records left out, each with why (an unreadable record, a code that cannot be a file).
     pub problems: Vec<String>,
+    /// What was pushed to the site's CMS, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub push: Option<push::PushReport>,
 }
 
 /// How many procedure codes are read, merged and written at a time.
@@ -266,6 +270,7 @@ fn render_site(
         changes: log.len(),
         units: units.len(),
         problems,
+        push: None,
     })
 }
 
@@ -305,12 +310,6 @@ fn unit_statistics(conn: &mut PgConnection, site: &Site) -> Result<Vec<UnitStats
         units.sort_by_key(|u| site.units.iter().position(|c| *c == u.code));
     }
     Ok(units)
-}
-
-fn json_bytes(value: &serde_json::Value) -> Vec<u8> {
-    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
-    bytes.push(b'\n');
-    bytes
 }
 
 fn write_pages(
@@ -461,19 +460,11 @@ fn write_pages(
 
     build.write(
         "api/procedures.json",
-        &json_bytes(&views::procedures_json(summaries, base)),
+        &views::procedures_json(summaries, base),
     )?;
-    build.write(
-        "api/changes.json",
-        &json_bytes(&views::changes_json(log, base)),
-    )?;
-    build.write("api/stats.json", &json_bytes(&stats_json(units)))?;
+    build.write("api/changes.json", &views::changes_json(log, base))?;
+    build.write("api/stats.json", &views::stats_json(units))?;
     build.write("assets/site.css", STYLESHEET.as_bytes())?;
     build.write("assets/search.js", SEARCH_SCRIPT.as_bytes())?;
     Ok(())
-}
-
-/// `api/stats.json`: kept beside the units' views so the page and the document agree.
-fn stats_json(units: &[UnitStats]) -> serde_json::Value {
-    serde_json::json!({ "units": units.iter().map(|u| &u.json).collect::<Vec<_>>() })
 }

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::catalogue::Merged;
@@ -492,54 +493,113 @@ pub fn recent_changes(entries: &[LogEntry], limit: usize) -> Vec<RecentChange> {
         .collect()
 }
 
+/// One entry of `api/changes.json`.
+#[derive(Serialize)]
+struct ChangeDoc<'a> {
+    kind: &'static str,
+    kind_label: &'static str,
+    code: &'a str,
+    name: &'a str,
+    at: DateTime<Utc>,
+    run_id: i64,
+    url: String,
+    fields: Vec<FieldDoc<'a>>,
+}
+
+#[derive(Serialize)]
+struct FieldDoc<'a> {
+    label: &'a str,
+    before: &'a str,
+    after: &'a str,
+}
+
+/// A document as the site writes it: pretty JSON and a final newline, serialised straight
+/// from the views (no intermediate tree: a catalogue's list is large).
+fn json_document<T: Serialize>(key: &str, items: &T) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let wrapped: BTreeMap<&str, &T> = [(key, items)].into_iter().collect();
+    let _ = serde_json::to_writer_pretty(&mut bytes, &wrapped);
+    bytes.push(b'\n');
+    bytes
+}
+
 /// `api/changes.json`.
-pub fn changes_json(entries: &[LogEntry], base_url: &str) -> Value {
-    let list: Vec<Value> = entries
+pub fn changes_json(entries: &[LogEntry], base_url: &str) -> Vec<u8> {
+    let list: Vec<ChangeDoc<'_>> = entries
         .iter()
-        .map(|e| {
-            json!({
-                "kind": match e.kind {
-                    EntryKind::New => "new",
-                    EntryKind::Amended => "amended",
-                    EntryKind::Repealed => "repealed",
-                },
-                "kind_label": e.kind.title(),
-                "code": e.code,
-                "name": e.name,
-                "at": e.at,
-                "run_id": e.run_id,
-                "url": if e.listed { format!("{base_url}{}", e.href()) } else { String::new() },
-                "fields": e.fields.iter().map(|f| json!({
-                    "label": f.label, "before": f.before, "after": f.after,
-                })).collect::<Vec<_>>(),
-            })
+        .map(|e| ChangeDoc {
+            kind: match e.kind {
+                EntryKind::New => "new",
+                EntryKind::Amended => "amended",
+                EntryKind::Repealed => "repealed",
+            },
+            kind_label: e.kind.title(),
+            code: &e.code,
+            name: &e.name,
+            at: e.at,
+            run_id: e.run_id,
+            url: if e.listed {
+                format!("{base_url}{}", e.href())
+            } else {
+                String::new()
+            },
+            fields: e
+                .fields
+                .iter()
+                .map(|f| FieldDoc {
+                    label: &f.label,
+                    before: &f.before,
+                    after: &f.after,
+                })
+                .collect(),
         })
         .collect();
-    json!({ "changes": list })
+    json_document("changes", &list)
+}
+
+/// One entry of `api/procedures.json`.
+#[derive(Serialize)]
+struct ProcedureDoc<'a> {
+    code: &'a str,
+    name: &'a str,
+    url: String,
+    sector: &'a str,
+    levels: &'a [String],
+    agencies: &'a [String],
+    online_mode: Option<OnlineMode>,
+    online_mode_label: &'static str,
+    deadline: &'a str,
+    fee: &'a str,
+    updated_at: Option<DateTime<Utc>>,
+    source: &'a str,
 }
 
 /// `api/procedures.json`.
-pub fn procedures_json(summaries: &[Summary], base_url: &str) -> Value {
-    let list: Vec<Value> = summaries
+pub fn procedures_json(summaries: &[Summary], base_url: &str) -> Vec<u8> {
+    let list: Vec<ProcedureDoc<'_>> = summaries
         .iter()
-        .map(|s| {
-            json!({
-                "code": s.code,
-                "name": s.name,
-                "url": format!("{base_url}{}", procedure_href(&s.code)),
-                "sector": s.sector,
-                "levels": s.levels,
-                "agencies": s.agencies,
-                "online_mode": s.mode,
-                "online_mode_label": wording::online_mode(s.mode),
-                "deadline": s.deadline,
-                "fee": s.fee,
-                "updated_at": s.updated,
-                "source": s.source,
-            })
+        .map(|s| ProcedureDoc {
+            code: &s.code,
+            name: &s.name,
+            url: format!("{base_url}{}", procedure_href(&s.code)),
+            sector: &s.sector,
+            levels: &s.levels,
+            agencies: &s.agencies,
+            online_mode: s.mode,
+            online_mode_label: wording::online_mode(s.mode),
+            deadline: &s.deadline,
+            fee: &s.fee,
+            updated_at: s.updated,
+            source: &s.source,
         })
         .collect();
-    json!({ "procedures": list })
+    json_document("procedures", &list)
+}
+
+/// `api/stats.json`: the units' figures as the statistics page shows them.
+pub fn stats_json(units: &[UnitStats]) -> Vec<u8> {
+    let list: Vec<&Value> = units.iter().map(|u| &u.json).collect();
+    json_document("units", &list)
 }
 
 pub fn posting_rows(summaries: &[Summary]) -> Vec<PostingRow> {

@@ -393,6 +393,7 @@ fn build_request(
         method: spec.method,
         query: pairs(&spec.query)?,
         form: pairs(&spec.form)?,
+        body: None,
         headers: pairs(&spec.headers)?,
         url,
         bearer_token,

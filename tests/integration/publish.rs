@@ -260,7 +260,7 @@ async fn hostile_names_are_text_on_every_page_and_document() {
         "<script>alert('x')</script>Đăng ký khai sinh",
         "\"><img src=x onerror=alert(1)>Đăng ký kết hôn",
     ];
-    let rows: Vec<serde_json::Value> = dvcqg_rows()
+    let mut rows: Vec<serde_json::Value> = dvcqg_rows()
         .into_iter()
         .take(30)
         .enumerate()
@@ -271,6 +271,8 @@ async fn hostile_names_are_text_on_every_page_and_document() {
             row
         })
         .collect();
+    // A code made to climb out of the output directory: refused by the record checks.
+    rows[29]["TTHC_MA"] = serde_json::Value::String("../../x1".into());
     let codes: Vec<String> = rows[..2]
         .iter()
         .map(|r| r["TTHC_MA"].as_str().unwrap().to_string())
@@ -297,6 +299,12 @@ async fn hostile_names_are_text_on_every_page_and_document() {
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     let files = snapshot(&site);
     assert!(files.len() > 30);
+    let beside: Vec<String> = std::fs::read_dir(out_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(beside.len(), 2, "only the link and its builds: {beside:?}");
+    assert!(!files.keys().any(|p| p.to_string_lossy().contains("x1")));
     for (path, (bytes, _)) in &files {
         let body = String::from_utf8_lossy(bytes);
         let name = path.display().to_string();
@@ -418,4 +426,103 @@ fn site_configuration_mistakes_name_the_key() {
     );
     let run = cli(&config, &["publish", "--rollback"]);
     assert_eq!(run.status.code(), Some(2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documents_are_pushed_to_the_cms_retried_after_a_failure_and_not_sent_again_unchanged() {
+    let db = TestDb::new();
+    let portal = FakePortal::start(dvcqg_list(dvcqg_rows().into_iter().take(20).collect()));
+    let cms = FakePortal::start(|_| Reply::status(503));
+    let out_dir = tempfile::tempdir().unwrap();
+    let site = out_dir.path().join("site");
+    let config = TestConfig::new(
+        &db,
+        "retries = 1",
+        &format!(
+            "{}\n{}",
+            dvcqg_source("dvcqg", &portal.base_url, ""),
+            site_table(
+                &site,
+                "\"dvcqg\"",
+                &format!(
+                    "push = {{ url = \"{}/api/tthc/\", bearer_token_env = \"TTHC_TEST_CMS_TOKEN\" }}",
+                    cms.base_url
+                )
+            )
+        ),
+    );
+    let run_with_token = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tthc-sync"))
+            .arg("--config")
+            .arg(&config.path)
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env("TTHC_TEST_CMS_TOKEN", "secret-token")
+            .output()
+            .unwrap()
+    };
+
+    // The CMS is down: the site is published all the same, the failure said.
+    let run = run_with_token(&["sync", "--publish"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let stderr = text(&run.stderr);
+    assert!(
+        stderr.contains("pushing procedures.json to")
+            && stderr.contains("sent again at the next publish"),
+        "{stderr}"
+    );
+    assert!(site.join("index.html").exists());
+    assert_eq!(
+        cms.requests().len(),
+        6,
+        "three documents, two attempts each"
+    );
+
+    // Back up: the next publish sends what failed, though the site did not change.
+    cms.respond(|_| Reply::json("{\"ok\": true}"));
+    let run = run_with_token(&["publish"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let stdout = text(&run.stdout);
+    assert!(
+        stdout.contains("Nothing changed: no file was written"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("procedures.json, changes.json, stats.json"),
+        "{stdout}"
+    );
+    let sent: Vec<_> = cms.requests().into_iter().skip(6).collect();
+    assert_eq!(sent.len(), 3);
+    for request in &sent {
+        assert_eq!(request.method, "POST");
+        assert_eq!(request.headers["authorization"], "Bearer secret-token");
+        assert!(request.headers["content-type"].starts_with("application/json"));
+    }
+    let procedures = sent
+        .iter()
+        .find(|r| r.path == "/api/tthc/procedures.json")
+        .unwrap();
+    assert_eq!(
+        procedures.body,
+        std::fs::read(site.join("api/procedures.json")).unwrap()
+    );
+
+    // Nothing new: nothing sent.
+    let run = run_with_token(&["publish"]);
+    assert!(
+        text(&run.stdout).contains("Nothing new to push"),
+        "{}",
+        text(&run.stdout)
+    );
+    assert_eq!(cms.requests().len(), 9);
+
+    // Without the token: said, and the site still published.
+    std::fs::remove_file(out_dir.path().join(".site.builds/pushed.json")).unwrap();
+    let run = cli(&config, &["publish"]);
+    assert_eq!(run.status.code(), Some(0));
+    assert!(
+        text(&run.stderr).contains("set TTHC_TEST_CMS_TOKEN"),
+        "{}",
+        text(&run.stderr)
+    );
 }

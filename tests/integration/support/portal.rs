@@ -17,6 +17,7 @@ pub struct Seen {
     pub query: HashMap<String, String>,
     pub form: HashMap<String, String>,
     pub headers: HashMap<String, String>,
+    pub body: Vec<u8>,
 }
 
 impl Seen {
@@ -167,6 +168,7 @@ async fn answer(
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
             .collect(),
+        body: body.to_vec(),
     };
     let reply = {
         let responder = responder.lock().unwrap().clone();

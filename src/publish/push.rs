@@ -1,0 +1,137 @@
+//! Pushing a site's JSON documents to a CMS after a publish (`[site.push]`): each document
+//! (`procedures.json`, `changes.json`, `stats.json`) is POSTed to `{url}{name}` with the bearer
+//! token from the configured environment variable, through the fetcher's retries. What was
+//! pushed is remembered by content hash beside the builds, so a document is sent again only when
+//! it changed or its last push failed: a failed push is reported, retried at the next publish,
+//! and never holds the static site back.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::config::{Push, Site};
+use crate::fetch::{FetchSettings, Fetcher, Method, PageRequest};
+
+/// The documents pushed, as the site's `api/` has them.
+pub const DOCUMENTS: &[&str] = &["procedures.json", "changes.json", "stats.json"];
+
+/// What a push did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct PushReport {
+    pub url: String,
+    pub pushed: Vec<String>,
+    /// Sent before with the same bytes.
+    pub unchanged: Vec<String>,
+    /// Each failed document and why; they are sent again at the next publish.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Where the hashes of the last pushed documents are kept.
+fn state_file(site: &Site) -> PathBuf {
+    super::output::builds_dir(&site.output_dir).join("pushed.json")
+}
+
+fn hash(bytes: &[u8]) -> String {
+    crate::model::hex(&Sha256::digest(bytes))
+}
+
+/// Pushes the documents of the site published at `root`.
+pub fn push(site: &Site, config: &Push, root: &Path, fetch: &FetchSettings) -> PushReport {
+    let mut report = PushReport {
+        url: config.url.to_string(),
+        ..PushReport::default()
+    };
+    let state_path = state_file(site);
+    let mut pushed: BTreeMap<String, String> = std::fs::read(&state_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let mut wanted = Vec::new();
+    for name in DOCUMENTS {
+        let path = root.join("api").join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) if pushed.get(*name) == Some(&hash(&bytes)) => {
+                report.unchanged.push(name.to_string())
+            }
+            Ok(bytes) => wanted.push((name.to_string(), bytes)),
+            Err(e) => report
+                .failed
+                .push((name.to_string(), format!("{}: {e}", path.display()))),
+        }
+    }
+    if wanted.is_empty() {
+        return report;
+    }
+    let token = match std::env::var(&config.bearer_token_env) {
+        Ok(token) if !token.trim().is_empty() => token,
+        _ => {
+            let why = format!(
+                "the token is not set: set {} to the CMS's bearer token",
+                config.bearer_token_env
+            );
+            report.failed = wanted.into_iter().map(|(d, _)| (d, why.clone())).collect();
+            return report;
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let fetcher = Fetcher::new(fetch);
+    let (runtime, fetcher) = match (runtime, fetcher) {
+        (Ok(r), Ok(f)) => (r, f),
+        (Err(e), _) => {
+            report.failed = wanted
+                .into_iter()
+                .map(|(n, _)| (n, e.to_string()))
+                .collect();
+            return report;
+        }
+        (_, Err(e)) => {
+            report.failed = wanted
+                .into_iter()
+                .map(|(n, _)| (n, e.to_string()))
+                .collect();
+            return report;
+        }
+    };
+    for (name, bytes) in wanted {
+        let url = match config.url.join(&name) {
+            Ok(url) => url,
+            Err(e) => {
+                report.failed.push((name, e.to_string()));
+                continue;
+            }
+        };
+        let digest = hash(&bytes);
+        let request = PageRequest {
+            method: Method::Post,
+            url,
+            query: Vec::new(),
+            form: Vec::new(),
+            body: Some(Bytes::from(bytes)),
+            headers: vec![(
+                "content-type".to_string(),
+                "application/json; charset=utf-8".to_string(),
+            )],
+            bearer_token: Some(token.clone()),
+            validators: None,
+        };
+        match runtime.block_on(fetcher.fetch(&request)) {
+            Ok(_) => {
+                pushed.insert(name.clone(), digest);
+                report.pushed.push(name);
+            }
+            Err(e) => report.failed.push((name, e.to_string())),
+        }
+    }
+    if !report.pushed.is_empty()
+        && let Ok(text) = serde_json::to_vec_pretty(&pushed)
+        && let Err(e) = std::fs::write(&state_path, text)
+    {
+        tracing::warn!(file = %state_path.display(), error = %e, "cannot remember what was pushed; it will be pushed again");
+    }
+    report
+}
