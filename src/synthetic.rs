@@ -221,7 +221,7 @@ pub fn write_procedure(out: &mut String, i: u64, generation: u64, change_per_mil
 <DOITUONGTHUCHIEN><DOITUONG><TENDOITUONG>Công dân Việt Nam</TENDOITUONG></DOITUONG><DOITUONG><TENDOITUONG>Tổ chức</TENDOITUONG></DOITUONG></DOITUONGTHUCHIEN>\
 <MUCDO>{online}</MUCDO>",
         xml_escape(&name),
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             "<CAP>Cấp Tỉnh</CAP>"
         } else {
             ""
@@ -295,7 +295,7 @@ pub fn write_procedure(out: &mut String, i: u64, generation: u64, change_per_mil
         "</CANCUPHAPLY><YEUCAU>{}</YEUCAU><KETQUA>Giấy chứng nhận hoặc văn bản trả lời của cơ quan có thẩm quyền</KETQUA>\
 <QUYETDINHCONGBO><SO>{}/QĐ-UBND</SO><NGAY>{:02}/{:02}/2025</NGAY></QUYETDINHCONGBO>\
 <URLDVC>https://dichvucong.gov.vn/p/home/dvc-chi-tiet-thu-tuc-hanh-chinh.html?ma_thu_tuc={code}</URLDVC><TRANGTHAI>1</TRANGTHAI></ThuTuc>",
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             "Không có yêu cầu điều kiện"
         } else {
             "Người yêu cầu phải có năng lực hành vi dân sự đầy đủ; hồ sơ phải được nộp trong thời hạn quy định."
@@ -308,15 +308,7 @@ pub fn write_procedure(out: &mut String, i: u64, generation: u64, change_per_mil
 
 /// `30000` → `30.000` (Vietnamese thousands separator).
 fn format_vnd(amount: u64) -> String {
-    let digits = amount.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push('.');
-        }
-        out.push(c);
-    }
-    out
+    crate::text::group_thousands(amount, '.')
 }
 
 /// One page (1-based) of a catalogue of `total` records, as the LGSP SOAP response.

@@ -535,6 +535,20 @@ pub fn leading_marker_len(text: &str) -> usize {
 /// Characters that make up a list marker in front of a text.
 const LIST_MARKS: &[char] = &['.', '-', '\u{2013}', '\u{2014}', '\u{2022}', '*', '+'];
 
+/// A whole number's digits in groups of three: `group_thousands(30000, '.')` is `30.000`
+/// (Vietnamese), with `,` `30,000` (English).
+pub fn group_thousands(n: u64, separator: char) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(separator);
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// The diacritics-folded, lower-case form used for search: "Đăng ký khai sinh" → "dang ky khai
 /// sinh". Punctuation becomes spaces so "hộ-tịch" finds "hộ tịch". The same rule must be used
 /// for the query and the stored key.

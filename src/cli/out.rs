@@ -64,15 +64,7 @@ pub fn note(message: std::fmt::Arguments<'_>) {
 
 /// A whole number with thousands separators, as listings show counts: `2,040`.
 pub fn count(n: impl Into<u64>) -> String {
-    let digits = n.into().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    tthc_sync::text::group_thousands(n.into(), ',')
 }
 
 #[cfg(test)]

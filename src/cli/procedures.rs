@@ -398,25 +398,9 @@ fn channel_text(channel: &Channel) -> String {
     }
 }
 
-/// A number the Vietnamese way: `8.000`, `1,5`.
+/// A number the Vietnamese way: `8.000`, `1,5` (as the site writes it).
 fn number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        let digits = (n.abs() as u64).to_string();
-        let mut grouped = String::new();
-        for (i, c) in digits.chars().enumerate() {
-            if i > 0 && (digits.len() - i) % 3 == 0 {
-                grouped.push('.');
-            }
-            grouped.push(c);
-        }
-        if n < 0.0 {
-            format!("-{grouped}")
-        } else {
-            grouped
-        }
-    } else {
-        n.to_string().replace('.', ",")
-    }
+    tthc_sync::publish::wording::decimal(n)
 }
 
 #[cfg(test)]

@@ -182,25 +182,37 @@ fn run_sources(
                 continue;
             }
             match not_accepted.iter().find(|s| uses(s)) {
-                Some(failed) => note(format_args!(
-                    "site `{}` not published: source `{failed}` did not finish; the site stays as it was",
-                    site.name
-                )),
+                Some(failed) => {
+                    let error = format!(
+                        "site `{}` not published: source `{failed}` failed or was held; the site stays as it was",
+                        site.name
+                    );
+                    note(format_args!("{error}"));
+                    published.push(super::publish::SiteResult::Skipped {
+                        site: site.name.clone(),
+                        error,
+                    });
+                }
                 None => sites.push(site),
             }
         }
-        if sites.is_empty() && config.sites.is_empty() {
+        if config.sites.is_empty() {
             note(format_args!(
                 "--publish: {} configures no [[site]]; nothing to publish",
                 config.file.display()
             ));
         }
-        published = super::publish::publish_sites(
+        let results = super::publish::publish_sites(
             &ctx.pool,
             &sites,
             tthc_sync::publish::Destination::Live,
+            false,
             &config.fetch,
-        )?;
+        );
+        for result in &results {
+            outcome = outcome.max(result.outcome());
+        }
+        published.extend(results);
     }
     if as_json {
         // Written straight out: a cold sync's report lists every record it added.
@@ -217,9 +229,12 @@ fn run_sources(
         if let Err(error) = written {
             tracing::warn!(%error, "could not write the JSON report");
         }
-    } else if !published.is_empty() {
+    } else if published
+        .iter()
+        .any(|r| matches!(r, super::publish::SiteResult::Published(_)))
+    {
         writeln!(out)?;
-        super::publish::write_reports(out, &published, false)?;
+        super::publish::write_results(out, &published, false)?;
     }
     Ok(outcome)
 }

@@ -31,6 +31,7 @@ pub(super) struct SiteToml {
     #[serde(default)]
     links: LinksToml,
     push: Option<PushToml>,
+    max_removal_share: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,6 +82,9 @@ pub struct Site {
     pub exclude: Vec<String>,
     pub links: Links,
     pub push: Option<Push>,
+    /// Safety guard: a publish taking more than this share of the site's procedures away at
+    /// once is held.
+    pub max_removal_share: f64,
 }
 
 /// Which procedures belong to a site: those matching every list given (a list left empty
@@ -161,6 +165,12 @@ pub(super) fn parse_site(
         ));
     }
     let mut base_url = web_url(&s.base_url).map_err(|m| keys.invalid(key("base_url"), m))?;
+    if base_url.query().is_some() || base_url.fragment().is_some() {
+        return Err(keys.invalid(
+            key("base_url"),
+            "must be the site's address without ?query or #fragment, e.g. \"https://conghoa.gov.vn/tthc/\"",
+        ));
+    }
     if !base_url.path().ends_with('/') {
         let path = format!("{}/", base_url.path());
         base_url.set_path(&path);
@@ -245,10 +255,18 @@ pub(super) fn parse_site(
             })
         }
     };
+    let max_removal_share = s.max_removal_share.unwrap_or(0.1);
+    if !(0.0..=1.0).contains(&max_removal_share) {
+        return Err(keys.invalid(
+            key("max_removal_share"),
+            format!("must be between 0 and 1 (0.1 = 10 %), not {max_removal_share}"),
+        ));
+    }
     Ok(Site {
+        max_removal_share,
         name: s.name,
         title: crate::text::clean(&s.title),
-        output_dir: base_dir.join(s.output_dir),
+        output_dir: normalised(&base_dir.join(s.output_dir)),
         base_url,
         sources: s.sources,
         stats_sources: s.stats_sources,
@@ -270,7 +288,24 @@ pub(super) fn parse_site(
     })
 }
 
-/// Two sites may not publish to one directory.
+/// `path` absolute, without `.` or `..` parts or a trailing slash, so that two spellings of
+/// one directory compare equal.
+fn normalised(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for part in absolute.components() {
+        match part {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// Two sites may not publish to one directory, nor one inside the other.
 pub(super) fn check_sites(keys: &Keys<'_>, sites: &[Site]) -> Result<(), ConfigError> {
     for (i, site) in sites.iter().enumerate() {
         if let Some(other) = sites[..i].iter().find(|o| o.name == site.name) {
@@ -279,11 +314,13 @@ pub(super) fn check_sites(keys: &Keys<'_>, sites: &[Site]) -> Result<(), ConfigE
                 format!("`{}` is used by two sites", other.name),
             ));
         }
-        if let Some(other) = sites[..i].iter().find(|o| o.output_dir == site.output_dir) {
+        if let Some(other) = sites[..i].iter().find(|o| {
+            o.output_dir.starts_with(&site.output_dir) || site.output_dir.starts_with(&o.output_dir)
+        }) {
             return Err(keys.invalid(
                 format!("site[{i}].output_dir"),
                 format!(
-                    "{} is also the output_dir of site `{}`",
+                    "{} is (or holds, or lies inside) the output_dir of site `{}`",
                     site.output_dir.display(),
                     other.name
                 ),

@@ -352,3 +352,24 @@ pub fn published_changes(
     .bind::<BigInt, _>(limit)
     .load(conn)?)
 }
+
+/// For each national code any of `sources` has stored (removed ones included), the first run
+/// that stored it: when a site drawing on them could first show it.
+pub fn first_runs(
+    conn: &mut PgConnection,
+    sources: &[String],
+) -> Result<std::collections::HashMap<String, i64>, StoreError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        code: String,
+        #[diesel(sql_type = BigInt)]
+        first_run_id: i64,
+    }
+    let rows: Vec<Row> = diesel::sql_query(
+        "SELECT code, min(first_run_id) AS first_run_id FROM procedures WHERE source = ANY($1) GROUP BY code",
+    )
+    .bind::<Array<Text>, _>(sources)
+    .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.code, r.first_run_id)).collect())
+}

@@ -20,7 +20,7 @@ pub struct StackedBars {
     pub bars: Vec<(String, Vec<Option<i64>>)>,
 }
 
-const WIDTH: f64 = 640.0;
+const WIDTH: f64 = 480.0;
 const HEIGHT: f64 = 300.0;
 const LEFT: f64 = 56.0;
 const BOTTOM: f64 = 56.0;
@@ -110,7 +110,7 @@ impl StackedBars {
         }
         for (s, name) in self.series.iter().enumerate() {
             let (col, row) = ((s % 2) as f64, (s / 2) as f64);
-            let lx = LEFT + col * 280.0;
+            let lx = LEFT + col * 210.0;
             let ly = HEIGHT - 12.0 + row * LEGEND_ROW;
             let _ = write!(
                 svg,

@@ -28,8 +28,8 @@ use crate::config::Site;
 use crate::db::StoreError;
 use crate::db::procedures::{self, CurrentRecord};
 use crate::db::stats_store::{self, RowFilter};
+use crate::model::Procedure;
 use crate::model::stats::{Month, Period, figures};
-use crate::model::{ChangeKind, Procedure};
 use catalogue::{Merged, Selection, SourceRecord, file_name_problem, merge};
 use output::{Build, FileCounts};
 use pages::*;
@@ -53,6 +53,22 @@ pub enum PublishError {
     Render { page: String, error: askama::Error },
     #[error("nothing to roll back to in {path}: {why}", path = path.display())]
     NothingToRollBack { path: PathBuf, why: String },
+    /// The safety guard: the site would lose more of its procedures than it may at once.
+    #[error(
+        "site `{site}` not published: it would go from {before} procedures to {after}, more than {share_percent} % fewer at once; the published site is unchanged. Check the site's include and exclude and what its sources returned (tthc-sync runs), then publish anyway with `tthc-sync publish --site {site} --allow-mass-removal`"
+    )]
+    Held {
+        site: String,
+        before: usize,
+        after: usize,
+        share_percent: f64,
+    },
+}
+
+impl From<diesel::result::Error> for PublishError {
+    fn from(error: diesel::result::Error) -> PublishError {
+        PublishError::Store(error.into())
+    }
 }
 
 /// Where a publish goes.
@@ -91,20 +107,52 @@ const MAX_CHANGE_ROWS: i64 = 20_000;
 const FEED_ENTRIES: usize = 50;
 const EMBED_ENTRIES: usize = 8;
 
-/// Publishes `site` from what the database holds.
+/// The safety guard's verdict, pure: `Some` (the share lost) when going from `before` to
+/// `after` procedures loses more than `max_share` of them.
+pub fn mass_removal(before: usize, after: usize, max_share: f64) -> Option<f64> {
+    let lost = before.saturating_sub(after) as f64;
+    (before > 0 && lost / before as f64 > max_share).then(|| lost / before as f64)
+}
+
+/// Publishes `site` from what the database holds, as one consistent snapshot (a read-only,
+/// repeatable-read transaction: a sync committing meanwhile is not half seen). Unless
+/// `allow_mass_removal`, a live publish that would take more than the site's
+/// `max_removal_share` of its procedures away is held: nothing is switched.
 pub fn publish(
     conn: &mut PgConnection,
     site: &Site,
     destination: Destination<'_>,
+    allow_mass_removal: bool,
 ) -> Result<PublishReport, PublishError> {
     let (mut build, root) = match destination {
         Destination::Live => (Build::live(&site.output_dir)?, site.output_dir.clone()),
-        Destination::Preview(dir) => (Build::preview(dir)?, dir.to_path_buf()),
+        Destination::Preview(dir) => (Build::preview(dir, &site.output_dir)?, dir.to_path_buf()),
     };
-    match render_site(conn, site, &mut build) {
+    let rendered = conn
+        .build_transaction()
+        .read_only()
+        .repeatable_read()
+        .run(|conn| render_site(conn, site, &mut build));
+    let held = |report: &PublishReport, build: &Build| {
+        let before = build.current().map(published_procedures).unwrap_or(0);
+        mass_removal(before, report.procedures, site.max_removal_share)
+            .filter(|_| !allow_mass_removal)
+            .map(|_| PublishError::Held {
+                site: site.name.clone(),
+                before,
+                after: report.procedures,
+                share_percent: site.max_removal_share * 100.0,
+            })
+    };
+    match rendered {
+        Ok(report) if let Some(error) = held(&report, &build) => {
+            build.abandon();
+            Err(error)
+        }
         Ok(mut report) => {
             report.files = build.finish()?;
-            report.index = root.join("index.html");
+            report.index = std::path::absolute(root.join("index.html"))
+                .unwrap_or_else(|_| root.join("index.html"));
             report.preview = matches!(destination, Destination::Preview(_));
             Ok(report)
         }
@@ -115,10 +163,18 @@ pub fn publish(
     }
 }
 
+/// How many procedure pages a published build has.
+fn published_procedures(build: &Path) -> usize {
+    std::fs::read_dir(build.join("thu-tuc"))
+        .map(|entries| entries.flatten().count())
+        .unwrap_or(0)
+}
+
 /// Restores the site's previous build; returns the `index.html` now published.
 pub fn rollback(site: &Site) -> Result<PathBuf, PublishError> {
     output::rollback(&site.output_dir)?;
-    Ok(site.output_dir.join("index.html"))
+    let index = site.output_dir.join("index.html");
+    Ok(std::path::absolute(&index).unwrap_or(index))
 }
 
 fn render<T: Template>(page: &str, template: &T) -> Result<Vec<u8>, PublishError> {
@@ -144,7 +200,6 @@ fn layout(
         description: description.to_string(),
         root,
         nav: section.nav(),
-        sources: site.sources.join(", "),
         national_url: site.links.national.to_string(),
         province_url: site
             .links
@@ -241,10 +296,12 @@ fn render_site(
         }
     }
 
-    // Repealed procedures: whether they belonged to the site, by their last stored record.
-    let mut repealed_here: HashSet<String> = HashSet::new();
-    for c in changes.iter().filter(|c| c.kind == ChangeKind::Removed) {
-        if current.contains_key(&c.code) || repealed_here.contains(&c.code) {
+    // Procedures the change log names that the site no longer lists: whether they belonged
+    // to it, by their last stored record.
+    let mut gone_but_belonged: HashSet<String> = HashSet::new();
+    let mut checked: HashSet<&str> = HashSet::new();
+    for c in &changes {
+        if current.contains_key(&c.code) || !checked.insert(c.code.as_str()) {
             continue;
         }
         let last = procedures::versions(conn, &c.source, &c.code)?;
@@ -253,13 +310,23 @@ fn render_site(
             .and_then(|v| serde_json::from_value::<Procedure>(v.record.clone()).ok())
             .is_some_and(|p| selection.admits(&p));
         if belonged {
-            repealed_here.insert(c.code.clone());
+            gone_but_belonged.insert(c.code.clone());
         }
     }
-    let log: Vec<LogEntry> =
-        views::change_log(&changes, &current, &|code| repealed_here.contains(code));
+    let first_runs = procedures::first_runs(conn, &site.sources)?;
+    let log: Vec<LogEntry> = views::change_log(&changes, &current, &first_runs, &|code| {
+        gone_but_belonged.contains(code)
+    });
 
     let units = unit_statistics(conn, site)?;
+    for code in &site.units {
+        if !units.iter().any(|u| &u.code == code) {
+            problems.push(format!(
+                "unit {code}: no statistics stored for it in {} (check the code in units)",
+                site.stats_sources.join(", ")
+            ));
+        }
+    }
     write_pages(site, build, &summaries, &log, &units)?;
     Ok(PublishReport {
         site: site.name.clone(),
@@ -384,6 +451,7 @@ fn write_pages(
             "../",
         ),
         rows: &rows,
+        date: views::posting_date(summaries),
     };
     build.write(
         "niem-yet/index.html",

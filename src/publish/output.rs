@@ -2,8 +2,11 @@
 //! to the current build, kept beside it in `.{name}.builds/`; a publish renders into a new
 //! build directory, hard-links every file whose bytes did not change from the current build
 //! (so it keeps its modification time and rsync and caches do not churn), and swaps the link
-//! with one `rename`. The previous build is kept for `publish --rollback`; older ones go.
-//! A publish that changes nothing keeps the current build and removes its own.
+//! with one `rename`. The build it replaced is kept (named in `previous`) for `publish
+//! --rollback`; any other build (one a crashed publish left half-written, one rolled away
+//! from) is removed by the next publish. A publish that changes nothing keeps the current
+//! build and removes its own. One publish or rollback of a site at a time: each holds the
+//! builds directory's lock file while it works.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -36,18 +39,24 @@ pub struct Build {
 }
 
 /// Where a build goes when it is finished.
-#[derive(Debug, Clone)]
 enum Target {
-    /// Switched to atomically: `output_dir` is the link, builds live in `builds`.
-    Live { link: PathBuf, builds: PathBuf },
+    /// Switched to atomically: `output_dir` is the link, builds live in `builds`; the lock is
+    /// held until the build is finished or given up.
+    Live {
+        link: PathBuf,
+        builds: PathBuf,
+        _lock: fs::File,
+    },
     /// Written into a directory and left there (`publish --preview DIR`).
     Preview,
 }
 
 /// Marks a directory tthc-sync wrote, so that it may clear it next time.
 const PREVIEW_MARK: &str = ".tthc-sync-preview";
-/// How many builds are kept: the current one and the one before (for rollback).
-const KEPT_BUILDS: usize = 2;
+/// Names the build before the current one, for rollback.
+const PREVIOUS: &str = "previous";
+const LOCK: &str = ".lock";
+const BUILD_PREFIX: &str = "build-";
 
 fn io_error(path: &Path, action: &str) -> impl FnOnce(io::Error) -> PublishError {
     let path = path.to_path_buf();
@@ -68,25 +77,87 @@ pub fn builds_dir(link: &Path) -> PathBuf {
     link.with_file_name(format!(".{name}.builds"))
 }
 
+/// Takes the site's lock, waiting for another publish or rollback of it to finish.
+fn lock(builds: &Path) -> Result<fs::File, PublishError> {
+    fs::create_dir_all(builds).map_err(io_error(builds, "create"))?;
+    let path = builds.join(LOCK);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(&path, "open"))?;
+    if file.try_lock().is_err() {
+        tracing::info!(lock = %path.display(), "another publish of this site is running; waiting for it");
+        file.lock().map_err(io_error(&path, "lock"))?;
+    }
+    Ok(file)
+}
+
 /// The build `link` points at, when it is a link into `builds`; an error when `link` is
-/// something else (a directory or file tthc-sync did not make is never replaced).
+/// something else (a directory, a file or a link tthc-sync did not make is never replaced).
 fn current_build(link: &Path, builds: &Path) -> Result<Option<PathBuf>, PublishError> {
+    let refuse = |what: &str| PublishError::OutputDir {
+        path: link.to_path_buf(),
+        message: format!(
+            "{what}; tthc-sync publishes through a link it makes itself and never replaces what it did not make: move it away or set another output_dir"
+        ),
+    };
     match fs::symlink_metadata(link) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(io_error(link, "read")(e)),
         Ok(meta) if meta.file_type().is_symlink() => {
             let target = fs::read_link(link).map_err(io_error(link, "read the link"))?;
-            let target = if target.is_absolute() {
-                target
+            let parent = link.parent().unwrap_or(Path::new(""));
+            let resolved = if target.is_absolute() {
+                target.clone()
             } else {
-                link.parent().unwrap_or(Path::new("")).join(target)
+                parent.join(&target)
             };
-            Ok(target.is_dir().then(|| builds.join(target.file_name().unwrap_or_default())))
+            let name = resolved.file_name().map(|n| n.to_os_string());
+            let ours = resolved.parent() == Some(builds)
+                || resolved.parent().map(|p| p.file_name()) == Some(builds.file_name());
+            match name {
+                Some(name)
+                    if ours
+                        && name.to_string_lossy().starts_with(BUILD_PREFIX)
+                        && builds.join(&name).is_dir() =>
+                {
+                    Ok(Some(builds.join(name)))
+                }
+                _ => Err(refuse(&format!(
+                    "is a link to {}, not to a build of its own",
+                    target.display()
+                ))),
+            }
         }
-        Ok(_) => Err(PublishError::OutputDir {
-            path: link.to_path_buf(),
-            message: "exists and is not the link tthc-sync publishes through; move it away (tthc-sync never replaces a directory it did not make) or set another output_dir".into(),
-        }),
+        Ok(meta) if meta.is_dir() => Err(refuse("exists and is a directory")),
+        Ok(_) => Err(refuse("exists and is a file")),
+    }
+}
+
+/// The build named in `previous`, when it is still there.
+fn previous_build(builds: &Path) -> Option<PathBuf> {
+    let name = fs::read_to_string(builds.join(PREVIOUS)).ok()?;
+    let name = name.trim();
+    let path = builds.join(name);
+    (name.starts_with(BUILD_PREFIX) && !name.contains('/') && path.is_dir()).then_some(path)
+}
+
+/// Records which build a rollback goes back to (none: `None`).
+fn set_previous(builds: &Path, previous: Option<&Path>) -> Result<(), PublishError> {
+    let file = builds.join(PREVIOUS);
+    match previous.and_then(Path::file_name) {
+        Some(name) => {
+            let temporary = builds.join(".previous.new");
+            fs::write(&temporary, name.to_string_lossy().as_bytes())
+                .map_err(io_error(&temporary, "write"))?;
+            fs::rename(&temporary, &file).map_err(io_error(&file, "write"))
+        }
+        None => match fs::remove_file(&file) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(&file, "remove")(e)),
+            _ => Ok(()),
+        },
     }
 }
 
@@ -103,14 +174,42 @@ fn inside(path: &str) -> Result<PathBuf, PublishError> {
     }
 }
 
+/// `path` made absolute and resolved as far as it exists (links followed), the rest appended.
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut out = fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
+    for name in rest.iter().rev() {
+        out.push(name);
+    }
+    out
+}
+
 impl Build {
     /// Starts a build that will replace what `link` points at.
     pub fn live(link: &Path) -> Result<Build, PublishError> {
         let builds = builds_dir(link);
+        let lock = lock(&builds)?;
         let current = current_build(link, &builds)?;
-        fs::create_dir_all(&builds).map_err(io_error(&builds, "create"))?;
+        let previous = previous_build(&builds);
+        // What a crashed publish left, or a build rolled away from: never a rollback target.
+        let keep: Vec<&Path> = [current.as_deref(), previous.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        prune(&builds, &keep)?;
         let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ").to_string();
-        let dir = builds.join(format!("build-{stamp}"));
+        let dir = builds.join(format!("{BUILD_PREFIX}{stamp}"));
         fs::create_dir(&dir).map_err(io_error(&dir, "create"))?;
         Ok(Build {
             dir,
@@ -120,23 +219,47 @@ impl Build {
             target: Target::Live {
                 link: link.to_path_buf(),
                 builds,
+                _lock: lock,
             },
         })
     }
 
     /// Starts a build written straight into `dir` (a preview): `dir` must be new, empty, or
-    /// a preview written before.
-    pub fn preview(dir: &Path) -> Result<Build, PublishError> {
+    /// a preview written before, and outside the live site `link` and its builds.
+    pub fn preview(dir: &Path, link: &Path) -> Result<Build, PublishError> {
+        let at = resolved(dir);
+        for forbidden in [resolved(link), resolved(&builds_dir(link))] {
+            if at.starts_with(&forbidden) || forbidden.starts_with(&at) {
+                return Err(PublishError::OutputDir {
+                    path: dir.to_path_buf(),
+                    message: format!(
+                        "is inside (or holds) the published site {}; a preview goes in a directory of its own",
+                        link.display()
+                    ),
+                });
+            }
+        }
         if dir.exists() {
-            let mut entries = fs::read_dir(dir).map_err(io_error(dir, "read"))?;
-            let empty = entries.next().is_none();
-            if !empty && !dir.join(PREVIEW_MARK).exists() {
+            let entries: Vec<PathBuf> = fs::read_dir(dir)
+                .map_err(io_error(dir, "read"))?
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            if !entries.is_empty() && !dir.join(PREVIEW_MARK).exists() {
                 return Err(PublishError::OutputDir {
                     path: dir.to_path_buf(),
                     message: "is not empty and was not written by `tthc-sync publish --preview`; choose a new directory".into(),
                 });
             }
-            fs::remove_dir_all(dir).map_err(io_error(dir, "clear"))?;
+            // Emptied, not replaced: the directory keeps its owner and permissions.
+            for entry in entries {
+                let removed = if entry.is_dir() && !entry.is_symlink() {
+                    fs::remove_dir_all(&entry)
+                } else {
+                    fs::remove_file(&entry)
+                };
+                removed.map_err(io_error(&entry, "clear"))?;
+            }
         }
         fs::create_dir_all(dir).map_err(io_error(dir, "create"))?;
         fs::write(dir.join(PREVIEW_MARK), b"").map_err(io_error(dir, "write"))?;
@@ -147,6 +270,11 @@ impl Build {
             counts: FileCounts::default(),
             target: Target::Preview,
         })
+    }
+
+    /// The build being replaced, when there is one.
+    pub fn current(&self) -> Option<&Path> {
+        self.current.as_deref()
     }
 
     /// Writes one file of the build (`path` relative, with `/`); when the current build has
@@ -198,22 +326,31 @@ impl Build {
     }
 
     /// Finishes the build: switches the site to it (unless it changes nothing, when the
-    /// current build stays), keeps the previous one, removes older ones.
+    /// current build stays), keeps the one it replaced for rollback, removes the others.
     pub fn finish(mut self) -> Result<FileCounts, PublishError> {
         self.counts.removed = self.removed();
-        let Target::Live { link, builds } = self.target.clone() else {
-            return Ok(self.counts);
+        let Target::Live { link, builds, .. } = &self.target else {
+            return Ok(self.counts.clone());
         };
         if self.current.is_some() && self.counts.written == 0 && self.counts.removed == 0 {
             fs::remove_dir_all(&self.dir).map_err(io_error(&self.dir, "remove"))?;
-            return Ok(self.counts);
+            return Ok(self.counts.clone());
         }
-        switch_link(&link, &self.dir)?;
-        prune(&builds, &self.dir, self.current.as_deref())?;
-        Ok(self.counts)
+        let switched = switch_link(link, &self.dir)
+            .and_then(|()| set_previous(builds, self.current.as_deref()));
+        if let Err(error) = switched {
+            let _ = fs::remove_dir_all(&self.dir);
+            return Err(error);
+        }
+        let keep: Vec<&Path> = [Some(self.dir.as_path()), self.current.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
+        prune(builds, &keep)?;
+        Ok(self.counts.clone())
     }
 
-    /// Gives up the build (a failed publish): the site stays as it was.
+    /// Gives up the build (a failed or held publish): the site stays as it was.
     pub fn abandon(self) {
         if matches!(self.target, Target::Live { .. }) {
             let _ = fs::remove_dir_all(&self.dir);
@@ -233,7 +370,10 @@ fn switch_link(link: &Path, build: &Path) -> Result<(), PublishError> {
     ));
     let _ = fs::remove_file(&temporary);
     symlink(relative, &temporary).map_err(io_error(&temporary, "create the link"))?;
-    fs::rename(&temporary, link).map_err(io_error(link, "switch the link"))?;
+    if let Err(e) = fs::rename(&temporary, link) {
+        let _ = fs::remove_file(&temporary);
+        return Err(io_error(link, "switch the link")(e));
+    }
     Ok(())
 }
 
@@ -250,56 +390,46 @@ fn symlink(_target: &Path, _link: &Path) -> io::Result<()> {
     ))
 }
 
-/// The builds in `builds`, oldest first (their names sort by time).
-fn list_builds(builds: &Path) -> Result<Vec<PathBuf>, PublishError> {
-    let mut list: Vec<PathBuf> = fs::read_dir(builds)
-        .map_err(io_error(builds, "read"))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.is_dir()
-                && p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with("build-"))
-        })
-        .collect();
-    list.sort();
-    Ok(list)
-}
-
-/// Removes builds other than the current and the previous one.
-fn prune(builds: &Path, current: &Path, previous: Option<&Path>) -> Result<(), PublishError> {
-    let keep: Vec<&Path> = [Some(current), previous].into_iter().flatten().collect();
-    debug_assert!(keep.len() <= KEPT_BUILDS);
-    for build in list_builds(builds)? {
-        if !keep.contains(&build.as_path()) {
+/// Removes every build in `builds` but those in `keep`.
+fn prune(builds: &Path, keep: &[&Path]) -> Result<(), PublishError> {
+    let entries = fs::read_dir(builds).map_err(io_error(builds, "read"))?;
+    for build in entries.flatten().map(|e| e.path()) {
+        let is_build = build.is_dir()
+            && build
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(BUILD_PREFIX));
+        if is_build && !keep.contains(&build.as_path()) {
             fs::remove_dir_all(&build).map_err(io_error(&build, "remove"))?;
         }
     }
     Ok(())
 }
 
-/// Switches `link` back to the build before the current one; returns the build restored.
+/// Switches `link` back to the build published before the current one; returns it. Once
+/// rolled back, there is nothing older to roll back to until the next publish.
 pub fn rollback(link: &Path) -> Result<PathBuf, PublishError> {
     let builds = builds_dir(link);
+    if !builds.is_dir() {
+        return Err(PublishError::NothingToRollBack {
+            path: link.to_path_buf(),
+            why: "nothing has been published there yet".into(),
+        });
+    }
+    let _lock = lock(&builds)?;
     let Some(current) = current_build(link, &builds)? else {
         return Err(PublishError::NothingToRollBack {
             path: link.to_path_buf(),
             why: "nothing has been published there yet".into(),
         });
     };
-    let all = list_builds(&builds)?;
-    let previous = all
-        .iter()
-        .rev()
-        .find(|b| b.as_path() != current.as_path())
-        .cloned();
-    let Some(previous) = previous else {
+    let Some(previous) = previous_build(&builds).filter(|p| *p != current) else {
         return Err(PublishError::NothingToRollBack {
             path: link.to_path_buf(),
-            why: "only one build has been published".into(),
+            why: "no earlier build is kept (only one build was published, or the site was rolled back already)".into(),
         });
     };
     switch_link(link, &previous)?;
+    set_previous(&builds, None)?;
     Ok(previous)
 }
 
@@ -312,8 +442,16 @@ mod tests {
         fs::metadata(path).unwrap().modified().unwrap()
     }
 
+    fn builds(link: &Path) -> usize {
+        fs::read_dir(builds_dir(link))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(BUILD_PREFIX))
+            .count()
+    }
+
     #[test]
-    fn unchanged_files_keep_their_time_and_rollback_restores_the_previous_build() {
+    fn unchanged_files_keep_their_time_and_rollback_restores_the_previous_build_once() {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("site");
         let mut build = Build::live(&link).unwrap();
@@ -347,41 +485,99 @@ mod tests {
         let counts = build.finish().unwrap();
         assert_eq!((counts.written, counts.unchanged), (0, 2));
         assert_eq!(fs::read_link(&link).unwrap(), before);
-        assert_eq!(list_builds(&builds_dir(&link)).unwrap().len(), 2);
+        assert_eq!(builds(&link), 2);
 
         rollback(&link).unwrap();
         assert_eq!(fs::read(link.join("index.html")).unwrap(), b"one");
+        // A second rollback does not bring back what was rolled away from.
+        let err = rollback(&link).unwrap_err();
+        assert!(err.to_string().contains("no earlier build"), "{err}");
+        assert_eq!(fs::read(link.join("index.html")).unwrap(), b"one");
 
-        // A third build prunes the oldest; a page gone counts as removed.
+        // The next publish drops the build rolled away from; a page gone counts as removed.
         let mut build = Build::live(&link).unwrap();
         build.write("index.html", b"three").unwrap();
         let counts = build.finish().unwrap();
         assert_eq!(counts.removed, 1);
         assert!(!link.join("thu-tuc/1.001193.html").exists());
-        assert_eq!(list_builds(&builds_dir(&link)).unwrap().len(), 2);
+        assert_eq!(builds(&link), 2);
+        rollback(&link).unwrap();
+        assert_eq!(fs::read(link.join("index.html")).unwrap(), b"one");
     }
 
     #[test]
-    fn a_directory_not_made_by_tthc_sync_is_never_replaced() {
+    fn a_build_a_crashed_publish_left_is_never_rolled_back_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("site");
+        let mut build = Build::live(&link).unwrap();
+        build.write("index.html", b"one").unwrap();
+        build.finish().unwrap();
+        // A publish killed half-way: its build stays behind, unfinished (and newest).
+        let crashed = builds_dir(&link).join("build-29991231T000000.000000Z");
+        fs::create_dir_all(crashed.join("thu-tuc")).unwrap();
+        fs::write(crashed.join("thu-tuc/x.html"), b"half").unwrap();
+        let err = rollback(&link).unwrap_err();
+        assert!(err.to_string().contains("no earlier build"), "{err}");
+        let mut build = Build::live(&link).unwrap();
+        build.write("index.html", b"two").unwrap();
+        build.finish().unwrap();
+        assert_eq!(builds(&link), 2, "the half-written build is gone");
+        rollback(&link).unwrap();
+        assert_eq!(fs::read(link.join("index.html")).unwrap(), b"one");
+    }
+
+    #[test]
+    fn what_tthc_sync_did_not_make_is_never_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("site");
         fs::create_dir(&link).unwrap();
         fs::write(link.join("index.html"), b"hand-made").unwrap();
         let err = Build::live(&link).err().unwrap();
+        assert!(err.to_string().contains("is a directory"), "{err}");
+        assert_eq!(fs::read(link.join("index.html")).unwrap(), b"hand-made");
+        let err = Build::preview(&link, &dir.path().join("other"))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("not empty"), "{err}");
+        // A link to the operator's own directory, or a dangling one.
+        let www = dir.path().join("www");
+        fs::create_dir(&www).unwrap();
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(&www, &linked).unwrap();
+        let err = Build::live(&linked).err().unwrap();
         assert!(
-            err.to_string()
-                .contains("not the link tthc-sync publishes through"),
+            err.to_string().contains("not to a build of its own"),
             "{err}"
         );
-        assert_eq!(fs::read(link.join("index.html")).unwrap(), b"hand-made");
-        let err = Build::preview(&link).err().unwrap();
-        assert!(err.to_string().contains("not empty"), "{err}");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), dir.path().join("dangling"))
+            .unwrap();
+        assert!(Build::live(&dir.path().join("dangling")).is_err());
+    }
+
+    #[test]
+    fn a_preview_stays_out_of_the_live_site() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("site");
+        let mut build = Build::live(&link).unwrap();
+        build.write("index.html", b"one").unwrap();
+        build.finish().unwrap();
+        for inside in [
+            link.join("preview"),
+            builds_dir(&link),
+            builds_dir(&link).join("build-zzz"),
+            link.clone(),
+        ] {
+            let err = Build::preview(&inside, &link).err().unwrap();
+            assert!(err.to_string().contains("published site"), "{err}");
+        }
+        let elsewhere = dir.path().join("p");
+        Build::preview(&elsewhere, &link).unwrap().finish().unwrap();
     }
 
     #[test]
     fn paths_cannot_leave_the_build() {
         let dir = tempfile::tempdir().unwrap();
-        let mut build = Build::preview(&dir.path().join("p")).unwrap();
+        let mut build = Build::preview(&dir.path().join("p"), &dir.path().join("site")).unwrap();
         for bad in ["../x.html", "/etc/passwd", "a/../../b", "", "a\\..\\b"] {
             assert!(
                 matches!(build.write(bad, b"x"), Err(PublishError::UnsafePath(_))),

@@ -55,7 +55,6 @@ pub struct Layout {
     /// The way back to the site's root from this page (`""`, `"../"`).
     pub root: &'static str,
     pub nav: Vec<NavItem>,
-    pub sources: String,
     pub national_url: String,
     pub province_url: String,
     pub noindex: bool,
@@ -219,6 +218,8 @@ pub struct Headline {
     pub online: String,
     pub partial: String,
     pub full: String,
+    /// The month's numbers do not add up (shown beside them, never corrected).
+    pub problems: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -257,6 +258,8 @@ pub struct PostingRow {
 pub struct PostingPage<'a> {
     pub layout: Layout,
     pub rows: &'a [PostingRow],
+    /// The day the sheet is current to.
+    pub date: String,
 }
 
 #[derive(Template)]

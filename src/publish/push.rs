@@ -79,7 +79,12 @@ pub fn push(site: &Site, config: &Push, root: &Path, fetch: &FetchSettings) -> P
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build();
-    let fetcher = Fetcher::new(fetch);
+    // A CMS that is down should not hold the publish for minutes: two retries at most.
+    let fetch = FetchSettings {
+        retries: fetch.retries.min(2),
+        ..fetch.clone()
+    };
+    let fetcher = Fetcher::new(&fetch);
     let (runtime, fetcher) = match (runtime, fetcher) {
         (Ok(r), Ok(f)) => (r, f),
         (Err(e), _) => {
@@ -120,10 +125,13 @@ pub fn push(site: &Site, config: &Push, root: &Path, fetch: &FetchSettings) -> P
             validators: None,
         };
         match runtime.block_on(fetcher.fetch(&request)) {
-            Ok(_) => {
-                pushed.insert(name.clone(), digest);
-                report.pushed.push(name);
-            }
+            Ok(answer) => match refusal(&answer) {
+                None => {
+                    pushed.insert(name.clone(), digest);
+                    report.pushed.push(name);
+                }
+                Some(why) => report.failed.push((name, why)),
+            },
             Err(e) => report.failed.push((name, e.to_string())),
         }
     }
@@ -134,4 +142,25 @@ pub fn push(site: &Site, config: &Push, root: &Path, fetch: &FetchSettings) -> P
         tracing::warn!(file = %state_path.display(), error = %e, "cannot remember what was pushed; it will be pushed again");
     }
     report
+}
+
+/// Why a 2xx answer is not the CMS taking the document, if it is not: a redirect (to a login
+/// page, another address: the document did not reach the endpoint with its token) or an HTML
+/// page where an acknowledgement belongs.
+fn refusal(answer: &crate::fetch::Fetched) -> Option<String> {
+    if let Some(to) = &answer.redirected_to {
+        return Some(format!(
+            "the CMS redirected the request to {to}; set push.url to the address that takes the documents"
+        ));
+    }
+    let html = answer
+        .content_type
+        .as_deref()
+        .is_some_and(|t| t.to_ascii_lowercase().contains("html"));
+    html.then(|| {
+        format!(
+            "{} answered with an HTML page (a login page?), not an acknowledgement; check push.url and the token",
+            answer.url
+        )
+    })
 }

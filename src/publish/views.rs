@@ -134,7 +134,7 @@ pub fn procedure_view(merged: &Merged, site: &Site) -> ProcedureView {
     let sources: Vec<String> = merged
         .confirmed
         .iter()
-        .map(|(source, at)| format!("{source} (dữ liệu ngày {})", wording::day(*at)))
+        .map(|(source, at)| format!("{source} (nội dung cập nhật ngày {})", wording::day(*at)))
         .collect();
     ProcedureView {
         code: p.code.clone(),
@@ -152,7 +152,12 @@ pub fn procedure_view(merged: &Merged, site: &Site) -> ProcedureView {
         applicants: join(p.applicants.iter().cloned()),
         mode: wording::online_mode(p.online_mode),
         mode_slug: wording::online_mode_slug(p.online_mode),
-        online_label: p.online_label.clone(),
+        // The source's own label only where it says more than the mode shown (unknown modes).
+        online_label: if p.online_mode.is_none() {
+            p.online_label.clone()
+        } else {
+            String::new()
+        },
         channels: p
             .channels
             .iter()
@@ -323,20 +328,26 @@ impl LogEntry {
 }
 
 /// The change log from the recorded changes (newest first) of the site's sources, seen
-/// through the merge: a field change counts only when its source is the one the site takes
-/// that field from; a procedure is new once (its first addition among the sources) and
-/// repealed when no source lists it any more. `current` holds the merged procedures the
-/// changes concern that the site lists now; `admitted(code)` says whether a procedure no
-/// longer listed belonged to the site.
+/// through the merge, in entries that do not change when later runs do:
+/// - a procedure is **new** in the run of the first of the site's sources that stored it
+///   (`first_runs`: a second source adding a procedure the site already showed is no news), or
+///   when a source lists it again after removing it;
+/// - it is **repealed** when a source removed it and no other of the site's sources lists it;
+/// - a field change counts while its source is the one the site takes that field from.
+///
+/// `current` holds the merged procedures the changes concern that the site lists now;
+/// `belonged(code)` says whether a procedure no longer listed belonged to the site.
 pub fn change_log(
     changes: &[Change],
     current: &HashMap<String, Merged>,
-    admitted: &dyn Fn(&str) -> bool,
+    first_runs: &HashMap<String, i64>,
+    belonged: &dyn Fn(&str) -> bool,
 ) -> Vec<LogEntry> {
     let mut entries: BTreeMap<(String, i64, EntryKind), LogEntry> = BTreeMap::new();
     for c in changes {
         let merged = current.get(&c.code);
         let listed = merged.is_some();
+        let ours = listed || belonged(&c.code);
         let kind = match c.kind {
             ChangeKind::Added | ChangeKind::Restored => EntryKind::New,
             ChangeKind::Modified => EntryKind::Amended,
@@ -344,10 +355,9 @@ pub fn change_log(
             ChangeKind::Missing => continue,
         };
         let keep = match kind {
-            // New once: when the first of the site's sources stored it (a source that adds a
-            // procedure another already gave is no news); restored ones are published anew.
             EntryKind::New => {
-                merged.is_some_and(|m| c.kind == ChangeKind::Restored || m.first_run_id == c.run_id)
+                ours && (c.kind == ChangeKind::Restored
+                    || first_runs.get(&c.code) == Some(&c.run_id))
             }
             // Only what the site shows: the field's source is this change's source.
             EntryKind::Amended => merged.is_some_and(|m| {
@@ -360,8 +370,9 @@ pub fn change_log(
                     .unwrap_or("");
                 m.origin.get(top).is_some_and(|s| s == &c.source)
             }),
-            // Gone from every source the site draws on, and it belonged to the site.
-            EntryKind::Repealed => !listed && admitted(&c.code),
+            EntryKind::Repealed => {
+                ours && merged.is_none_or(|m| m.confirmed.iter().all(|(s, _)| s == &c.source))
+            }
         };
         if !keep {
             continue;
@@ -480,17 +491,27 @@ pub fn feed_entries(entries: &[LogEntry]) -> Vec<FeedEntry> {
         .collect()
 }
 
+/// The newest entries for the embedded box: one line per procedure, kind and day.
 pub fn recent_changes(entries: &[LogEntry], limit: usize) -> Vec<RecentChange> {
-    entries
-        .iter()
-        .take(limit)
-        .map(|e| RecentChange {
+    let mut lines: Vec<RecentChange> = Vec::new();
+    for e in entries {
+        let line = RecentChange {
             date: wording::day(e.at),
             kind: e.kind.title(),
             name: e.name.clone(),
             href: e.href(),
-        })
-        .collect()
+        };
+        let repeated = lines
+            .iter()
+            .any(|l| l.date == line.date && l.kind == line.kind && l.name == line.name);
+        if !repeated {
+            lines.push(line);
+        }
+        if lines.len() == limit {
+            break;
+        }
+    }
+    lines
 }
 
 /// One entry of `api/changes.json`.
@@ -600,6 +621,16 @@ pub fn procedures_json(summaries: &[Summary], base_url: &str) -> Vec<u8> {
 pub fn stats_json(units: &[UnitStats]) -> Vec<u8> {
     let list: Vec<&Value> = units.iter().map(|u| &u.json).collect();
     json_document("units", &list)
+}
+
+/// The day the posting sheet is current to: the latest update of a procedure on it.
+pub fn posting_date(summaries: &[Summary]) -> String {
+    summaries
+        .iter()
+        .filter_map(|s| s.updated)
+        .max()
+        .map(wording::day)
+        .unwrap_or_default()
 }
 
 pub fn posting_rows(summaries: &[Summary]) -> Vec<PostingRow> {
@@ -733,6 +764,7 @@ pub fn unit_stats(
                     online: wording::percent(i.online_rate),
                     partial: wording::count(c.online_partial),
                     full: wording::count(c.online_full),
+                    problems: !f.problems.is_empty(),
                 }
             });
             let label = |f: &Figures| match f.period {

@@ -7,22 +7,16 @@ use serde_json::Value;
 
 use crate::clock::vietnam_offset;
 use crate::model::{Deadline, Fee, OnlineMode, Procedure};
-use crate::text::shorten;
+use crate::text::{group_thousands, search_key, shorten};
 
 /// A whole number with dots between thousands: 1234567 → "1.234.567".
 pub fn number(n: i64) -> String {
-    let digits = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    let grouped = group_thousands(n.unsigned_abs(), '.');
     if n < 0 {
-        out.push('-');
+        format!("-{grouped}")
+    } else {
+        grouped
     }
-    for (i, d) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push('.');
-        }
-        out.push(d);
-    }
-    out
 }
 
 /// A number as written in Vietnamese: thousands with dots, decimals after a comma.
@@ -127,8 +121,11 @@ pub fn deadline(d: &Deadline) -> String {
         parts.push(d.unit.clone());
     }
     let main = parts.join(" ");
-    match (main.is_empty(), d.note.is_empty()) {
-        (true, _) => d.note.clone(),
+    // A note that restates the amount ("19 ngày làm việc kể từ …") is said once.
+    let restates = !main.is_empty() && search_key(&d.note).starts_with(&search_key(&main));
+    match (main.is_empty() || restates, d.note.is_empty()) {
+        (true, false) => d.note.clone(),
+        (true, true) => main,
         (false, true) => main,
         (false, false) => format!("{main} ({})", d.note),
     }
@@ -257,9 +254,11 @@ pub fn field_change(
     }
     if top == "channels" && parts.len() > 1 {
         let sub = parts.get(1).map(|(name, _)| *name).unwrap_or("");
-        label = match sub {
-            "fees" => "Phí, lệ phí".to_string(),
-            "deadlines" => "Thời hạn giải quyết".to_string(),
+        label = match (sub, leaf) {
+            ("fees", "note") => "Ghi chú về phí, lệ phí".to_string(),
+            ("fees", _) => "Phí, lệ phí".to_string(),
+            ("deadlines", "note") => "Ghi chú về thời hạn giải quyết".to_string(),
+            ("deadlines", _) => "Thời hạn giải quyết".to_string(),
             _ => label,
         };
         let channel_kind = parts[0]
@@ -351,6 +350,23 @@ mod tests {
             note: String::new(),
         };
         assert_eq!(deadline(&d), "15 ngày làm việc");
+        let restated = Deadline {
+            amount: Some(19.0),
+            unit: "Ngày làm việc".into(),
+            note: "19 ngày làm việc kể từ ngày nhận đủ hồ sơ".into(),
+        };
+        assert_eq!(
+            deadline(&restated),
+            "19 ngày làm việc kể từ ngày nhận đủ hồ sơ"
+        );
+        let noted = Deadline {
+            note: "kể từ ngày nhận đủ hồ sơ".into(),
+            ..restated
+        };
+        assert_eq!(
+            deadline(&noted),
+            "19 Ngày làm việc (kể từ ngày nhận đủ hồ sơ)"
+        );
     }
 
     #[test]

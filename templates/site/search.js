@@ -22,14 +22,20 @@ function fold(text) {
   return out;
 }
 
-// Every word of the query is a whole word of the key, or the query starts the code.
+// Every word of the query is a whole word of the key (the command line's rule), or the query
+// starts the code. While people type, the last word may be the start of a word: "dang ky kh"
+// already finds "Đăng ký khai sinh".
 function matches(query, key, code) {
   var words = fold(query).split(" ").filter(function (w) { return w.length > 0; });
   if (words.length === 0) return true;
   var raw = String(query).trim();
   if (raw.length > 0 && code.indexOf(raw) === 0) return true;
   var padded = " " + key + " ";
-  return words.every(function (w) { return padded.indexOf(" " + w + " ") >= 0; });
+  var typing = !/\s$/.test(String(query));
+  return words.every(function (w, i) {
+    var last = typing && i === words.length - 1;
+    return padded.indexOf(" " + w + (last ? "" : " ")) >= 0;
+  });
 }
 
 if (typeof module !== "undefined") {

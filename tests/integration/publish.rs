@@ -242,15 +242,140 @@ async fn a_fee_change_a_new_and_a_repealed_procedure_reach_every_page_and_a_fail
     let run = cli(&config, &["publish", "--rollback"]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     assert_eq!(snapshot(&site), first);
+    // Once: a second rollback does not bring back what was rolled away from.
+    let run = cli(&config, &["publish", "--rollback"]);
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("no earlier build"),
+        "{}",
+        text(&run.stderr)
+    );
+    assert_eq!(snapshot(&site), first);
     let run = cli(&config, &["--json", "publish"]);
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
     assert!(report[0]["written"].as_u64().unwrap() > 0);
+    assert_eq!(report[0]["status"], "published");
     assert_eq!(report[0]["removed"], 1, "the repealed procedure's page");
     let bytes = |s: &BTreeMap<PathBuf, (Vec<u8>, SystemTime)>| -> BTreeMap<PathBuf, Vec<u8>> {
         s.iter().map(|(k, (b, _))| (k.clone(), b.clone())).collect()
     };
     assert_eq!(bytes(&snapshot(&site)), bytes(&second));
+
+    // The export as it was: the repealed procedure is back, the new one gone. What the change
+    // log said before stays said.
+    portal.respond(lgsp_list(|_, _| demo("lgsp/LayDanhSachTTHC.xml")));
+    let run = cli(&config, &["--json", "sync", "--publish"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(report["published"][0]["status"], "published", "{report}");
+    let api: serde_json::Value = serde_json::from_str(&read(&site, "api/changes.json")).unwrap();
+    let entries: Vec<(String, String)> = api["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["kind"].as_str().unwrap().to_string(),
+                c["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (kind, code) in [
+        ("new", "1.100040"),
+        ("repealed", "3.100038"),
+        ("repealed", "1.100040"),
+        ("new", "3.100038"),
+    ] {
+        assert!(
+            entries.contains(&(kind.to_string(), code.to_string())),
+            "{kind} {code} in {entries:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_losing_most_of_the_site_is_held_and_sites_stand_alone() {
+    let db = TestDb::new();
+    let portal = FakePortal::start(lgsp_list(|_, _| demo("lgsp/LayDanhSachTTHC.xml")));
+    let out_dir = tempfile::tempdir().unwrap();
+    let site = out_dir.path().join("xa");
+    let blocked = out_dir.path().join("blocked");
+    std::fs::create_dir(&blocked).unwrap();
+    let write_config = |levels: &str| {
+        TestConfig::new(
+            &db,
+            "",
+            &format!(
+                "{}\n{}\n[[site]]\nname = \"other\"\ntitle = \"UBND xã An Lâm\"\noutput_dir = \"{}\"\nbase_url = \"https://anlam.example.gov.vn/\"\nsources = [\"lgsp\"]\n",
+                lgsp_source("lgsp", &portal.base_url, ""),
+                site_table(
+                    &site,
+                    "\"lgsp\"",
+                    &format!("include = {{ levels = [\"{levels}\"] }}")
+                ),
+                blocked.display()
+            ),
+        )
+    };
+    let config = write_config("Cấp Xã");
+    let run = cli(&config, &["--json", "sync", "--publish"]);
+    // The second site's directory is in the way: it fails alone (exit 2, the operator's to
+    // fix), the first is published.
+    assert_eq!(run.status.code(), Some(2), "{}", text(&run.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(
+        report["runs"][0]["source"], "lgsp",
+        "the sync's own report is kept: {report}"
+    );
+    assert_eq!(report["published"][0]["status"], "published");
+    assert_eq!(report["published"][1]["status"], "failed");
+    assert!(
+        report["published"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("is a directory")
+    );
+    assert!(site.join("index.html").exists());
+    let published = snapshot(&site);
+
+    // A typo in include would empty the site: held, nothing switched.
+    let config = write_config("Xã");
+    let run = cli(&config, &["publish", "--site", "xa"]);
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run.stderr));
+    let stderr = text(&run.stderr);
+    assert!(
+        stderr.contains("would go from 40 procedures to 0")
+            && stderr.contains("--allow-mass-removal"),
+        "{stderr}"
+    );
+    assert_eq!(snapshot(&site), published);
+    let run = cli(
+        &config,
+        &["publish", "--site", "xa", "--allow-mass-removal"],
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert!(
+        !read(&site, "index.html").contains("thu-tuc/"),
+        "emptied on purpose"
+    );
+
+    // Two publishes at once: one waits for the other; the site is whole.
+    let config = write_config("Cấp Xã");
+    let children: Vec<_> = (0..2)
+        .map(|_| {
+            crate::support::spawn_cli(
+                &config,
+                &["publish", "--site", "xa", "--allow-mass-removal"],
+            )
+        })
+        .collect();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    }
+    assert!(read(&site, "index.html").contains("thu-tuc/2.000635.html"));
+    assert_eq!(snapshot(&site).len(), published.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,7 +541,7 @@ fn site_configuration_mistakes_name_the_key() {
     let run = cli(&config, &["publish"]);
     assert_eq!(run.status.code(), Some(2));
     assert!(
-        text(&run.stderr).contains("is not the link tthc-sync publishes through"),
+        text(&run.stderr).contains("exists and is a directory"),
         "{}",
         text(&run.stderr)
     );
