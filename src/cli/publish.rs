@@ -122,8 +122,13 @@ pub fn run(config: &Config, args: &PublishArgs, as_json: bool, out: &mut Out) ->
         return Ok(Outcome::Success);
     }
     let pool = connect(config)?;
+    let keep_out: Vec<std::path::PathBuf> =
+        config.sites.iter().map(|s| s.output_dir.clone()).collect();
     let destination = match &args.preview {
-        Some(dir) => Destination::Preview(dir),
+        Some(dir) => Destination::Preview {
+            dir,
+            keep_out: &keep_out,
+        },
         None => Destination::Live,
     };
     let results = publish_sites(

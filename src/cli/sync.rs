@@ -206,7 +206,8 @@ fn run_sources(
             &ctx.pool,
             &sites,
             tthc_sync::publish::Destination::Live,
-            false,
+            // The operator who vouched for a source's removals vouches for the site's too.
+            options.allow_mass_removal,
             &config.fetch,
         );
         for result in &results {

@@ -12,7 +12,7 @@ use crate::fetch::FetchSettings;
 use crate::mapping::{Mapping, MappingError};
 
 mod site;
-pub use site::{Include, Links, NATIONAL_PORTAL, Push, Site};
+pub use site::{Include, Links, NATIONAL_PORTAL, Push, Site, builds_dir, resolved_path};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -724,6 +724,55 @@ mod tests {
                 "{toml}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn two_sites_cannot_share_a_directory_however_it_is_spelled() {
+        let places = tempfile::tempdir().unwrap();
+        let real = places.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let linked = places.path().join("linked");
+        std::os::unix::fs::symlink(&real, &linked).unwrap();
+        let site = |name: &str, dir: &Path| {
+            format!(
+                "[[site]]\nname = \"{name}\"\ntitle = \"UBND xã\"\noutput_dir = \"{}\"\nbase_url = \"https://x.gov.vn/\"\nsources = [\"a\"]\n",
+                dir.display()
+            )
+        };
+        let source =
+            "[[source]]\nname = \"a\"\nmapping = \"m.toml\"\nbase_url = \"http://127.0.0.1:1\"\n";
+        for (first, second) in [
+            (real.join("b"), linked.join("b")),
+            (real.join("b"), places.path().join("x/../real/b/")),
+            (real.join("b"), real.join("b/inner")),
+            (real.join("b"), real.join(".b.builds/build-1")),
+        ] {
+            let err = with_mapping(&format!(
+                "{source}{}{}",
+                site("one", &first),
+                site("two", &second)
+            ))
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("site[1].output_dir"),
+                "{second:?}: {err}"
+            );
+        }
+        let ok = with_mapping(&format!(
+            "{source}{}{}",
+            site("one", &real.join("b")),
+            site("two", &real.join("c"))
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.sites[1].output_dir,
+            std::fs::canonicalize(&real).unwrap().join("c")
+        );
+        let err = with_mapping(&format!(
+            "{source}[[site]]\nname = \"q\"\ntitle = \"x\"\noutput_dir = \"o\"\nbase_url = \"https://x.gov.vn/?a=1\"\nsources = [\"a\"]\n"
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("site[0].base_url"), "{err}");
     }
 
     #[test]

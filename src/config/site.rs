@@ -266,7 +266,7 @@ pub(super) fn parse_site(
         max_removal_share,
         name: s.name,
         title: crate::text::clean(&s.title),
-        output_dir: normalised(&base_dir.join(s.output_dir)),
+        output_dir: resolved_path(&base_dir.join(s.output_dir)),
         base_url,
         sources: s.sources,
         stats_sources: s.stats_sources,
@@ -288,21 +288,48 @@ pub(super) fn parse_site(
     })
 }
 
-/// `path` absolute, without `.` or `..` parts or a trailing slash, so that two spellings of
-/// one directory compare equal.
-fn normalised(path: &Path) -> PathBuf {
+/// `path` absolute, without `.` or `..` parts or a trailing slash, and with the directories
+/// above it that exist resolved through their links: two spellings of one place compare equal.
+/// The last part is left as it is (a site's `output_dir` is a link of its own).
+pub fn resolved_path(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut out = PathBuf::new();
+    let mut lexical = PathBuf::new();
     for part in absolute.components() {
         match part {
             std::path::Component::ParentDir => {
-                out.pop();
+                lexical.pop();
             }
             std::path::Component::CurDir => {}
-            other => out.push(other),
+            other => lexical.push(other),
         }
     }
+    let Some(name) = lexical.file_name().map(|n| n.to_os_string()) else {
+        return lexical;
+    };
+    let mut existing = lexical.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut missing = Vec::new();
+    while !existing.as_os_str().is_empty() && !existing.exists() {
+        match existing.file_name() {
+            Some(part) => missing.push(part.to_os_string()),
+            None => break,
+        }
+        existing.pop();
+    }
+    let mut out = std::fs::canonicalize(&existing).unwrap_or(existing);
+    for part in missing.iter().rev() {
+        out.push(part);
+    }
+    out.push(name);
     out
+}
+
+/// The directory the builds of a site published at `link` live in: `.{name}.builds` beside it.
+pub fn builds_dir(link: &Path) -> PathBuf {
+    let name = link
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "site".to_string());
+    link.with_file_name(format!(".{name}.builds"))
 }
 
 /// Two sites may not publish to one directory, nor one inside the other.
@@ -314,9 +341,13 @@ pub(super) fn check_sites(keys: &Keys<'_>, sites: &[Site]) -> Result<(), ConfigE
                 format!("`{}` is used by two sites", other.name),
             ));
         }
-        if let Some(other) = sites[..i].iter().find(|o| {
-            o.output_dir.starts_with(&site.output_dir) || site.output_dir.starts_with(&o.output_dir)
-        }) {
+        let overlap = |a: &Site, b: &Site| {
+            a.output_dir.starts_with(&b.output_dir)
+                || b.output_dir.starts_with(&a.output_dir)
+                || a.output_dir.starts_with(builds_dir(&b.output_dir))
+                || b.output_dir.starts_with(builds_dir(&a.output_dir))
+        };
+        if let Some(other) = sites[..i].iter().find(|o| overlap(o, site)) {
             return Err(keys.invalid(
                 format!("site[{i}].output_dir"),
                 format!(

@@ -76,8 +76,12 @@ impl From<diesel::result::Error> for PublishError {
 pub enum Destination<'a> {
     /// The site's `output_dir`, switched atomically.
     Live,
-    /// A directory of its own, not switched (`--preview DIR`).
-    Preview(&'a Path),
+    /// A directory of its own, not switched (`--preview DIR`), outside every published site
+    /// (`keep_out`: the configured sites' `output_dir`).
+    Preview {
+        dir: &'a Path,
+        keep_out: &'a [PathBuf],
+    },
 }
 
 /// What a publish did.
@@ -126,7 +130,9 @@ pub fn publish(
 ) -> Result<PublishReport, PublishError> {
     let (mut build, root) = match destination {
         Destination::Live => (Build::live(&site.output_dir)?, site.output_dir.clone()),
-        Destination::Preview(dir) => (Build::preview(dir, &site.output_dir)?, dir.to_path_buf()),
+        Destination::Preview { dir, keep_out } => {
+            (Build::preview(dir, keep_out)?, dir.to_path_buf())
+        }
     };
     let rendered = conn
         .build_transaction()
@@ -153,7 +159,7 @@ pub fn publish(
             report.files = build.finish()?;
             report.index = std::path::absolute(root.join("index.html"))
                 .unwrap_or_else(|_| root.join("index.html"));
-            report.preview = matches!(destination, Destination::Preview(_));
+            report.preview = matches!(destination, Destination::Preview { .. });
             Ok(report)
         }
         Err(error) => {

@@ -68,14 +68,7 @@ fn io_error(path: &Path, action: &str) -> impl FnOnce(io::Error) -> PublishError
     }
 }
 
-/// The directory the builds of `link` live in: `.{name}.builds` beside it.
-pub fn builds_dir(link: &Path) -> PathBuf {
-    let name = link
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "site".to_string());
-    link.with_file_name(format!(".{name}.builds"))
-}
+pub use crate::config::builds_dir;
 
 /// Takes the site's lock, waiting for another publish or rollback of it to finish.
 fn lock(builds: &Path) -> Result<fs::File, PublishError> {
@@ -174,31 +167,12 @@ fn inside(path: &str) -> Result<PathBuf, PublishError> {
     }
 }
 
-/// `path` made absolute and resolved as far as it exists (links followed), the rest appended.
-fn resolved(path: &Path) -> PathBuf {
-    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut existing = absolute.as_path();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
-            }
-            _ => break,
-        }
-    }
-    let mut out = fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
-    for name in rest.iter().rev() {
-        out.push(name);
-    }
-    out
-}
-
 impl Build {
     /// Starts a build that will replace what `link` points at.
     pub fn live(link: &Path) -> Result<Build, PublishError> {
         let builds = builds_dir(link);
+        // Refused before anything is created beside what is in the way.
+        current_build(link, &builds)?;
         let lock = lock(&builds)?;
         let current = current_build(link, &builds)?;
         let previous = previous_build(&builds);
@@ -225,18 +199,26 @@ impl Build {
     }
 
     /// Starts a build written straight into `dir` (a preview): `dir` must be new, empty, or
-    /// a preview written before, and outside the live site `link` and its builds.
-    pub fn preview(dir: &Path, link: &Path) -> Result<Build, PublishError> {
-        let at = resolved(dir);
-        for forbidden in [resolved(link), resolved(&builds_dir(link))] {
-            if at.starts_with(&forbidden) || forbidden.starts_with(&at) {
-                return Err(PublishError::OutputDir {
-                    path: dir.to_path_buf(),
-                    message: format!(
-                        "is inside (or holds) the published site {}; a preview goes in a directory of its own",
-                        link.display()
-                    ),
-                });
+    /// a preview written before, and outside every published site in `keep_out` (the sites'
+    /// `output_dir`) and their builds.
+    pub fn preview(dir: &Path, keep_out: &[PathBuf]) -> Result<Build, PublishError> {
+        let at = crate::config::resolved_path(dir);
+        for link in keep_out {
+            let builds = crate::config::resolved_path(&builds_dir(link));
+            let live = crate::config::resolved_path(link);
+            // The live build the link points at, through the link.
+            let current = fs::canonicalize(link).ok();
+            let forbidden = [Some(live), Some(builds), current];
+            for place in forbidden.iter().flatten() {
+                if at.starts_with(place) || place.starts_with(&at) {
+                    return Err(PublishError::OutputDir {
+                        path: dir.to_path_buf(),
+                        message: format!(
+                            "is inside (or holds) the published site {}; a preview goes in a directory of its own",
+                            link.display()
+                        ),
+                    });
+                }
             }
         }
         if dir.exists() {
@@ -336,8 +318,10 @@ impl Build {
             fs::remove_dir_all(&self.dir).map_err(io_error(&self.dir, "remove"))?;
             return Ok(self.counts.clone());
         }
-        let switched = switch_link(link, &self.dir)
-            .and_then(|()| set_previous(builds, self.current.as_deref()));
+        // `previous` first: a crash between the two leaves it naming the current build, which
+        // a rollback refuses, never a build two steps back.
+        let switched = set_previous(builds, self.current.as_deref())
+            .and_then(|()| switch_link(link, &self.dir));
         if let Err(error) = switched {
             let _ = fs::remove_dir_all(&self.dir);
             return Err(error);
@@ -415,8 +399,18 @@ pub fn rollback(link: &Path) -> Result<PathBuf, PublishError> {
             why: "nothing has been published there yet".into(),
         });
     }
+    // What the operator saw when asking: a publish finishing meanwhile is not rolled back
+    // unseen.
+    let seen = current_build(link, &builds)?;
     let _lock = lock(&builds)?;
-    let Some(current) = current_build(link, &builds)? else {
+    let now = current_build(link, &builds)?;
+    if now != seen {
+        return Err(PublishError::NothingToRollBack {
+            path: link.to_path_buf(),
+            why: "a publish finished while the rollback waited for it, so the site changed; look at it, then roll back again if it should go".into(),
+        });
+    }
+    let Some(current) = now else {
         return Err(PublishError::NothingToRollBack {
             path: link.to_path_buf(),
             why: "nothing has been published there yet".into(),
@@ -535,7 +529,7 @@ mod tests {
         let err = Build::live(&link).err().unwrap();
         assert!(err.to_string().contains("is a directory"), "{err}");
         assert_eq!(fs::read(link.join("index.html")).unwrap(), b"hand-made");
-        let err = Build::preview(&link, &dir.path().join("other"))
+        let err = Build::preview(&link, &[dir.path().join("other")])
             .err()
             .unwrap();
         assert!(err.to_string().contains("not empty"), "{err}");
@@ -567,17 +561,29 @@ mod tests {
             builds_dir(&link).join("build-zzz"),
             link.clone(),
         ] {
-            let err = Build::preview(&inside, &link).err().unwrap();
+            let err = Build::preview(&inside, std::slice::from_ref(&link))
+                .err()
+                .unwrap();
             assert!(err.to_string().contains("published site"), "{err}");
         }
+        // Nor inside another site's.
+        let other = dir.path().join("other-site");
+        let mut build = Build::live(&other).unwrap();
+        build.write("index.html", b"other").unwrap();
+        build.finish().unwrap();
+        let both = [link.clone(), other.clone()];
+        for inside in [other.join("evil"), builds_dir(&other).join("build-zz")] {
+            assert!(Build::preview(&inside, &both).is_err(), "{inside:?}");
+        }
         let elsewhere = dir.path().join("p");
-        Build::preview(&elsewhere, &link).unwrap().finish().unwrap();
+        Build::preview(&elsewhere, &both).unwrap().finish().unwrap();
+        assert_eq!(fs::read(other.join("index.html")).unwrap(), b"other");
     }
 
     #[test]
     fn paths_cannot_leave_the_build() {
         let dir = tempfile::tempdir().unwrap();
-        let mut build = Build::preview(&dir.path().join("p"), &dir.path().join("site")).unwrap();
+        let mut build = Build::preview(&dir.path().join("p"), &[dir.path().join("site")]).unwrap();
         for bad in ["../x.html", "/etc/passwd", "a/../../b", "", "a\\..\\b"] {
             assert!(
                 matches!(build.write(bad, b"x"), Err(PublishError::UnsafePath(_))),

@@ -34,8 +34,14 @@ fn state_file(site: &Site) -> PathBuf {
     super::output::builds_dir(&site.output_dir).join("pushed.json")
 }
 
-fn hash(bytes: &[u8]) -> String {
-    crate::model::hex(&Sha256::digest(bytes))
+/// What a document pushed to `url` is remembered by: a CMS moved to another address gets
+/// everything again.
+fn hash(url: &str, bytes: &[u8]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(url.as_bytes());
+    hasher.update([0]);
+    hasher.update(bytes);
+    crate::model::hex(&hasher.finalize())
 }
 
 /// Pushes the documents of the site published at `root`.
@@ -53,7 +59,7 @@ pub fn push(site: &Site, config: &Push, root: &Path, fetch: &FetchSettings) -> P
     for name in DOCUMENTS {
         let path = root.join("api").join(name);
         match std::fs::read(&path) {
-            Ok(bytes) if pushed.get(*name) == Some(&hash(&bytes)) => {
+            Ok(bytes) if pushed.get(*name) == Some(&hash(config.url.as_str(), &bytes)) => {
                 report.unchanged.push(name.to_string())
             }
             Ok(bytes) => wanted.push((name.to_string(), bytes)),
@@ -110,7 +116,7 @@ pub fn push(site: &Site, config: &Push, root: &Path, fetch: &FetchSettings) -> P
                 continue;
             }
         };
-        let digest = hash(&bytes);
+        let digest = hash(config.url.as_str(), &bytes);
         let request = PageRequest {
             method: Method::Post,
             url,
@@ -153,10 +159,19 @@ fn refusal(answer: &crate::fetch::Fetched) -> Option<String> {
             "the CMS redirected the request to {to}; set push.url to the address that takes the documents"
         ));
     }
+    let start: Vec<u8> = answer
+        .body
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take(15)
+        .map(u8::to_ascii_lowercase)
+        .collect();
     let html = answer
         .content_type
         .as_deref()
-        .is_some_and(|t| t.to_ascii_lowercase().contains("html"));
+        .is_some_and(|t| t.to_ascii_lowercase().contains("html"))
+        || start.starts_with(b"<!doctype html")
+        || start.starts_with(b"<html");
     html.then(|| {
         format!(
             "{} answered with an HTML page (a login page?), not an acknowledgement; check push.url and the token",
