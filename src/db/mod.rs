@@ -8,6 +8,7 @@ pub mod procedures;
 pub mod records;
 pub mod runs;
 pub mod schema;
+pub mod site_log;
 pub mod states;
 pub mod stats_store;
 

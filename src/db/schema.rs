@@ -192,3 +192,24 @@ diesel::allow_tables_to_appear_in_same_query!(
     stats_changes,
     stats_unit_names,
 );
+
+diesel::table! {
+    site_change_entries (site, code, run_id, kind) {
+        site -> Text,
+        code -> Text,
+        run_id -> Int8,
+        kind -> Text,
+        name -> Text,
+        at -> Timestamptz,
+        fields -> Jsonb,
+        recorded_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    site_publications (site) {
+        site -> Text,
+        last_change_id -> Int8,
+        published_at -> Timestamptz,
+    }
+}

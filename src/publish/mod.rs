@@ -27,6 +27,7 @@ use serde::Serialize;
 use crate::config::Site;
 use crate::db::StoreError;
 use crate::db::procedures::{self, CurrentRecord};
+use crate::db::site_log;
 use crate::db::stats_store::{self, RowFilter};
 use crate::model::Procedure;
 use crate::model::stats::{Month, Period, figures};
@@ -105,8 +106,10 @@ pub struct PublishReport {
 
 /// How many procedure codes are read, merged and written at a time.
 const SLICE: i64 = 500;
-/// The most change rows the change log draws on.
+/// The most change rows a publish draws new log entries from.
 const MAX_CHANGE_ROWS: i64 = 20_000;
+/// The most kept entries the change log shows.
+const MAX_LOG_ENTRIES: i64 = 5_000;
 /// Entries in the feed and the embedded change box.
 const FEED_ENTRIES: usize = 50;
 const EMBED_ENTRIES: usize = 8;
@@ -151,12 +154,16 @@ pub fn publish(
             })
     };
     match rendered {
-        Ok(report) if let Some(error) = held(&report, &build) => {
+        Ok((_, report)) if let Some(error) = held(&report, &build) => {
             build.abandon();
             Err(error)
         }
-        Ok(mut report) => {
+        Ok((log, mut report)) => {
             report.files = build.finish()?;
+            if matches!(destination, Destination::Live) {
+                // Kept once published: a later publish shows these entries as they are.
+                site_log::record(conn, &site.name, &log.entries, log.last_change_id)?;
+            }
             report.index = std::path::absolute(root.join("index.html"))
                 .unwrap_or_else(|_| root.join("index.html"));
             report.preview = matches!(destination, Destination::Preview { .. });
@@ -246,7 +253,7 @@ fn render_site(
     conn: &mut PgConnection,
     site: &Site,
     build: &mut Build,
-) -> Result<PublishReport, PublishError> {
+) -> Result<(LogUpdate, PublishReport), PublishError> {
     let selection = Selection::of(site);
     let mut problems = Vec::new();
     let changes = procedures::published_changes(conn, &site.sources, MAX_CHANGE_ROWS)?;
@@ -319,10 +326,36 @@ fn render_site(
             gone_but_belonged.insert(c.code.clone());
         }
     }
+    // The kept log, and the entries the changes since the last publish add to it.
+    let kept = site_log::entries(conn, &site.name, MAX_LOG_ENTRIES)?;
+    let since = site_log::watermark(conn, &site.name)?;
+    let mut last_said: HashMap<&str, &str> = HashMap::new();
+    for entry in kept.iter().rev() {
+        last_said.insert(&entry.code, &entry.kind);
+    }
     let first_runs = procedures::first_runs(conn, &site.sources)?;
-    let log: Vec<LogEntry> = views::change_log(&changes, &current, &first_runs, &|code| {
-        gone_but_belonged.contains(code)
-    });
+    let added: Vec<LogEntry> = views::change_log(
+        &changes,
+        since,
+        &current,
+        &first_runs,
+        &|code| gone_but_belonged.contains(code),
+        &|code| last_said.get(code) == Some(&"repealed"),
+    );
+    let listed: HashSet<&str> = summaries.iter().map(|s| s.code.as_str()).collect();
+    let key = |e: &LogEntry| (e.code.clone(), e.run_id, e.kind);
+    let added_keys: HashSet<_> = added.iter().map(key).collect();
+    let mut log: Vec<LogEntry> = kept
+        .iter()
+        .filter_map(|k| views::LogEntry::from_stored(k, listed.contains(k.code.as_str())))
+        .filter(|e| !added_keys.contains(&key(e)))
+        .chain(added.iter().cloned())
+        .collect();
+    log.sort_by(|a, b| (b.at, b.run_id, &a.code).cmp(&(a.at, a.run_id, &b.code)));
+    let to_keep = LogUpdate {
+        entries: added.iter().map(LogEntry::to_stored).collect(),
+        last_change_id: changes.first().map_or(since, |c| c.id.max(since)),
+    };
 
     let units = unit_statistics(conn, site)?;
     for code in &site.units {
@@ -334,17 +367,26 @@ fn render_site(
         }
     }
     write_pages(site, build, &summaries, &log, &units)?;
-    Ok(PublishReport {
-        site: site.name.clone(),
-        index: PathBuf::new(),
-        preview: false,
-        files: FileCounts::default(),
-        procedures: summaries.len(),
-        changes: log.len(),
-        units: units.len(),
-        problems,
-        push: None,
-    })
+    Ok((
+        to_keep,
+        PublishReport {
+            site: site.name.clone(),
+            index: PathBuf::new(),
+            preview: false,
+            files: FileCounts::default(),
+            procedures: summaries.len(),
+            changes: log.len(),
+            units: units.len(),
+            problems,
+            push: None,
+        },
+    ))
+}
+
+/// What a live publish adds to the site's kept change log once it is switched.
+struct LogUpdate {
+    entries: Vec<site_log::StoredEntry>,
+    last_change_id: i64,
 }
 
 /// The site's statistics: every unit's months, quarters and years.

@@ -14,6 +14,7 @@ use super::pages::*;
 use super::wording::{self, FieldChangeText};
 use crate::config::Site;
 use crate::db::procedures::Change;
+use crate::db::site_log::StoredEntry;
 use crate::model::stats::{Figures, Month, Period};
 use crate::model::{ChangeKind, OnlineMode, Procedure};
 use crate::text::search_key;
@@ -281,7 +282,7 @@ pub fn sector_groups(summaries: &[Summary]) -> Vec<SectorGroup> {
 }
 
 /// The kinds of entry the change log has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum EntryKind {
     New,
     Amended,
@@ -289,6 +290,21 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// The name kept in the database and given in `api/changes.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::New => "new",
+            EntryKind::Amended => "amended",
+            EntryKind::Repealed => "repealed",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<EntryKind> {
+        [EntryKind::New, EntryKind::Amended, EntryKind::Repealed]
+            .into_iter()
+            .find(|k| k.as_str() == name)
+    }
+
     pub fn title(self) -> &'static str {
         match self {
             EntryKind::New => "Thủ tục mới",
@@ -314,6 +330,50 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
+    /// The entry as the site's kept log stores it.
+    pub fn to_stored(&self) -> StoredEntry {
+        StoredEntry {
+            code: self.code.clone(),
+            run_id: self.run_id,
+            kind: self.kind.as_str().to_string(),
+            name: self.name.clone(),
+            at: self.at,
+            fields: Value::Array(
+                self.fields
+                    .iter()
+                    .map(|f| json!({"label": f.label, "before": f.before, "after": f.after}))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A kept entry, with whether its procedure is listed now; `None` for a kind this program
+    /// does not know.
+    pub fn from_stored(stored: &StoredEntry, listed: bool) -> Option<LogEntry> {
+        let text = |v: &Value, key: &str| v[key].as_str().unwrap_or_default().to_string();
+        Some(LogEntry {
+            kind: EntryKind::parse(&stored.kind)?,
+            code: stored.code.clone(),
+            name: stored.name.clone(),
+            at: stored.at,
+            run_id: stored.run_id,
+            listed,
+            fields: stored
+                .fields
+                .as_array()
+                .map(|list| {
+                    list.iter()
+                        .map(|f| FieldChangeText {
+                            label: text(f, "label"),
+                            before: text(f, "before"),
+                            after: text(f, "after"),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
     pub fn anchor(&self) -> String {
         format!("tt-{}-{}", self.code, self.run_id)
     }
@@ -336,15 +396,20 @@ impl LogEntry {
 /// - a field change counts while its source is the one the site takes that field from.
 ///
 /// `current` holds the merged procedures the changes concern that the site lists now;
-/// `belonged(code)` says whether a procedure no longer listed belonged to the site.
+/// `belonged(code)` says whether a procedure no longer listed belonged to the site;
+/// `repealed(code)` whether the site's kept log last said it was repealed (a source listing it
+/// again then publishes it anew). Only changes after `since` (a change id) count: what came
+/// before was judged by an earlier publish and is in the kept log.
 pub fn change_log(
     changes: &[Change],
+    since: i64,
     current: &HashMap<String, Merged>,
     first_runs: &HashMap<String, i64>,
     belonged: &dyn Fn(&str) -> bool,
+    repealed: &dyn Fn(&str) -> bool,
 ) -> Vec<LogEntry> {
     let mut entries: BTreeMap<(String, i64, EntryKind), LogEntry> = BTreeMap::new();
-    for c in changes {
+    for c in changes.iter().filter(|c| c.id > since) {
         let merged = current.get(&c.code);
         let listed = merged.is_some();
         let ours = listed || belonged(&c.code);
@@ -357,7 +422,8 @@ pub fn change_log(
         let keep = match kind {
             EntryKind::New => {
                 ours && (c.kind == ChangeKind::Restored
-                    || first_runs.get(&c.code) == Some(&c.run_id))
+                    || first_runs.get(&c.code) == Some(&c.run_id)
+                    || (listed && repealed(&c.code)))
             }
             // Only what the site shows: the field's source is this change's source.
             EntryKind::Amended => merged.is_some_and(|m| {
@@ -549,11 +615,7 @@ pub fn changes_json(entries: &[LogEntry], base_url: &str) -> Vec<u8> {
     let list: Vec<ChangeDoc<'_>> = entries
         .iter()
         .map(|e| ChangeDoc {
-            kind: match e.kind {
-                EntryKind::New => "new",
-                EntryKind::Amended => "amended",
-                EntryKind::Repealed => "repealed",
-            },
+            kind: e.kind.as_str(),
             kind_label: e.kind.title(),
             code: &e.code,
             name: &e.name,

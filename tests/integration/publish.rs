@@ -651,3 +651,85 @@ async fn documents_are_pushed_to_the_cms_retried_after_a_failure_and_not_sent_ag
         text(&run.stderr)
     );
 }
+
+/// The demo's LGSP export holding only the procedures `codes` (and a matching `TongSo`).
+fn lgsp_with(codes: &[&str]) -> String {
+    let full = demo("lgsp/LayDanhSachTTHC.xml");
+    let (head, rest) = full.split_once("<DanhSach>").unwrap();
+    let (list, tail) = rest.split_once("</DanhSach>").unwrap();
+    let blocks: Vec<&str> = list
+        .split_inclusive("</ThuTuc>")
+        .filter(|b| {
+            codes
+                .iter()
+                .any(|c| b.contains(&format!("<MATTHCQG>{c}</MATTHCQG>")))
+        })
+        .collect();
+    assert_eq!(blocks.len(), codes.len());
+    format!("{head}<DanhSach>{}</DanhSach>{tail}", blocks.concat()).replace(
+        "<TongSo>40</TongSo>",
+        &format!("<TongSo>{}</TongSo>", codes.len()),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_change_log_entry_stays_when_another_source_lists_the_procedure_later() {
+    let db = TestDb::new();
+    let a = FakePortal::start(lgsp_list(|_, _| demo("lgsp/LayDanhSachTTHC.xml")));
+    let b = FakePortal::start(lgsp_list(|_, _| lgsp_with(&["1.001193"])));
+    let out_dir = tempfile::tempdir().unwrap();
+    let site = out_dir.path().join("xa");
+    let config = TestConfig::new(
+        &db,
+        "",
+        &format!(
+            "{}{}\n{}",
+            lgsp_source("a", &a.base_url, "removal_grace_runs = 1"),
+            lgsp_source("b", &b.base_url, ""),
+            site_table(&site, "\"a\", \"b\"", "")
+        ),
+    );
+    let run = cli(&config, &["sync", "--publish"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+
+    // Source a drops 3.100038, which b does not list: repealed.
+    a.respond(lgsp_list(|_, _| demo("lgsp/LayDanhSachTTHC-2026-12.xml")));
+    let run = cli(&config, &["sync", "--publish"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let kinds = |site: &Path| -> Vec<(String, String)> {
+        let api: serde_json::Value = serde_json::from_str(&read(site, "api/changes.json")).unwrap();
+        api["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["kind"].as_str().unwrap().into(),
+                    c["code"].as_str().unwrap().into(),
+                )
+            })
+            .collect()
+    };
+    let repealed = ("repealed".to_string(), "3.100038".to_string());
+    assert!(kinds(&site).contains(&repealed), "{:?}", kinds(&site));
+
+    // Later source b lists it: the repeal that was published stays, and it is published anew.
+    b.respond(lgsp_list(|_, _| lgsp_with(&["1.001193", "3.100038"])));
+    let run = cli(&config, &["sync", "--publish"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let now = kinds(&site);
+    assert!(now.contains(&repealed), "{now:?}");
+    assert!(
+        now.contains(&("new".to_string(), "3.100038".to_string())),
+        "{now:?}"
+    );
+    assert!(site.join("thu-tuc/3.100038.html").exists());
+    // And a publish with nothing new keeps it all, writing nothing.
+    let run = cli(&config, &["publish"]);
+    assert!(
+        text(&run.stdout).contains("Nothing changed"),
+        "{}",
+        text(&run.stdout)
+    );
+    assert_eq!(kinds(&site), now);
+}

@@ -1,0 +1,2 @@
+DROP TABLE site_publications;
+DROP TABLE site_change_entries;
