@@ -159,11 +159,17 @@ pub fn publish(
             Err(error)
         }
         Ok((log, mut report)) => {
-            report.files = build.finish()?;
             if matches!(destination, Destination::Live) {
-                // Kept once published: a later publish shows these entries as they are.
-                site_log::record(conn, &site.name, &log.entries, log.last_change_id)?;
+                // Kept before the switch: a site never shows entries its log did not keep (a
+                // switch failing after this only means the next publish shows them).
+                if let Err(error) =
+                    site_log::record(conn, &site.name, &log.entries, log.last_change_id)
+                {
+                    build.abandon();
+                    return Err(error.into());
+                }
             }
+            report.files = build.finish()?;
             report.index = std::path::absolute(root.join("index.html"))
                 .unwrap_or_else(|_| root.join("index.html"));
             report.preview = matches!(destination, Destination::Preview { .. });

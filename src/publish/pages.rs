@@ -164,6 +164,8 @@ pub struct ChangeEntry {
     /// The procedure page, relative to the root; empty for a procedure no longer listed.
     pub href: String,
     pub fields: Vec<FieldChangeText>,
+    /// When in the day (Vietnam time): two runs in one day read in order.
+    pub time: String,
 }
 
 #[derive(Debug, Clone)]

@@ -518,6 +518,11 @@ pub fn change_days(entries: &[LogEntry]) -> Vec<ChangeDay> {
 
 fn entry_view(e: &LogEntry) -> ChangeEntry {
     ChangeEntry {
+        time: e
+            .at
+            .with_timezone(&crate::clock::vietnam_offset())
+            .format("%H:%M")
+            .to_string(),
         id: e.anchor(),
         code: e.code.clone(),
         name: e.name.clone(),
@@ -535,7 +540,13 @@ fn summary_line(e: &LogEntry) -> String {
             let parts: Vec<String> = e
                 .fields
                 .iter()
-                .map(|f| format!("{}: {} → {}", f.label, f.before, f.after))
+                .map(|f| {
+                    let (before, after) = (
+                        f.before.trim_end_matches('.'),
+                        f.after.trim_end_matches('.'),
+                    );
+                    format!("{}: {before} → {after}", f.label)
+                })
                 .collect();
             format!("Sửa đổi, bổ sung. {}", parts.join("; "))
         }

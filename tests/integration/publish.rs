@@ -733,3 +733,45 @@ async fn a_published_change_log_entry_stays_when_another_source_lists_the_proced
     );
     assert_eq!(kinds(&site), now);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_log_that_cannot_be_kept_leaves_the_site_as_it_was() {
+    use diesel::connection::SimpleConnection;
+    let db = TestDb::new();
+    let portal = FakePortal::start(lgsp_list(|_, _| demo("lgsp/LayDanhSachTTHC.xml")));
+    let out_dir = tempfile::tempdir().unwrap();
+    let site = out_dir.path().join("xa");
+    let config = TestConfig::new(
+        &db,
+        "",
+        &format!(
+            "{}\n{}",
+            lgsp_source("lgsp", &portal.base_url, ""),
+            site_table(&site, "\"lgsp\"", "")
+        ),
+    );
+    let run = cli(&config, &["sync", "--publish"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let before = snapshot(&site);
+    portal.respond(lgsp_list(|_, _| demo("lgsp/LayDanhSachTTHC-2026-12.xml")));
+    db.conn()
+        .batch_execute(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected'; END $$; \
+             CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON site_publications FOR EACH ROW EXECUTE FUNCTION refuse();",
+        )
+        .unwrap();
+    let run = cli(&config, &["sync", "--publish"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run.stderr));
+    assert!(
+        text(&run.stderr).contains("not published"),
+        "{}",
+        text(&run.stderr)
+    );
+    assert_eq!(snapshot(&site), before, "not switched without its log kept");
+    db.conn()
+        .batch_execute("DROP TRIGGER refuse ON site_publications")
+        .unwrap();
+    let run = cli(&config, &["publish"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    assert!(read(&site, "thay-doi/index.html").contains("<ins>35.000 đồng</ins>"));
+}
