@@ -43,6 +43,22 @@ fn read(site: &Path, file: &str) -> String {
     std::fs::read_to_string(site.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
+/// A configuration of one source (`source_toml`, named `name`) and a site on it at `site`,
+/// synced and published once.
+fn one_source_site(db: &TestDb, source_toml: &str, site: &Path, name: &str) -> TestConfig {
+    let config = TestConfig::new(
+        db,
+        "",
+        &format!(
+            "{source_toml}\n{}",
+            site_table(site, &format!("\"{name}\""), "")
+        ),
+    );
+    let run = cli(&config, &["sync", "--publish"]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    config
+}
+
 fn site_table(out: &Path, sources: &str, extra: &str) -> String {
     format!(
         "[[site]]\nname = \"xa\"\ntitle = \"UBND xã Cộng Hòa\"\noutput_dir = \"{}\"\nbase_url = \"https://conghoa.example.gov.vn/tthc\"\nsources = [{sources}]\n{extra}\n",
@@ -405,17 +421,12 @@ async fn hostile_names_are_text_on_every_page_and_document() {
     let portal = FakePortal::start(dvcqg_list(rows.clone()));
     let out_dir = tempfile::tempdir().unwrap();
     let site = out_dir.path().join("site");
-    let config = TestConfig::new(
+    let config = one_source_site(
         &db,
-        "",
-        &format!(
-            "{}\n{}",
-            dvcqg_source("dvcqg", &portal.base_url, ""),
-            site_table(&site, "\"dvcqg\"", "")
-        ),
+        &dvcqg_source("dvcqg", &portal.base_url, ""),
+        &site,
+        "dvcqg",
     );
-    let run = cli(&config, &["sync", "--publish"]);
-    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     // A later rename to a hostile name reaches the change log and the feed.
     let mut renamed = rows;
     renamed[2]["NAME"] = serde_json::Value::String("</title><script>alert(2)</script>".into());
@@ -741,17 +752,12 @@ async fn a_change_log_that_cannot_be_kept_leaves_the_site_as_it_was() {
     let portal = FakePortal::start(lgsp_list(|_, _| demo("lgsp/LayDanhSachTTHC.xml")));
     let out_dir = tempfile::tempdir().unwrap();
     let site = out_dir.path().join("xa");
-    let config = TestConfig::new(
+    let config = one_source_site(
         &db,
-        "",
-        &format!(
-            "{}\n{}",
-            lgsp_source("lgsp", &portal.base_url, ""),
-            site_table(&site, "\"lgsp\"", "")
-        ),
+        &lgsp_source("lgsp", &portal.base_url, ""),
+        &site,
+        "lgsp",
     );
-    let run = cli(&config, &["sync", "--publish"]);
-    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
     let before = snapshot(&site);
     portal.respond(lgsp_list(|_, _| demo("lgsp/LayDanhSachTTHC-2026-12.xml")));
     db.conn()
