@@ -333,22 +333,26 @@ pub fn current_records(
 }
 
 /// The changes a site's change log draws on, newest first, at most `limit`: additions,
-/// modifications, removals and restorations of `sources`, leaving out what each source's
-/// first accepted run recorded (that is the catalogue as it was found, not news).
+/// modifications, removals and restorations of `sources` recorded after the change `after_id`
+/// (what the site's log considered already), leaving out what each source's first accepted run
+/// recorded (that is the catalogue as it was found, not news).
 pub fn published_changes(
     conn: &mut PgConnection,
     sources: &[String],
+    after_id: i64,
     limit: i64,
 ) -> Result<Vec<Change>, StoreError> {
     Ok(diesel::sql_query(
         "SELECT c.id, c.run_id, c.source, c.code, c.name, c.kind, c.field, c.before, c.after, c.created_at \
          FROM procedure_changes c \
-         WHERE c.source = ANY($1) AND c.kind IN ('added', 'modified', 'removed', 'restored') \
+         WHERE c.source = ANY($1) AND c.id > $2 \
+           AND c.kind IN ('added', 'modified', 'removed', 'restored') \
            AND c.run_id <> COALESCE((SELECT min(r.id) FROM sync_runs r \
                WHERE r.source = c.source AND r.status = 'succeeded' AND NOT r.dry_run), 0) \
-         ORDER BY c.id DESC LIMIT $2",
+         ORDER BY c.id DESC LIMIT $3",
     )
     .bind::<Array<Text>, _>(sources)
+    .bind::<BigInt, _>(after_id)
     .bind::<BigInt, _>(limit)
     .load(conn)?)
 }

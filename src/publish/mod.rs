@@ -262,7 +262,11 @@ fn render_site(
 ) -> Result<(LogUpdate, PublishReport), PublishError> {
     let selection = Selection::of(site);
     let mut problems = Vec::new();
-    let changes = procedures::published_changes(conn, &site.sources, MAX_CHANGE_ROWS)?;
+    // The kept log, and only the changes recorded since the last publish judged them: what
+    // came before is in the kept log already.
+    let kept = site_log::entries(conn, &site.name, MAX_LOG_ENTRIES)?;
+    let since = site_log::watermark(conn, &site.name)?;
+    let changes = procedures::published_changes(conn, &site.sources, since, MAX_CHANGE_ROWS)?;
     let changed: HashSet<&str> = changes.iter().map(|c| c.code.as_str()).collect();
 
     // The catalogue, a slice of codes at a time: each procedure's page is written as it is
@@ -332,9 +336,7 @@ fn render_site(
             gone_but_belonged.insert(c.code.clone());
         }
     }
-    // The kept log, and the entries the changes since the last publish add to it.
-    let kept = site_log::entries(conn, &site.name, MAX_LOG_ENTRIES)?;
-    let since = site_log::watermark(conn, &site.name)?;
+    // The entries the changes since the last publish add to the kept log.
     let mut last_said: HashMap<&str, &str> = HashMap::new();
     for entry in kept.iter().rev() {
         last_said.insert(&entry.code, &entry.kind);
@@ -342,7 +344,6 @@ fn render_site(
     let first_runs = procedures::first_runs(conn, &site.sources)?;
     let added: Vec<LogEntry> = views::change_log(
         &changes,
-        since,
         &current,
         &first_runs,
         &|code| gone_but_belonged.contains(code),

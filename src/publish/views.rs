@@ -398,18 +398,17 @@ impl LogEntry {
 /// `current` holds the merged procedures the changes concern that the site lists now;
 /// `belonged(code)` says whether a procedure no longer listed belonged to the site;
 /// `repealed(code)` whether the site's kept log last said it was repealed (a source listing it
-/// again then publishes it anew). Only changes after `since` (a change id) count: what came
-/// before was judged by an earlier publish and is in the kept log.
+/// again then publishes it anew). `changes` are those recorded since the last publish: what
+/// came before was judged by an earlier one and is in the kept log.
 pub fn change_log(
     changes: &[Change],
-    since: i64,
     current: &HashMap<String, Merged>,
     first_runs: &HashMap<String, i64>,
     belonged: &dyn Fn(&str) -> bool,
     repealed: &dyn Fn(&str) -> bool,
 ) -> Vec<LogEntry> {
     let mut entries: BTreeMap<(String, i64, EntryKind), LogEntry> = BTreeMap::new();
-    for c in changes.iter().filter(|c| c.id > since) {
+    for c in changes {
         let merged = current.get(&c.code);
         let listed = merged.is_some();
         let ours = listed || belonged(&c.code);
