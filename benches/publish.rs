@@ -20,7 +20,7 @@ use std::process::Command;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use common::{Measured, admin_url, database_url, measure};
+use common::{Measured, database_url, fresh_database, measure};
 use tthc_sync::model::Procedure;
 use tthc_sync::synthetic;
 
@@ -209,14 +209,7 @@ fn tthc(config: &Path, args: &[&str]) -> Measured {
 
 fn bench(n: u64) {
     let dir = tempfile::tempdir().unwrap();
-    let db_name = format!("tthc_bench_publish_{}", std::process::id());
-    let mut admin = PgConnection::establish(&admin_url()).expect("PostgreSQL is running");
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {db_name}"))
-        .execute(&mut admin)
-        .unwrap();
-    diesel::sql_query(format!("CREATE DATABASE {db_name}"))
-        .execute(&mut admin)
-        .unwrap();
+    let (db_name, mut admin) = fresh_database("tthc_bench_publish");
     eprintln!(
         "writing {n} synthetic procedures and {UNITS} units × {MONTHS} months of statistics…"
     );

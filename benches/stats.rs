@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::extract::{Query, State};
 use diesel::prelude::*;
 
-use common::{admin_url, database_url, postgres_cpu_seconds, rows_written, run_sync};
+use common::{database_url, fresh_database, postgres_cpu_seconds, rows_written, run_sync};
 
 /// The tables a statistics sync writes its data to.
 const DATA_TABLES: &[&str] = &[
@@ -88,14 +88,7 @@ fn bench(units: usize, months: u32) {
         .with_state(requests.clone());
     runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let db_name = format!("tthc_bench_stats_{}", std::process::id());
-    let mut admin = PgConnection::establish(&admin_url()).expect("PostgreSQL is running");
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {db_name}"))
-        .execute(&mut admin)
-        .unwrap();
-    diesel::sql_query(format!("CREATE DATABASE {db_name}"))
-        .execute(&mut admin)
-        .unwrap();
+    let (db_name, mut admin) = fresh_database("tthc_bench_stats");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tthc-sync.toml");
     let unit_list: Vec<String> = (0..units).map(|i| format!("\"{}\"", unit_id(i))).collect();

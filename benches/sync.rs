@@ -23,7 +23,7 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use diesel::prelude::*;
 
-use common::{admin_url, database_url, postgres_cpu_seconds, run_sync};
+use common::{database_url, fresh_database, postgres_cpu_seconds, run_sync};
 use tthc_sync::synthetic;
 
 struct Portal {
@@ -201,14 +201,7 @@ fn bench(n: u64, change_per_mille: u64, page_size: u64) {
         .with_state(portal.clone());
     runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
 
-    let db_name = format!("tthc_bench_{n}_{}", std::process::id());
-    let mut admin = PgConnection::establish(&admin_url()).expect("PostgreSQL is running");
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS {db_name}"))
-        .execute(&mut admin)
-        .unwrap();
-    diesel::sql_query(format!("CREATE DATABASE {db_name}"))
-        .execute(&mut admin)
-        .unwrap();
+    let (db_name, mut admin) = fresh_database(&format!("tthc_bench_{n}"));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tthc-sync.toml");
     std::fs::write(

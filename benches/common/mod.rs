@@ -22,6 +22,20 @@ pub fn database_url(name: &str) -> String {
     url.to_string()
 }
 
+/// A new, empty database `{prefix}_{pid}` (dropped first if a killed run left it): its name
+/// and a connection to the server to drop it with when done.
+pub fn fresh_database(prefix: &str) -> (String, PgConnection) {
+    let name = format!("{prefix}_{}", std::process::id());
+    let mut admin = PgConnection::establish(&admin_url()).expect("PostgreSQL is running");
+    for statement in [
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name}"),
+    ] {
+        diesel::sql_query(statement).execute(&mut admin).unwrap();
+    }
+    (name, admin)
+}
+
 #[derive(QueryableByName)]
 pub struct Count {
     #[diesel(sql_type = BigInt)]

@@ -176,6 +176,23 @@ fn bound_problem(value: u64, min: u64, max: u64) -> Option<String> {
     (!(min..=max).contains(&value)).then(|| format!("must be between {min} and {max}, not {value}"))
 }
 
+/// Why a name (of a source, a site) cannot be used, if it cannot.
+fn name_problem(name: &str) -> Option<String> {
+    let usable = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    (!usable).then(|| "use letters, digits, `-` and `_` only".to_string())
+}
+
+/// Why a token setting does not name an environment variable, if it does not.
+fn token_env_problem(env: &str) -> Option<String> {
+    let usable = !env.is_empty() && env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    (!usable).then(|| {
+        "must be the NAME of an environment variable holding the token, not the token".to_string()
+    })
+}
+
 /// Why a share is not a share, if it is not.
 fn share_problem(value: f64) -> Option<String> {
     (!(0.0..=1.0).contains(&value))
@@ -229,14 +246,7 @@ impl Config {
         let mut sources = Vec::new();
         for (i, s) in raw.sources.into_iter().enumerate() {
             let key = |k: &str| format!("source[{i}].{k}");
-            if s.name.is_empty()
-                || !s
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                return Err(keys.invalid(key("name"), "use letters, digits, `-` and `_` only"));
-            }
+            keys.range(&key("name"), name_problem(&s.name))?;
             if !names.insert(s.name.clone()) {
                 return Err(
                     keys.invalid(key("name"), format!("`{}` is used by two sources", s.name))
@@ -443,13 +453,10 @@ fn parse_source(
         ));
     }
     if let Some(auth) = &s.auth {
-        let env = &auth.bearer_token_env;
-        if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(keys.invalid(
-                key("auth.bearer_token_env"),
-                "must be the NAME of an environment variable holding the token, not the token",
-            ));
-        }
+        keys.range(
+            &key("auth.bearer_token_env"),
+            token_env_problem(&auth.bearer_token_env),
+        )?;
     }
     let grace = s.removal_grace_runs.unwrap_or(2);
     keys.range(

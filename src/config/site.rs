@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use url::Url;
 
-use super::{ConfigError, Keys, Source};
+use super::{ConfigError, Keys, Source, name_problem, share_problem, token_env_problem};
 use crate::model::Kind;
 use crate::text::search_key;
 
@@ -144,14 +144,7 @@ pub(super) fn parse_site(
     base_dir: &Path,
 ) -> Result<Site, ConfigError> {
     let key = |k: &str| format!("site[{index}].{k}");
-    if s.name.is_empty()
-        || !s
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(keys.invalid(key("name"), "use letters, digits, `-` and `_` only"));
-    }
+    keys.range(&key("name"), name_problem(&s.name))?;
     if s.title.trim().is_empty() {
         return Err(keys.invalid(
             key("title"),
@@ -242,13 +235,10 @@ pub(super) fn parse_site(
         None => None,
         Some(p) => {
             let url = web_url(&p.url).map_err(|m| keys.invalid(key("push.url"), m))?;
-            let env = &p.bearer_token_env;
-            if env.is_empty() || !env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(keys.invalid(
-                    key("push.bearer_token_env"),
-                    "must be the NAME of an environment variable holding the token, not the token",
-                ));
-            }
+            keys.range(
+                &key("push.bearer_token_env"),
+                token_env_problem(&p.bearer_token_env),
+            )?;
             Some(Push {
                 url,
                 bearer_token_env: p.bearer_token_env,
@@ -256,12 +246,7 @@ pub(super) fn parse_site(
         }
     };
     let max_removal_share = s.max_removal_share.unwrap_or(0.1);
-    if !(0.0..=1.0).contains(&max_removal_share) {
-        return Err(keys.invalid(
-            key("max_removal_share"),
-            format!("must be between 0 and 1 (0.1 = 10 %), not {max_removal_share}"),
-        ));
-    }
+    keys.range(&key("max_removal_share"), share_problem(max_removal_share))?;
     Ok(Site {
         max_removal_share,
         name: s.name,

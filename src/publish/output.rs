@@ -108,8 +108,7 @@ fn current_build(link: &Path, builds: &Path) -> Result<Option<PathBuf>, PublishE
                 parent.join(&target)
             };
             let name = resolved.file_name().map(|n| n.to_os_string());
-            let ours = resolved.parent() == Some(builds)
-                || resolved.parent().map(|p| p.file_name()) == Some(builds.file_name());
+            let ours = resolved.parent() == Some(builds);
             match name {
                 Some(name)
                     if ours

@@ -82,29 +82,20 @@ pub fn push(site: &Site, config: &Push, root: &Path, fetch: &FetchSettings) -> P
             return report;
         }
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build();
     // A CMS that is down should not hold the publish for minutes: two retries at most.
     let fetch = FetchSettings {
         retries: fetch.retries.min(2),
         ..fetch.clone()
     };
-    let fetcher = Fetcher::new(&fetch);
-    let (runtime, fetcher) = match (runtime, fetcher) {
-        (Ok(r), Ok(f)) => (r, f),
-        (Err(e), _) => {
-            report.failed = wanted
-                .into_iter()
-                .map(|(n, _)| (n, e.to_string()))
-                .collect();
-            return report;
-        }
-        (_, Err(e)) => {
-            report.failed = wanted
-                .into_iter()
-                .map(|(n, _)| (n, e.to_string()))
-                .collect();
+    let started = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| Ok((runtime, Fetcher::new(&fetch).map_err(|e| e.to_string())?)));
+    let (runtime, fetcher) = match started {
+        Ok(started) => started,
+        Err(why) => {
+            report.failed = wanted.into_iter().map(|(n, _)| (n, why.clone())).collect();
             return report;
         }
     };
