@@ -299,12 +299,6 @@ fn bench(n: u64) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let n = args
-        .iter()
-        .position(|a| a == "--n")
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse::<u64>().expect("a number"))
-        .unwrap_or(20_000);
+    let n = common::number("--n").unwrap_or(20_000);
     bench(n);
 }

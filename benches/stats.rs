@@ -19,7 +19,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use axum::extract::{Query, State};
 use diesel::prelude::*;
 
-use common::{database_url, fresh_database, postgres_cpu_seconds, rows_written, run_sync};
+use common::{
+    database_url, fresh_database, number, postgres_cpu_seconds, rows_written, run_sync,
+    serve_portal,
+};
 
 /// The tables a statistics sync writes its data to.
 const DATA_TABLES: &[&str] = &[
@@ -60,15 +63,6 @@ fn answer(id: &str, from_date: &str) -> String {
 
 fn bench(units: usize, months: u32) {
     let requests = Arc::new(AtomicU64::new(0));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
     let app = axum::Router::new()
         .route(
             "/pa/dossier-statistic/--statistic-agency",
@@ -86,7 +80,7 @@ fn bench(units: usize, months: u32) {
             ),
         )
         .with_state(requests.clone());
-    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (runtime, addr) = serve_portal(app);
 
     let (db_name, mut admin) = fresh_database("tthc_bench_stats");
     let dir = tempfile::tempdir().unwrap();
@@ -145,14 +139,7 @@ fn bench(units: usize, months: u32) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .map(|v| v.parse::<usize>().expect("a number"))
-    };
-    let units = value("--units").unwrap_or(3_300);
-    let months = value("--months").unwrap_or(24) as u32;
+    let units = number("--units").unwrap_or(3_300);
+    let months = number("--months").unwrap_or(24);
     bench(units, months);
 }

@@ -163,15 +163,6 @@ fn bench(n: u64, change_per_mille: u64, page_size: u64) {
         current: AtomicUsize::new(0),
     });
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
     let app = axum::Router::new()
         .route(
             "/LayDanhSachTTHC",
@@ -199,7 +190,7 @@ fn bench(n: u64, change_per_mille: u64, page_size: u64) {
             ),
         )
         .with_state(portal.clone());
-    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let (runtime, addr) = common::serve_portal(app);
 
     let (db_name, mut admin) = fresh_database(&format!("tthc_bench_{n}"));
     let dir = tempfile::tempdir().unwrap();
@@ -277,26 +268,15 @@ fn bench(n: u64, change_per_mille: u64, page_size: u64) {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let value = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
-    let sizes: Vec<u64> = value("--n")
+    let sizes: Vec<u64> = common::arg("--n")
         .map(|v| {
             v.split(',')
                 .map(|s| s.trim().parse().expect("--n takes numbers"))
                 .collect()
         })
         .unwrap_or_else(|| vec![2_000, 20_000]);
-    let change_per_mille = value("--change-per-mille")
-        .map(|v| v.parse().expect("a number"))
-        .unwrap_or(50);
-    let page_size = value("--page-size")
-        .map(|v| v.parse().expect("a number"))
-        .unwrap_or(100);
+    let change_per_mille = common::number("--change-per-mille").unwrap_or(50);
+    let page_size = common::number("--page-size").unwrap_or(100);
     for n in sizes {
         bench(n, change_per_mille, page_size);
     }

@@ -32,6 +32,9 @@ if [ "${1:-}" = "--site-check" ]; then
   command -v java >/dev/null 2>&1 || need_pkg default-jre-headless
   need_pkg chromium libxml2-utils
   command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need_pkg nodejs npm
+  # The compose file's schema check where Docker is missing (scripts/check-deploy.sh).
+  python3 -c 'import yaml, jsonschema' 2>/dev/null || need_pkg python3-yaml python3-jsonschema
+  python3 -m pip --version >/dev/null 2>&1 || need_pkg python3-pip
 fi
 
 PGHOST_URL="${TEST_DATABASE_URL:-postgres://$(id -un)@127.0.0.1:5432/postgres}"

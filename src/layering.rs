@@ -17,7 +17,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("config", 4),
     ("sync", 5),
     ("publish", 5),
+    ("notify", 6),
     ("synthetic", 6),
+    ("serve", 7),
 ];
 
 fn layer(module: &str) -> Option<u8> {

@@ -15,8 +15,10 @@ pub mod db;
 pub mod fetch;
 pub mod mapping;
 pub mod model;
+pub mod notify;
 pub mod publish;
 pub mod search;
+pub mod serve;
 pub mod sync;
 #[cfg(any(test, feature = "synthetic"))]
 pub mod synthetic;

@@ -175,3 +175,37 @@ pub fn measure(mut command: Command) -> Measured {
         stdout,
     }
 }
+
+/// The value given after `name` on the benchmark's command line (`cargo bench --bench sync --
+/// --n 2000`), if any.
+pub fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// [`arg`] read as a number (the benchmark stops, naming the option, when it is not one).
+pub fn number<T: std::str::FromStr>(name: &str) -> Option<T> {
+    arg(name).map(|v| {
+        v.parse()
+            .unwrap_or_else(|_| panic!("{name} takes a number, not {v}"))
+    })
+}
+
+/// A one-worker runtime for the fake portal, and `app` served from it on a free port of
+/// 127.0.0.1; the portal's address.
+pub fn serve_portal(app: axum::Router) -> (tokio::runtime::Runtime, std::net::SocketAddr) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let address = listener.local_addr().unwrap();
+    runtime.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (runtime, address)
+}

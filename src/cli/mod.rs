@@ -9,8 +9,10 @@ mod out;
 mod procedures;
 mod publish;
 mod runs;
+mod serve;
 mod stats;
 mod sync;
+mod users;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -67,6 +69,18 @@ pub enum Command {
     Stats(stats::StatsArgs),
     /// Publish a commune site (`[[site]]`) from what accepted syncs stored, atomically.
     Publish(publish::PublishArgs),
+    /// One pass of every (or one) source, then a publish of the sites they feed and the
+    /// notifications: for system cron and systemd timers.
+    Run(serve::RunArgs),
+    /// The daemon: the schedule, the admin page, the API and metrics ([serve] listen).
+    Serve(serve::ServeArgs),
+    /// Accounts of the admin page and the API.
+    #[command(subcommand)]
+    User(users::UserCommand),
+    /// Who logged in and what they did (resyncs, overrides, publishes, rollbacks).
+    Audit(users::AuditArgs),
+    /// The notifications sent (webhook, e-mail) and whether they arrived.
+    Notifications(users::AuditArgs),
     /// Work with mapping files.
     #[command(subcommand)]
     Mapping(mapping::MappingCommand),
@@ -108,6 +122,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             procedures::list(&load_config(&cli)?, args, cli.json, &mut out)
         }
         Command::Procedure(args) => procedures::show(&load_config(&cli)?, args, cli.json, &mut out),
+        Command::Run(args) => serve::run(&load_config(&cli)?, args, cli.json, &mut out),
+        Command::Serve(args) => serve::serve(&load_config(&cli)?, args),
+        Command::User(command) => users::run(&load_config(&cli)?, command, cli.json, &mut out),
+        Command::Audit(args) => users::audit_log(&load_config(&cli)?, args, cli.json, &mut out),
+        Command::Notifications(args) => {
+            users::notifications(&load_config(&cli)?, args, cli.json, &mut out)
+        }
     }?;
     out.flush()?;
     Ok(outcome)

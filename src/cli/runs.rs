@@ -118,7 +118,7 @@ fn write_runs(out: &mut Out, list: &[RunSummary]) -> Result<()> {
         }
         writeln!(
             out,
-            "#{:<5} {}  {:<10} {:<10}{} {:>6}  {} records on {} page(s): {}",
+            "#{:<5} {}  {:<10} {:<10}{} {:>6}  {} record(s) on {} page(s): {}",
             r.id,
             local_time(r.started_at),
             r.source,
@@ -129,6 +129,12 @@ fn write_runs(out: &mut Out, list: &[RunSummary]) -> Result<()> {
             c.pages,
             counts.join(", ")
         )?;
+        // Who asked: the schedule, or the person (a manual resync, an import).
+        match (&r.requested_by, r.trigger.as_str()) {
+            (Some(who), trigger) => writeln!(out, "       {trigger}, asked by {who}")?,
+            (None, "schedule") => writeln!(out, "       by the schedule")?,
+            _ => {}
+        }
         if let Some(message) = &r.message {
             writeln!(out, "       {message}")?;
         }

@@ -2,7 +2,6 @@
 //! statistics sources in their configured order, indicators, consistency problems), and
 //! `stats revisions`: what changed in months already stored.
 
-use std::collections::BTreeSet;
 use std::io::Write;
 
 use anyhow::Result;
@@ -14,7 +13,7 @@ use tthc_sync::clock::local_time;
 use tthc_sync::config::Config;
 use tthc_sync::db::stats_store::{self, Revision, RowFilter};
 use tthc_sync::model::Kind;
-use tthc_sync::model::stats::{Counters, Figures, Month, Period, SourcedRow, figures};
+use tthc_sync::model::stats::{Counters, Figures, Period, SourcedRow, figures, periods_of};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -126,10 +125,7 @@ pub fn run(config: &Config, args: &StatsArgs, json: bool, out: &mut Out) -> Resu
         return Ok(Outcome::Success);
     }
     let order = sources(config, &args.filter.source)?;
-    let months = args.period.map(|p| {
-        let all = p.months();
-        (all[0].to_string(), all[all.len() - 1].to_string())
-    });
+    let months = args.period.map(Period::bounds);
     let filter = RowFilter {
         sources: order.clone(),
         unit_code: args.filter.unit.clone(),
@@ -141,17 +137,7 @@ pub fn run(config: &Config, args: &StatsArgs, json: bool, out: &mut Out) -> Resu
         Some(Breakdown::Procedure) => !row.procedure_code.is_empty(),
         Some(Breakdown::Sector) => !row.sector_code.is_empty(),
     });
-    let periods: Vec<Period> = match args.period {
-        Some(p) => vec![p],
-        None => rows
-            .iter()
-            .filter_map(|r| Month::parse(&r.row.period))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .map(Period::Month)
-            .collect(),
-    };
-    let list = figures(&rows, &order, &periods);
+    let list = figures(&rows, &order, &periods_of(&rows, args.period));
     if json {
         let items: Vec<Value> = list.iter().map(Figures::to_json).collect();
         serde_json::to_writer_pretty(&mut *out, &items)?;

@@ -12,6 +12,7 @@ use super::{Out, Outcome, UsageError, connect_with, count, note};
 use tthc_sync::config::Config;
 use tthc_sync::db::{Limits, runs};
 use tthc_sync::fetch::Fetcher;
+use tthc_sync::publish::AfterSync;
 use tthc_sync::sync::issues::KEPT_PER_KIND;
 use tthc_sync::sync::{
     self as run_sync, Event, EventSink, Events, SyncContext, SyncError, SyncOptions, SyncReport,
@@ -86,7 +87,7 @@ pub fn import(config: &Config, args: &ImportArgs, as_json: bool, out: &mut Out) 
         import: Some(args.file.clone()),
         ..SyncOptions::cli()
     };
-    run_sources(config, vec![source], &options, args.publish, as_json, out)
+    run_sources(config, vec![source], &options, args.publish, as_json, out).map(|b| b.outcome)
 }
 
 pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Result<Outcome> {
@@ -94,18 +95,25 @@ pub fn run(config: &Config, args: &SyncArgs, as_json: bool, out: &mut Out) -> Re
         Some(name) => vec![config.source(name).map_err(UsageError)?.clone()],
         None => config.sources.clone(),
     };
-    run_sources(config, sources, &options(args), args.publish, as_json, out)
+    run_sources(config, sources, &options(args), args.publish, as_json, out).map(|b| b.outcome)
+}
+
+/// What a batch of runs did: its exit outcome, and each site's publish.
+pub struct Batch {
+    pub outcome: Outcome,
+    pub published: Vec<super::publish::SiteResult>,
+    pub pool: tthc_sync::db::Pool,
 }
 
 /// Runs `sources` one after the other with `options`, reporting each; the worst outcome.
-fn run_sources(
+pub fn run_sources(
     config: &Config,
     sources: Vec<tthc_sync::config::Source>,
     options: &SyncOptions,
     then_publish: bool,
     as_json: bool,
     out: &mut Out,
-) -> Result<Outcome> {
+) -> Result<Batch> {
     if sources.is_empty() {
         return Err(UsageError(format!(
             "{} configures no [[source]]",
@@ -145,6 +153,7 @@ fn run_sources(
         pool,
         fetcher,
         events,
+        stop: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -171,20 +180,12 @@ fn run_sources(
     if then_publish {
         let synced: Vec<&str> = sources.iter().map(|s| s.name.as_str()).collect();
         let mut sites = Vec::new();
-        for site in &config.sites {
-            let uses = |name: &str| {
-                site.sources
-                    .iter()
-                    .chain(&site.stats_sources)
-                    .any(|s| s == name)
-            };
-            if !synced.iter().any(|s| uses(s)) {
-                continue;
-            }
-            match not_accepted.iter().find(|s| uses(s)) {
-                Some(failed) => {
+        for decision in tthc_sync::publish::after_sync(&config.sites, &synced, &not_accepted) {
+            match decision {
+                AfterSync::Publish(site) => sites.push(site),
+                AfterSync::Skip { site, source } => {
                     let error = format!(
-                        "site `{}` not published: source `{failed}` failed or was held; the site stays as it was",
+                        "site `{}` not published: source `{source}` failed or was held; the site stays as it was",
                         site.name
                     );
                     note(format_args!("{error}"));
@@ -193,7 +194,6 @@ fn run_sources(
                         error,
                     });
                 }
-                None => sites.push(site),
             }
         }
         if config.sites.is_empty() {
@@ -237,7 +237,11 @@ fn run_sources(
         writeln!(out)?;
         super::publish::write_results(out, &published, false)?;
     }
-    Ok(outcome)
+    Ok(Batch {
+        outcome,
+        published,
+        pool: ctx.pool,
+    })
 }
 
 /// Why a source's sync did not finish.

@@ -11,7 +11,11 @@ use url::Url;
 use crate::fetch::FetchSettings;
 use crate::mapping::{Mapping, MappingError};
 
+mod operations;
 mod site;
+pub use operations::{
+    Cron, DEFAULT_SCHEDULE, Email, Notify, Schedule, Serve, SmtpSecurity, SourceSchedule, Webhook,
+};
 pub use site::{Include, Links, NATIONAL_PORTAL, Push, Site, builds_dir, resolved_path};
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +52,12 @@ struct ConfigToml {
     sources: Vec<SourceToml>,
     #[serde(default, rename = "site")]
     sites: Vec<site::SiteToml>,
+    #[serde(default)]
+    schedule: operations::ScheduleToml,
+    #[serde(default)]
+    serve: operations::ServeToml,
+    #[serde(default)]
+    notify: operations::NotifyToml,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +83,9 @@ struct SourceToml {
     units: Vec<UnitToml>,
     /// How many months, ending with the current one, a statistics source reads.
     months: Option<u32>,
+    /// When it runs by itself (a cron expression, or "off"); the `[schedule] default` if unset.
+    schedule: Option<String>,
+    stale_after_hours: Option<u64>,
 }
 
 /// A unit as a source lists it: the portal's id, or a table with its code and name.
@@ -131,6 +144,10 @@ pub struct Source {
     pub units: Vec<Unit>,
     /// How many months, ending with the current one, a statistics source reads.
     pub months: u32,
+    /// When it runs by itself under `serve`.
+    pub schedule: SourceSchedule,
+    /// Its own staleness limit (else `[schedule] stale_after_hours`).
+    pub stale_after: Option<Duration>,
 }
 
 /// The whole configuration.
@@ -148,6 +165,9 @@ pub struct Config {
     pub sources: Vec<Source>,
     /// The sites it publishes (`[[site]]`).
     pub sites: Vec<Site>,
+    pub schedule: Schedule,
+    pub serve: Serve,
+    pub notify: Notify,
 }
 
 /// Running runs beat every 15 s (`sync::HEARTBEAT_EVERY`); one silent for this long is dead.
@@ -270,10 +290,16 @@ impl Config {
             "stale_run_secs",
             bound_problem(stale_run_secs, 60, 7 * 86_400),
         )?;
+        let schedule = operations::parse_schedule(&keys, raw.schedule)?;
+        let serve = operations::parse_serve(&keys, raw.serve)?;
+        let notify = operations::parse_notify(&keys, raw.notify)?;
         Ok(Config {
             file: file.to_path_buf(),
             database_url,
             fetch,
+            schedule,
+            serve,
+            notify,
             stale_run_after: Duration::from_secs(stale_run_secs),
             lock_timeout: Duration::from_secs_f64(lock_timeout),
             statement_timeout: Duration::from_secs_f64(statement_timeout),
@@ -309,6 +335,25 @@ impl Config {
                 )),
             },
         }
+    }
+
+    /// When `source` runs by itself, if it does.
+    pub fn schedule_of<'a>(&'a self, source: &'a Source) -> Option<&'a Cron> {
+        match &source.schedule {
+            SourceSchedule::Default => self.schedule.default.as_ref(),
+            SourceSchedule::Off => None,
+            SourceSchedule::Own(cron) => Some(cron),
+        }
+    }
+
+    /// How old `source`'s last success may be before it counts as stale.
+    pub fn stale_after(&self, source: &Source) -> Duration {
+        source.stale_after.unwrap_or(self.schedule.stale_after)
+    }
+
+    /// The sites drawing on `source` (for their procedures or their statistics).
+    pub fn sites_of<'a>(&'a self, source: &'a str) -> impl Iterator<Item = &'a Site> + 'a {
+        self.sites.iter().filter(move |site| site.uses(source))
     }
 
     /// The named source, or an error listing the configured ones.
@@ -494,7 +539,14 @@ fn parse_source(
         }
         (None, _) => DEFAULT_MONTHS,
     };
+    let schedule = SourceSchedule::parse(s.schedule.as_deref())
+        .map_err(|m| keys.invalid(key("schedule"), m))?;
+    if let Some(hours) = s.stale_after_hours {
+        keys.range(&key("stale_after_hours"), bound_problem(hours, 1, 24 * 365))?;
+    }
     Ok(Source {
+        schedule,
+        stale_after: s.stale_after_hours.map(|h| Duration::from_secs(h * 3600)),
         page_size: s.page_size.unwrap_or(mapping.paging.size),
         name: s.name,
         mapping,

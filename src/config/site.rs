@@ -87,6 +87,16 @@ pub struct Site {
     pub max_removal_share: f64,
 }
 
+impl Site {
+    /// Whether the site draws on `source` (for its procedures or its statistics).
+    pub fn uses(&self, source: &str) -> bool {
+        self.sources
+            .iter()
+            .chain(&self.stats_sources)
+            .any(|s| s == source)
+    }
+}
+
 /// Which procedures belong to a site: those matching every list given (a list left empty
 /// does not restrict). Labels compare folded ("Cấp xã" = "Cấp Xã"); agencies and sectors by
 /// code or name.

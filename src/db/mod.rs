@@ -2,6 +2,9 @@
 //! per-source advisory lock that keeps two runs of one source apart, and the queries, grouped
 //! by table in the submodules.
 
+pub mod accounts;
+pub mod audit;
+pub mod notifications;
 pub mod payloads;
 pub mod procedure_store;
 pub mod procedures;

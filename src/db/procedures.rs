@@ -377,3 +377,17 @@ pub fn first_runs(
     .load(conn)?;
     Ok(rows.into_iter().map(|r| (r.code, r.first_run_id)).collect())
 }
+
+/// How many procedures each source holds in each status (`active`, `missing`, `removed`).
+pub fn counts_by_status(conn: &mut PgConnection) -> Result<Vec<(String, String, i64)>, StoreError> {
+    use super::schema::procedures;
+    Ok(procedures::table
+        .group_by((procedures::source, procedures::status))
+        .select((
+            procedures::source,
+            procedures::status,
+            diesel::dsl::count_star(),
+        ))
+        .order((procedures::source, procedures::status))
+        .load(conn)?)
+}

@@ -35,6 +35,19 @@ pub struct Run {
     pub issues: serde_json::Value,
 }
 
+impl Run {
+    /// The kind (`fetch`, `guard`...) of the run's last problem: for a run that did not
+    /// succeed, the one that stopped it.
+    pub fn last_issue_kind(&self) -> Option<String> {
+        self.issues
+            .as_array()?
+            .last()?
+            .get("kind")?
+            .as_str()
+            .map(str::to_string)
+    }
+}
+
 /// The counts and outcome written when a run ends.
 #[derive(Debug, Clone, Default, AsChangeset)]
 #[diesel(table_name = sync_runs)]
@@ -271,4 +284,60 @@ pub fn running(conn: &mut PgConnection, source: &str) -> Result<Option<RunSummar
         .select(RunSummary::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// When `source`'s latest run with `trigger` started, if it ever ran so (the scheduler's
+/// catch-up reads its `schedule` runs).
+pub fn last_started(
+    conn: &mut PgConnection,
+    source: &str,
+    trigger: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(sync_runs::table
+        .filter(sync_runs::source.eq(source))
+        .filter(sync_runs::trigger.eq(trigger))
+        .order(sync_runs::started_at.desc())
+        .select(sync_runs::started_at)
+        .first(conn)
+        .optional()?)
+}
+
+/// The latest run of `source`, whichever way it ended.
+pub fn latest(conn: &mut PgConnection, source: &str) -> Result<Option<RunSummary>, StoreError> {
+    Ok(sync_runs::table
+        .filter(sync_runs::source.eq(source))
+        .filter(sync_runs::dry_run.eq(false))
+        .order(sync_runs::id.desc())
+        .select(RunSummary::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The first run of the streak of runs of `source` ending `status` that run `run_id` ends
+/// (runs still going and dry runs between them do not break it): so that a source failing
+/// night after night is told once, not every night.
+pub fn streak_start(
+    conn: &mut PgConnection,
+    source: &str,
+    status: RunStatus,
+    run_id: i64,
+) -> Result<i64, StoreError> {
+    #[derive(QueryableByName)]
+    struct First {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let first: Option<First> = diesel::sql_query(
+        "SELECT min(id) AS id FROM sync_runs \
+         WHERE source = $1 AND NOT dry_run AND id <= $2 AND status = $3 \
+           AND id > COALESCE((SELECT max(id) FROM sync_runs WHERE source = $1 AND NOT dry_run \
+                              AND id < $2 AND status NOT IN ($3, 'running')), 0) \
+         HAVING min(id) IS NOT NULL",
+    )
+    .bind::<diesel::sql_types::Text, _>(source)
+    .bind::<diesel::sql_types::BigInt, _>(run_id)
+    .bind::<diesel::sql_types::Text, _>(status.as_str())
+    .get_result(conn)
+    .optional()?;
+    Ok(first.map_or(run_id, |f| f.id))
 }

@@ -213,3 +213,76 @@ diesel::table! {
         published_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        name -> Text,
+        password_hash -> Text,
+        operator -> Bool,
+        sites -> Array<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    api_tokens (id) {
+        id -> Int8,
+        user_id -> Int8,
+        secret_hash -> Bytea,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    sessions (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Int8,
+        csrf_token -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    audit_log (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        actor -> Text,
+        action -> Text,
+        target -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        address -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> Int8,
+        key -> Text,
+        kind -> Text,
+        subject -> Text,
+        body -> Text,
+        payload -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    notification_deliveries (notification_id, channel) {
+        notification_id -> Int8,
+        channel -> Text,
+        status -> Text,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(api_tokens -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(notification_deliveries -> notifications (notification_id));
+diesel::allow_tables_to_appear_in_same_query!(users, api_tokens, sessions);
+diesel::allow_tables_to_appear_in_same_query!(notifications, notification_deliveries);

@@ -93,3 +93,21 @@ pub fn record(
     })?;
     Ok(())
 }
+
+/// When the site was last published live (its kept change log last grew), if ever.
+pub fn last_published(
+    conn: &mut PgConnection,
+    site: &str,
+) -> Result<Option<chrono::DateTime<chrono::Utc>>, StoreError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+        published_at: chrono::DateTime<chrono::Utc>,
+    }
+    let row: Option<Row> =
+        diesel::sql_query("SELECT published_at FROM site_publications WHERE site = $1")
+            .bind::<Text, _>(site)
+            .get_result(conn)
+            .optional()?;
+    Ok(row.map(|r| r.published_at))
+}

@@ -25,6 +25,8 @@ pub enum RunStatus {
     Held,
     /// Its process died before it finished: nothing from it was kept.
     Abandoned,
+    /// Stopped by a shutdown (`serve` on SIGTERM) before it finished: nothing from it was kept.
+    Interrupted,
 }
 
 impl RunStatus {
@@ -36,15 +38,17 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Held => "held",
             RunStatus::Abandoned => "abandoned",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 
-    pub const ALL: [RunStatus; 5] = [
+    pub const ALL: [RunStatus; 6] = [
         RunStatus::Running,
         RunStatus::Succeeded,
         RunStatus::Failed,
         RunStatus::Held,
         RunStatus::Abandoned,
+        RunStatus::Interrupted,
     ];
 
     /// The status a stored name stands for.

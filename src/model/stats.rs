@@ -300,6 +300,14 @@ impl Period {
             Period::Year(year) => (1..=12).filter_map(|m| Month::new(year, m)).collect(),
         }
     }
+
+    /// The first and last month (`2026-07`, `2026-09`), as rows store their period.
+    pub fn bounds(self) -> (String, String) {
+        let months = self.months();
+        let first = months.first().map(Month::to_string).unwrap_or_default();
+        let last = months.last().map(Month::to_string).unwrap_or_default();
+        (first, last)
+    }
 }
 
 impl fmt::Display for Period {
@@ -555,6 +563,20 @@ pub fn sum_months(months: &[(Month, Counters)]) -> Counters {
         })
         .collect();
     Counters::from_values(&values)
+}
+
+/// The periods a listing shows: the one chosen, else every month the rows have, in order.
+pub fn periods_of(rows: &[SourcedRow], chosen: Option<Period>) -> Vec<Period> {
+    match chosen {
+        Some(p) => vec![p],
+        None => rows
+            .iter()
+            .filter_map(|r| Month::parse(&r.row.period))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .map(Period::Month)
+            .collect(),
+    }
 }
 
 /// The figures of every unit (and breakdown) for `periods`, from the sources' monthly rows,

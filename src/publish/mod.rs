@@ -102,6 +102,50 @@ pub struct PublishReport {
     /// What was pushed to the site's CMS, when it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub push: Option<push::PushReport>,
+    /// The entries this live publish added to the site's change log (what citizens newly see).
+    pub logged: Vec<LoggedEntry>,
+}
+
+/// One entry a publish added to the change log.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoggedEntry {
+    /// `new`, `amended` or `repealed`.
+    pub kind: &'static str,
+    /// In Vietnamese ("Thủ tục mới", "Sửa đổi, bổ sung", "Bãi bỏ").
+    pub title: &'static str,
+    pub code: String,
+    pub name: String,
+    /// The run that recorded the change.
+    pub run_id: i64,
+}
+
+/// What a batch of runs means for one site.
+#[derive(Debug, Clone)]
+pub enum AfterSync<'a> {
+    /// Publish it: one of its sources was synced and none of them failed or was held.
+    Publish(&'a Site),
+    /// Leave it as it was: `source`, one of its sources, failed or was held.
+    Skip { site: &'a Site, source: String },
+}
+
+/// Which of `sites` a finished batch of runs publishes, pure: each drawing on a source in
+/// `synced`, unless one of its sources is in `not_accepted` (failed, held or busy).
+pub fn after_sync<'a>(
+    sites: &'a [Site],
+    synced: &[&str],
+    not_accepted: &[String],
+) -> Vec<AfterSync<'a>> {
+    sites
+        .iter()
+        .filter(|site| synced.iter().any(|s| site.uses(s)))
+        .map(|site| match not_accepted.iter().find(|s| site.uses(s)) {
+            Some(source) => AfterSync::Skip {
+                site,
+                source: source.clone(),
+            },
+            None => AfterSync::Publish(site),
+        })
+        .collect()
 }
 
 /// How many procedure codes are read, merged and written at a time.
@@ -168,6 +212,20 @@ pub fn publish(
                     build.abandon();
                     return Err(error.into());
                 }
+                report.logged = log
+                    .entries
+                    .iter()
+                    .filter_map(|e| {
+                        let kind = views::EntryKind::parse(&e.kind)?;
+                        Some(LoggedEntry {
+                            kind: kind.as_str(),
+                            title: kind.title(),
+                            code: e.code.clone(),
+                            name: e.name.clone(),
+                            run_id: e.run_id,
+                        })
+                    })
+                    .collect();
             }
             report.files = build.finish()?;
             report.index = std::path::absolute(root.join("index.html"))
@@ -187,6 +245,21 @@ fn published_procedures(build: &Path) -> usize {
     std::fs::read_dir(build.join("thu-tuc"))
         .map(|entries| entries.flatten().count())
         .unwrap_or(0)
+}
+
+/// A live publish of `site`, then the push of its documents to its CMS when it has one (a
+/// failed push leaves the site published: its documents go again at the next publish).
+pub fn publish_live(
+    conn: &mut PgConnection,
+    site: &Site,
+    allow_mass_removal: bool,
+    fetch: &crate::fetch::FetchSettings,
+) -> Result<PublishReport, PublishError> {
+    let mut report = publish(conn, site, Destination::Live, allow_mass_removal)?;
+    if let Some(target) = &site.push {
+        report.push = Some(push::push(site, target, &site.output_dir, fetch));
+    }
+    Ok(report)
 }
 
 /// Restores the site's previous build; returns the `index.html` now published.
@@ -386,6 +459,7 @@ fn render_site(
             units: units.len(),
             problems,
             push: None,
+            logged: Vec::new(),
         },
     ))
 }

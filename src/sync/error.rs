@@ -17,8 +17,14 @@ pub enum SyncError {
     #[error("source `{source_name}` is already being synced{}; wait for that run to finish (see `tthc-sync runs`)", by.as_deref().map(|b| format!(" by {b}")).unwrap_or_default())]
     Busy {
         source_name: String,
+        /// The run holding the source, when its record says so.
+        run_id: Option<i64>,
         by: Option<String>,
     },
+    #[error(
+        "source `{source_name}`: the sync was interrupted by a shutdown before it finished. Nothing was changed; it runs again at its next scheduled time (or run it now)"
+    )]
+    Interrupted { source_name: String },
     #[error(
         "source `{source_name}`: the bearer token is read from the environment variable {var} (auth.bearer_token_env), which is not set; export it and run again"
     )]
@@ -189,6 +195,13 @@ fn remedy_advice(remedy: Remedy, source: &str, file: Option<&str>) -> String {
     }
 }
 
+impl SyncError {
+    /// The kind of problem that stopped the run (as its run record keeps it).
+    pub fn issue_kind(&self) -> IssueKind {
+        issue_kind(self)
+    }
+}
+
 pub(super) fn issue_kind(error: &SyncError) -> IssueKind {
     match error {
         SyncError::Fetch { .. }
@@ -203,7 +216,9 @@ pub(super) fn issue_kind(error: &SyncError) -> IssueKind {
         SyncError::Mapping { .. } | SyncError::Request { .. } => IssueKind::Mapping,
         SyncError::Store { .. } => IssueKind::Store,
         SyncError::Held { .. } => IssueKind::Guard,
-        SyncError::Replay { .. } | SyncError::Import { .. } => IssueKind::Fetch,
+        SyncError::Replay { .. } | SyncError::Import { .. } | SyncError::Interrupted { .. } => {
+            IssueKind::Fetch
+        }
     }
 }
 

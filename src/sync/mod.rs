@@ -38,5 +38,7 @@ pub use events::{Event, EventSink, Events};
 pub use issues::{IssueKind, IssueLog, RunIssue};
 pub use pages::replay_problem;
 pub use plan::ChangeSummary;
-pub use run::{Counts, HEARTBEAT_EVERY, SyncContext, SyncOptions, SyncReport, run_source};
+pub use run::{
+    Counts, HEARTBEAT_EVERY, StartedRun, SyncContext, SyncOptions, SyncReport, begin, run_source,
+};
 pub use store::RowsWritten;

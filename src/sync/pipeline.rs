@@ -70,9 +70,12 @@ pub(super) async fn execute<K: RecordKind, T: Tables, S: PageSource>(
     let mut writer =
         Writer::<T>::start(&scope.ctx.pool, scope.run_id, &name, stored.clone(), review);
     let requests = pages.requests();
-    if let Err(error) =
-        read_all::<K, T, S>(scope, state, &mut writer, &baseline, &pages, &requests).await
-    {
+    let stop = scope.ctx.stop.clone();
+    let read = tokio::select! {
+        read = read_all::<K, T, S>(scope, state, &mut writer, &baseline, &pages, &requests) => read,
+        () = stop.cancelled() => Err(SyncError::Interrupted { source_name: name.clone() }),
+    };
+    if let Err(error) = read {
         writer.abandon().await;
         return Err(error);
     }
@@ -111,6 +114,11 @@ pub(super) async fn execute<K: RecordKind, T: Tables, S: PageSource>(
             hold,
             file: options.import.as_ref().map(|f| f.display().to_string()),
         });
+    }
+    // The last moment a shutdown can stop the run: once committing, it finishes.
+    if stop.is_cancelled() {
+        writer.abandon().await;
+        return Err(SyncError::Interrupted { source_name: name });
     }
     let finishing = Instant::now();
     let written = writer

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
 
 use super::error::{SyncError, error_url, issue_kind, store_error};
 use super::events::{Events, RunFinished, RunHeld, RunStarted};
@@ -108,6 +109,22 @@ pub struct SyncContext {
     pub fetcher: Fetcher,
     /// Where the runs' events go besides the log.
     pub events: Events,
+    /// Cancelled when the process shuts down: a run still reading stops, rolls back and is
+    /// recorded `interrupted`; one already committing finishes.
+    pub stop: CancellationToken,
+}
+
+/// A run that has taken its source's lock and recorded itself (so its id is known);
+/// [`StartedRun::complete`] does the rest. Dropping it unfinished leaves its record
+/// `running` until the stale-run check marks it abandoned: complete it.
+pub struct StartedRun {
+    ctx: SyncContext,
+    source: Source,
+    options: SyncOptions,
+    run_id: i64,
+    as_of: chrono::NaiveDate,
+    lock: SourceLock,
+    started: Instant,
 }
 
 /// Runs one source: the whole pipeline, recorded as one run.
@@ -116,6 +133,15 @@ pub async fn run_source(
     source: &Source,
     options: &SyncOptions,
 ) -> Result<SyncReport, SyncError> {
+    begin(ctx, source, options).await?.complete().await
+}
+
+/// Takes the source's lock (or says which run holds it) and records the run as started.
+pub async fn begin(
+    ctx: &SyncContext,
+    source: &Source,
+    options: &SyncOptions,
+) -> Result<StartedRun, SyncError> {
     let started = Instant::now();
     let lock = acquire_lock(ctx, &source.name).await?;
     let as_of = options.as_of.unwrap_or_else(pages::today);
@@ -125,66 +151,100 @@ pub async fn run_source(
         run_id,
         dry_run: options.dry_run,
     });
-    let heartbeat = beat_heartbeat(ctx, run_id);
-    let mut state = RunState::new(ctx.events.clone(), &source.name, run_id);
-    let scope = Scope {
-        ctx,
-        source,
+    Ok(StartedRun {
+        ctx: ctx.clone(),
+        source: source.clone(),
+        options: options.clone(),
         run_id,
         as_of,
-    };
-    let outcome = execute(&scope, options, &mut state).await;
-    heartbeat.abort();
-    let (status, message) = match &outcome {
-        Ok(_) => (RunStatus::Succeeded, None),
-        Err(error) => {
-            state.issues.push_final(RunIssue::general(
-                issue_kind(error),
-                error.to_string(),
-                error_url(error),
-            ));
-            let status = match error {
-                SyncError::Held { .. } => RunStatus::Held,
-                _ => RunStatus::Failed,
-            };
-            (status, Some(error.to_string()))
+        lock,
+        started,
+    })
+}
+
+impl StartedRun {
+    /// The run's id in `sync_runs`.
+    pub fn run_id(&self) -> i64 {
+        self.run_id
+    }
+
+    /// Runs the pipeline and closes the run record with its outcome.
+    pub async fn complete(self) -> Result<SyncReport, SyncError> {
+        let StartedRun {
+            ctx,
+            source,
+            options,
+            run_id,
+            as_of,
+            lock,
+            started,
+        } = self;
+        let (ctx, source, options) = (&ctx, &source, &options);
+        let heartbeat = beat_heartbeat(ctx, run_id);
+        let mut state = RunState::new(ctx.events.clone(), &source.name, run_id);
+        let scope = Scope {
+            ctx,
+            source,
+            run_id,
+            as_of,
+        };
+        let outcome = execute(&scope, options, &mut state).await;
+        heartbeat.abort();
+        let (status, message) = match &outcome {
+            Ok(_) => (RunStatus::Succeeded, None),
+            Err(error @ SyncError::Interrupted { .. }) => {
+                (RunStatus::Interrupted, Some(error.to_string()))
+            }
+            Err(error) => {
+                state.issues.push_final(RunIssue::general(
+                    issue_kind(error),
+                    error.to_string(),
+                    error_url(error),
+                ));
+                let status = match error {
+                    SyncError::Held { .. } => RunStatus::Held,
+                    _ => RunStatus::Failed,
+                };
+                (status, Some(error.to_string()))
+            }
+        };
+        let counts = state.final_counts();
+        if let Err(SyncError::Held { hold, .. }) = &outcome {
+            ctx.events.emit(RunHeld {
+                source: source.name.clone(),
+                run_id,
+                hold: hold.clone(),
+            });
         }
-    };
-    let counts = state.final_counts();
-    if let Err(SyncError::Held { hold, .. }) = &outcome {
-        ctx.events.emit(RunHeld {
+        let finished =
+            record_end(ctx, run_id, status, &counts, &state, message.clone(), lock).await;
+        // Told once the run record is closed (a run whose record could not be closed failed).
+        let (status, message) = match (&finished, status, message) {
+            (Err(error), RunStatus::Succeeded, _) => (RunStatus::Failed, Some(error.to_string())),
+            (_, status, message) => (status, message),
+        };
+        ctx.events.emit(RunFinished {
             source: source.name.clone(),
             run_id,
-            hold: hold.clone(),
+            status,
+            counts: counts.clone(),
+            duration: started.elapsed(),
+            error: message,
         });
+        let (changes, rows_written) = outcome?;
+        finished.map_err(store_error(&source.name))?;
+        Ok(SyncReport {
+            run_id,
+            source: source.name.clone(),
+            dry_run: options.dry_run,
+            status,
+            counts,
+            issues: state.issues.into_kept(),
+            changes,
+            rows_written,
+            duration_ms: started.elapsed().as_millis() as u64,
+        })
     }
-    let finished = record_end(ctx, run_id, status, &counts, &state, message.clone(), lock).await;
-    // Told once the run record is closed (a run whose record could not be closed failed).
-    let (status, message) = match (&finished, status, message) {
-        (Err(error), RunStatus::Succeeded, _) => (RunStatus::Failed, Some(error.to_string())),
-        (_, status, message) => (status, message),
-    };
-    ctx.events.emit(RunFinished {
-        source: source.name.clone(),
-        run_id,
-        status,
-        counts: counts.clone(),
-        duration: started.elapsed(),
-        error: message,
-    });
-    let (changes, rows_written) = outcome?;
-    finished.map_err(store_error(&source.name))?;
-    Ok(SyncReport {
-        run_id,
-        source: source.name.clone(),
-        dry_run: options.dry_run,
-        status,
-        counts,
-        issues: state.issues.into_kept(),
-        changes,
-        rows_written,
-        duration_ms: started.elapsed().as_millis() as u64,
-    })
 }
 
 /// The pipeline for the source's record kind.
@@ -246,6 +306,7 @@ async fn acquire_lock(ctx: &SyncContext, name: &str) -> Result<SourceLock, SyncE
         .flatten();
     Err(SyncError::Busy {
         source_name: name.to_string(),
+        run_id: holder.as_ref().map(|r| r.id),
         by: holder.map(|r| {
             format!(
                 "run #{} (started {} Vietnam time, by {})",

@@ -11,6 +11,7 @@ mod mappings;
 mod misbehaving;
 mod publish;
 mod replay;
+mod serve;
 mod stats;
 mod support;
 mod sync_catalogue;

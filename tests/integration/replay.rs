@@ -42,6 +42,7 @@ async fn a_replay_re_reads_the_archived_pages_through_a_fixed_mapping_offline() 
         pool: db.pool(),
         fetcher: tthc_sync::fetch::Fetcher::new(&config.fetch).unwrap(),
         events: Default::default(),
+        stop: Default::default(),
     };
 
     let replay = run_source(&ctx, &source, &replay_options(first.run_id))

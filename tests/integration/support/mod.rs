@@ -497,6 +497,7 @@ pub async fn sync_with_options(
         pool: db.pool(),
         fetcher: tthc_sync::fetch::Fetcher::new(&config.fetch).unwrap(),
         events,
+        stop: Default::default(),
     };
     tthc_sync::sync::run_source(&ctx, config.source(source).unwrap(), options).await
 }
