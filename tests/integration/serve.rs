@@ -811,6 +811,7 @@ impl SmtpSink {
 async fn a_failed_run_is_notified_once_by_webhook_and_mail_and_retried_after_the_receiver_failed() {
     let db = TestDb::new();
     let portal = FakePortal::start(|_| Reply::status(503));
+    // min_manual_interval_secs = 0 (top): the second resync is let through.
     let attempts = Arc::new(AtomicUsize::new(0));
     let counted = attempts.clone();
     let receiver = FakePortal::start(move |_| {
@@ -846,6 +847,18 @@ async fn a_failed_run_is_notified_once_by_webhook_and_mail_and_retried_after_the
     assert_eq!(answer.status(), 202);
     wait_for(Duration::from_secs(60), "the webhook to be retried", || {
         receiver.requests().len() >= 2 && !smtp.messages.lock().unwrap().is_empty()
+    })
+    .await;
+    // The portal fails again the next night: the same streak, not told again.
+    let answer = client()
+        .post(format!("{}/api/sync", daemon.url))
+        .header("Authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 202);
+    wait_for(Duration::from_secs(60), "the second failed run", || {
+        finished(&db) == 2
     })
     .await;
     // Time for any wrong extra delivery to show.
@@ -960,4 +973,26 @@ async fn a_held_run_is_explained_on_the_admin_page_and_accepting_it_applies_the_
     };
     assert!(missing > total * 8 / 10, "{missing} of {total} now missing");
     assert_eq!(audited(&db), ["login", "resync", "resync", "accept"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_left_running_by_a_killed_daemon_is_marked_abandoned_at_start() {
+    let db = TestDb::new();
+    let config = TestConfig::with_mappings(
+        &db,
+        &top("[schedule]\ndefault = \"off\""),
+        &dvcqg_source("dvcqg", "http://127.0.0.1:9", ""),
+        &[],
+    );
+    // Its heartbeat is fresh, but no process holds the source's lock any more.
+    diesel::sql_query(
+        "INSERT INTO sync_runs (source, trigger, status) VALUES ('dvcqg', 'manual', 'running')",
+    )
+    .execute(&mut db.conn())
+    .unwrap();
+    let daemon = Daemon::start(&config);
+    daemon.shut_down();
+    let all = runs(&db);
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].4, "abandoned", "{all:?}");
 }
