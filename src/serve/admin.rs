@@ -267,6 +267,16 @@ async fn log_in(
             header::RETRY_AFTER,
             HeaderValue::from(wait.as_secs().max(1)),
         );
+        // Refused unchecked, and audited: someone may be guessing.
+        app.runner
+            .audit(
+                &form.name,
+                audit::Action::LoginFailed,
+                None,
+                Some("refused unchecked: too many failed log-ins".into()),
+                from,
+            )
+            .await;
         return response;
     }
     let name = form.name.clone();

@@ -499,6 +499,8 @@ async fn log_ins_are_rate_limited() {
         .unwrap();
     assert_eq!(answer.status(), 429);
     assert!(answer.headers().contains_key("retry-after"));
+    // Every attempt is audited, the refused one too.
+    assert_eq!(audited(&db), ["login_failed"; 4]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
