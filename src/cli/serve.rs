@@ -14,6 +14,9 @@ use tthc_sync::model::RunStatus;
 use tthc_sync::notify;
 use tthc_sync::sync::SyncOptions;
 
+/// The trigger `run` records its runs with (its notifications are about those runs only).
+const TRIGGER: &str = "run";
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Only this source (default: every configured source).
@@ -29,7 +32,7 @@ pub fn run(config: &Config, args: &RunArgs, as_json: bool, out: &mut Out) -> Res
         None => config.sources.clone(),
     };
     let options = SyncOptions {
-        trigger: "run".into(),
+        trigger: TRIGGER.into(),
         requested_by: std::env::var("TTHC_REQUESTED_BY").ok(),
         ..SyncOptions::cli()
     };
@@ -58,7 +61,7 @@ fn queue_notices(
         let Some(run) = runs::latest(&mut conn, name)? else {
             continue;
         };
-        if run.trigger != "run" {
+        if run.trigger != TRIGGER {
             continue;
         }
         if !matches!(run.status, RunStatus::Failed | RunStatus::Held) {

@@ -624,16 +624,15 @@ async fn overview(State(app): State<Shared>, headers: HeaderMap) -> Response {
             let source = app.config.source(name).ok()?;
             let may_sync = access::may_sync(user, &app.config, name);
             if let Some(run) = run.as_ref().filter(|r| r.status == RunStatus::Held) {
+                let remedy = app.runner.remedy(run.id);
                 held.push(HeldView {
                     source: name.clone(),
                     run_id: run.id,
                     started: local_time(run.started_at),
                     detail: run.message.clone().unwrap_or_default(),
-                    advice: crate::notify::held_advice(app.runner.remedy(run.id)),
+                    advice: crate::notify::held_advice(remedy),
                     // Unreliable paging: no override applies such a result.
-                    may_accept: may_sync
-                        && app.runner.remedy(run.id)
-                            != Some(crate::sync::guard::Remedy::RetryLater),
+                    may_accept: may_sync && remedy != Some(crate::sync::guard::Remedy::RetryLater),
                 });
             }
             Some(SourceView {

@@ -56,10 +56,7 @@ impl ListQuery {
 }
 
 /// Every source: its schedule, next due time, last run and last success.
-async fn sources(State(app): State<Shared>, headers: HeaderMap) -> Response {
-    if let Err(refused) = reader(&app, &headers).await {
-        return refused;
-    }
+async fn sources(State(app): State<Shared>, _reader: Reader) -> Response {
     let names: Vec<String> = app.config.sources.iter().map(|s| s.name.clone()).collect();
     let found = db::blocking(&app.pool, move |conn| {
         names
@@ -109,12 +106,9 @@ async fn sources(State(app): State<Shared>, headers: HeaderMap) -> Response {
 
 async fn list_runs(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    _reader: Reader,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Err(refused) = reader(&app, &headers).await {
-        return refused;
-    }
     let limit = query.limit(50);
     let found = db::blocking(&app.pool, move |conn| {
         let total = runs::count(conn, query.source.as_deref())?;
@@ -127,10 +121,7 @@ async fn list_runs(
     listing(found)
 }
 
-async fn one_run(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<i64>) -> Response {
-    if let Err(refused) = reader(&app, &headers).await {
-        return refused;
-    }
+async fn one_run(State(app): State<Shared>, _reader: Reader, Path(id): Path<i64>) -> Response {
     match db::blocking(&app.pool, move |conn| runs::get(conn, id)).await {
         Ok(Some(run)) => axum::Json(run).into_response(),
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no run #{id}")),
@@ -140,12 +131,9 @@ async fn one_run(State(app): State<Shared>, headers: HeaderMap, Path(id): Path<i
 
 async fn changes(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    _reader: Reader,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Err(refused) = reader(&app, &headers).await {
-        return refused;
-    }
     let limit = query.limit(100);
     let found = db::blocking(&app.pool, move |conn| {
         procedures::newest_changes(
@@ -163,12 +151,9 @@ async fn changes(
 
 async fn list_procedures(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    _reader: Reader,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Err(refused) = reader(&app, &headers).await {
-        return refused;
-    }
     let limit = query.limit(100);
     let found = db::blocking(&app.pool, move |conn| {
         procedures::search(
@@ -203,12 +188,9 @@ struct StatsQuery {
 /// Each unit's totals per month (or for `period`: a month, quarter or year).
 async fn stats(
     State(app): State<Shared>,
-    headers: HeaderMap,
+    _reader: Reader,
     Query(query): Query<StatsQuery>,
 ) -> Response {
-    if let Err(refused) = reader(&app, &headers).await {
-        return refused;
-    }
     let period = match query.period.as_deref().map(Period::parse) {
         Some(None) => {
             return error(
@@ -250,7 +232,21 @@ async fn stats(
 }
 
 /// Who may read the API: the holder of a token, or someone logged in to the admin page (the
-/// runs' messages name the portals' addresses, which are not for everyone).
+/// runs' messages name the portals' addresses, which are not for everyone). A handler taking
+/// it answers only them (401 to anyone else).
+struct Reader;
+
+impl axum::extract::FromRequestParts<Shared> for Reader {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &Shared,
+    ) -> Result<Reader, Response> {
+        reader(app, &parts.headers).await.map(|_| Reader)
+    }
+}
+
 async fn reader(app: &Shared, headers: &HeaderMap) -> Result<User, Response> {
     if !headers.contains_key(header::AUTHORIZATION) {
         match super::admin::session_user(app, headers).await {
