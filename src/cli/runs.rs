@@ -106,6 +106,8 @@ fn write_runs(out: &mut Out, list: &[RunSummary]) -> Result<()> {
             ("removed", c.removed),
             ("skipped", c.skipped),
             ("repeated", c.repeated),
+            ("detail page(s) read", c.details_fetched),
+            ("detail page(s) failed", c.details_failed),
         ];
         for (key, n) in optional {
             if n > 0 {

@@ -378,6 +378,21 @@ fn write_report(out: &mut Out, r: &SyncReport) -> std::io::Result<()> {
         count(c.removed),
         count(c.skipped)
     )?;
+    let details = c.details_fetched + c.details_not_modified + c.details_failed;
+    if details > 0 {
+        writeln!(
+            out,
+            "  detail pages: {} read, {} unchanged (304), {} failed{}",
+            count(c.details_fetched),
+            count(c.details_not_modified),
+            count(c.details_failed),
+            if c.details_failed > 0 {
+                " — those procedures keep what their pages said before; the pages are tried again next run"
+            } else {
+                ""
+            }
+        )?;
+    }
     for change in r.changes.iter().take(SHOWN) {
         let sign = change.kind.mark();
         let fields = if change.fields.is_empty() {

@@ -86,6 +86,11 @@ struct SourceToml {
     /// When it runs by itself (a cron expression, or "off"); the `[schedule] default` if unset.
     schedule: Option<String>,
     stale_after_hours: Option<u64>,
+    /// How many detail pages are fetched at once (a list mapping with `[detail]`).
+    detail_concurrency: Option<u64>,
+    /// A detail page older than this many days is fetched again even if its list entry did
+    /// not change.
+    detail_max_age_days: Option<u64>,
 }
 
 /// A unit as a source lists it: the portal's id, or a table with its code and name.
@@ -148,7 +153,16 @@ pub struct Source {
     pub schedule: SourceSchedule,
     /// Its own staleness limit (else `[schedule] stale_after_hours`).
     pub stale_after: Option<Duration>,
+    /// Detail pages fetched at once.
+    pub detail_concurrency: usize,
+    /// How old a detail page may get before it is fetched again.
+    pub detail_max_age: chrono::Duration,
 }
+
+/// Detail pages fetched at once unless a source says otherwise.
+pub const DEFAULT_DETAIL_CONCURRENCY: u64 = 4;
+/// How many days a detail page is trusted unless a source says otherwise.
+pub const DEFAULT_DETAIL_MAX_AGE_DAYS: u64 = 30;
 
 /// The whole configuration.
 #[derive(Debug, Clone)]
@@ -544,7 +558,30 @@ fn parse_source(
     if let Some(hours) = s.stale_after_hours {
         keys.range(&key("stale_after_hours"), bound_problem(hours, 1, 24 * 365))?;
     }
+    let detail_concurrency = s.detail_concurrency.unwrap_or(DEFAULT_DETAIL_CONCURRENCY);
+    keys.range(
+        &key("detail_concurrency"),
+        bound_problem(detail_concurrency, 1, 32),
+    )?;
+    let detail_days = s.detail_max_age_days.unwrap_or(DEFAULT_DETAIL_MAX_AGE_DAYS);
+    keys.range(
+        &key("detail_max_age_days"),
+        bound_problem(detail_days, 0, 3650),
+    )?;
+    if (s.detail_concurrency.is_some() || s.detail_max_age_days.is_some())
+        && mapping.detail.is_none()
+    {
+        return Err(keys.invalid(
+            key("detail_concurrency"),
+            format!(
+                "mapping {} has no detail pages (`[detail]`), so this would be ignored",
+                mapping.file.display()
+            ),
+        ));
+    }
     Ok(Source {
+        detail_concurrency: detail_concurrency as usize,
+        detail_max_age: chrono::Duration::days(detail_days as i64),
         schedule,
         stale_after: s.stale_after_hours.map(|h| Duration::from_secs(h * 3600)),
         page_size: s.page_size.unwrap_or(mapping.paging.size),
@@ -637,6 +674,15 @@ fn source_mapping(
         source_name: s.name.clone(),
         error: Box::new(error),
     })?;
+    if mapping.request.url.is_empty() && s.url.is_none() {
+        return Err(keys.invalid(
+            key("mapping"),
+            format!(
+                "{} reads detail pages (it has no `[request]`): name it in a list mapping's `[detail]` and give the source that list mapping",
+                mapping_path.display()
+            ),
+        ));
+    }
     if let Some(url) = &s.url {
         if url.trim().is_empty() {
             return Err(keys.invalid(key("url"), "must not be empty"));

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod details;
 pub mod notifications;
 pub mod payloads;
 pub mod procedure_store;

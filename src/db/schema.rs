@@ -286,3 +286,19 @@ diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(notification_deliveries -> notifications (notification_id));
 diesel::allow_tables_to_appear_in_same_query!(users, api_tokens, sessions);
 diesel::allow_tables_to_appear_in_same_query!(notifications, notification_deliveries);
+
+diesel::table! {
+    procedure_details (source, code) {
+        source -> Text,
+        code -> Text,
+        url -> Text,
+        etag -> Nullable<Text>,
+        last_modified -> Nullable<Text>,
+        fetched_at -> Nullable<Timestamptz>,
+        detail -> Nullable<Text>,
+        merged_hash -> Nullable<Bytea>,
+        error -> Nullable<Text>,
+        failures -> Int4,
+        attempted_at -> Timestamptz,
+    }
+}

@@ -57,6 +57,9 @@ struct RuleToml {
     split: Option<String>,
     join: Option<String>,
     required: Option<bool>,
+    /// A regular expression over the cleaned text; the value is its first group (or the whole
+    /// match), and empty when it does not match.
+    pattern: Option<String>,
 }
 
 /// One compiled field rule.
@@ -78,6 +81,7 @@ pub struct FieldRule {
     split: Option<String>,
     join: Option<String>,
     required: bool,
+    pattern: Option<regex::Regex>,
     fields: Vec<FieldRule>,
 }
 
@@ -228,6 +232,12 @@ fn compile_rule(
         split: spec.split,
         join: spec.join,
         required: spec.required.unwrap_or(required.contains(&field.name)),
+        pattern: spec
+            .pattern
+            .as_deref()
+            .map(regex::Regex::new)
+            .transpose()
+            .map_err(|e| err(format!("`pattern` is not a regular expression: {e}")))?,
         fields,
     };
     for step in &spec.clean {
@@ -300,8 +310,8 @@ impl FieldRule {
                     let cleaned = self.clean(&raw, ctx, &issue);
                     match &self.split {
                         Some(sep) => items.extend(
-                            cleaned
-                                .split(sep.as_str())
+                            split_outside_brackets(&cleaned, sep)
+                                .into_iter()
                                 .map(str::trim)
                                 .filter(|s| !s.is_empty())
                                 .map(str::to_string),
@@ -367,6 +377,13 @@ impl FieldRule {
         };
         if !self.keep_placeholders && ctx.placeholders.matches(&value) {
             value.clear();
+        }
+        if let Some(pattern) = &self.pattern {
+            value = pattern
+                .captures(&value)
+                .and_then(|c| c.get(1).or_else(|| c.get(0)))
+                .map(|m| m.as_str().trim().to_string())
+                .unwrap_or_default();
         }
         if self.trim_dot {
             while value.ends_with('.') {
@@ -516,6 +533,33 @@ pub fn read_record<N: Node>(
         );
     }
     Value::Object(map)
+}
+
+/// Splits `text` at `separator`, except inside parentheses or brackets: "Tổ chức (không bao
+/// gồm doanh nghiệp, HTX), Hợp tác xã" is two applicants, not three.
+fn split_outside_brackets<'t>(text: &'t str, separator: &str) -> Vec<&'t str> {
+    let mut parts = Vec::new();
+    let mut depth = 0usize;
+    let mut start = 0;
+    let mut i = 0;
+    while i < text.len() {
+        let rest = &text[i..];
+        if depth == 0 && !separator.is_empty() && rest.starts_with(separator) {
+            parts.push(&text[start..i]);
+            i += separator.len();
+            start = i;
+            continue;
+        }
+        let c = rest.chars().next().unwrap_or(' ');
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += c.len_utf8();
+    }
+    parts.push(&text[start..]);
+    parts
 }
 
 /// True for values that carry nothing: empty strings, nulls, empty lists, all-blank objects.

@@ -6,6 +6,7 @@
 
 pub mod answer;
 pub mod field;
+pub mod html;
 pub mod json;
 pub mod path;
 pub mod request;
@@ -117,6 +118,8 @@ pub enum Format {
     Xml,
     /// A spreadsheet or CSV file, its columns named by header (see [`tabular`]).
     Tabular,
+    /// Web pages, read with CSS selectors, labelled rows and table columns (see [`html`]).
+    Html,
 }
 
 impl Format {
@@ -126,7 +129,7 @@ impl Format {
         let start = text.trim_start_matches(['\u{feff}', ' ', '\t', '\r', '\n']);
         match self {
             Format::Json => start.starts_with(['{', '[']),
-            Format::Xml => start.starts_with('<'),
+            Format::Xml | Format::Html => start.starts_with('<'),
             // CSV can start with anything; a spreadsheet is not text at all.
             Format::Tabular => !start.starts_with('<'),
         }
@@ -139,6 +142,7 @@ impl std::fmt::Display for Format {
             Format::Json => "JSON",
             Format::Xml => "XML",
             Format::Tabular => "tabular data (spreadsheet or CSV)",
+            Format::Html => "HTML",
         })
     }
 }
@@ -152,12 +156,18 @@ struct MappingToml {
     format: Format,
     #[serde(default)]
     description: String,
-    request: RequestSpec,
+    /// Absent only in a mapping of detail pages, whose addresses the list mapping's `[detail]`
+    /// builds.
+    request: Option<RequestSpec>,
     paging: Option<request::PagingToml>,
     /// Where the records are; tabular mappings have none (every data row is one).
     records: Option<RecordsToml>,
     /// The sheet and columns of a tabular mapping.
     table: Option<tabular::TableToml>,
+    /// What labels are, in an HTML mapping.
+    html: Option<html::HtmlToml>,
+    /// The detail page each record of this list has.
+    detail: Option<DetailToml>,
     /// How the month placeholders of a statistics mapping are written.
     period: Option<PeriodToml>,
     fields: BTreeMap<String, toml::Value>,
@@ -166,6 +176,51 @@ struct MappingToml {
     /// Defaults for request placeholders; a source's `vars` override them.
     #[serde(default)]
     vars: BTreeMap<String, String>,
+}
+
+/// The `[detail]` part of a list mapping.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetailToml {
+    /// The detail pages' mapping file, beside this one.
+    mapping: String,
+    /// The page's address, with `{PATH}` placeholders read from the list's record
+    /// (`{DETAIL_URL}`, `{base_url}/chi-tiet?id={ID_TTHC}`).
+    url: String,
+}
+
+/// The detail pages of a list's records: one page per record, read with its own mapping and
+/// merged into the record (see `sync::details`).
+#[derive(Debug, Clone)]
+pub struct DetailSpec {
+    pub mapping: Mapping,
+    /// The address template as written.
+    pub url: String,
+    /// The list record's paths the template reads, by placeholder name.
+    url_paths: Vec<(String, Path)>,
+}
+
+impl DetailSpec {
+    /// The detail page's address for a list record (`node`), `{base_url}` left for the run to
+    /// fill in; `None` when the record lacks a value the address needs.
+    fn url_of<N: Node>(&self, node: &N) -> Option<String> {
+        let mut missing = false;
+        let url = request::render(&self.url, &mut |name| {
+            if name == "base_url" {
+                return Some("{base_url}".to_string());
+            }
+            let path = &self.url_paths.iter().find(|(n, _)| n == name)?.1;
+            let value = path
+                .texts(node)
+                .into_iter()
+                .map(|t| t.trim().to_string())
+                .find(|t| !t.is_empty());
+            missing |= value.is_none();
+            Some(value.unwrap_or_default())
+        })
+        .ok()?;
+        (!missing).then_some(url)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,6 +280,10 @@ pub struct Mapping {
     pub records: Path,
     /// The sheet and columns, for a tabular mapping.
     pub table: Option<tabular::TableSpec>,
+    /// The locators, for an HTML mapping.
+    pub html: Option<html::HtmlSpec>,
+    /// The detail pages of this list's records.
+    pub detail: Option<Box<DetailSpec>>,
     /// How month placeholders are written.
     pub period: PeriodFormat,
     /// Default values of request placeholders.
@@ -269,6 +328,9 @@ pub struct Extracted<R> {
     /// The record, or its identity (as far as readable) and the reasons it could not be used.
     pub result: Result<R, RecordError>,
     pub warnings: Vec<FieldIssue>,
+    /// The address of the record's detail page, when the mapping has them (`{base_url}` not yet
+    /// filled in).
+    pub detail_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -302,10 +364,42 @@ impl Mapping {
             file: file.to_path_buf(),
             message: e.to_string(),
         })?;
-        if raw.request.url.trim().is_empty() {
+        // A mapping without a request reads detail pages: the list gives each page's address
+        // and the record's identity.
+        let detail_only = raw.request.is_none();
+        let request = raw.request.take().unwrap_or_default();
+        if !detail_only && request.url.trim().is_empty() {
             return Err(invalid(Invalid::new("request.url", "must not be empty")));
         }
+        if detail_only && raw.detail.is_some() {
+            return Err(invalid(Invalid::new(
+                "detail",
+                "a mapping of detail pages (no `[request]`) cannot have detail pages of its own",
+            )));
+        }
+        let html = match raw.format {
+            Format::Html => {
+                let each = raw.records.as_ref().map_or("", |r| r.each.as_str());
+                Some(
+                    html::HtmlSpec::compile(raw.html.take(), each, &mut raw.fields)
+                        .map_err(invalid)?,
+                )
+            }
+            _ if raw.html.is_some() => {
+                return Err(invalid(Invalid::new(
+                    "html",
+                    "is only for `format = \"html\"` mappings",
+                )));
+            }
+            _ => None,
+        };
         let records = match (&raw.records, raw.format) {
+            (Some(records), Format::Html) => {
+                let mut path = Path::default();
+                path.relabel(records.each.clone());
+                path
+            }
+            (None, Format::Html) => Path::default(),
             (Some(records), _) => {
                 Path::parse(&records.each).map_err(|m| invalid(Invalid::new("records.each", m)))?
             }
@@ -334,17 +428,41 @@ impl Mapping {
             &raw.fields,
             raw.kind.schema(),
             "fields",
-            raw.kind.required(),
+            if detail_only {
+                &[]
+            } else {
+                raw.kind.required()
+            },
         )
         .map_err(invalid)?;
         if let Some(table) = &table {
             field::label_paths(&mut fields, &|key| table.header(key).map(str::to_string));
         }
-        check_kind(raw.kind, &raw.request, &raw.fields, raw.period.is_some()).map_err(invalid)?;
+        if let Some(html) = &html {
+            field::label_paths(&mut fields, &|key| html.written.get(key).cloned());
+        }
+        check_kind(raw.kind, &request, &raw.fields, raw.period.is_some()).map_err(invalid)?;
         let paging = PagingSpec::compile(raw.paging).map_err(invalid)?;
-        if let Some(problem) = request::url_problem(&raw.request.url) {
+        if !detail_only && let Some(problem) = request::url_problem(&request.url) {
             return Err(invalid(Invalid::new("request.url", problem)));
         }
+        if raw.format == Format::Html
+            && (paging.total.is_some()
+                || paging.pages.is_some()
+                || paging.cursor.is_some()
+                || paging.last.is_some())
+        {
+            return Err(invalid(Invalid::new(
+                "paging",
+                "an HTML mapping cannot read totals, page counts or cursors from its pages",
+            )));
+        }
+        let detail = match raw.detail.take() {
+            None => None,
+            Some(spec) => Some(Box::new(
+                detail_spec(file, raw.kind, spec).map_err(invalid)?,
+            )),
+        };
         if let Some(taken) = raw
             .vars
             .keys()
@@ -387,10 +505,12 @@ impl Mapping {
             kind: raw.kind,
             format: raw.format,
             description: raw.description,
-            request: raw.request,
+            request,
             paging,
             records,
             table,
+            html,
+            detail,
             period: PeriodFormat {
                 date_format: raw
                     .period
@@ -518,6 +638,22 @@ impl Mapping {
             }),
             Format::Tabular => {
                 return self.extract_table::<K>(body.as_bytes(), None, request, known, on_record);
+            }
+            Format::Html => {
+                let Some(spec) = &self.html else {
+                    return Err(self.parse_error("the mapping is not an HTML one".into()));
+                };
+                Ok(spec.scan(body, &mut |raw, node| {
+                    position += 1;
+                    let raw_hash = self.raw_hash(&salt, raw.as_bytes());
+                    if known(&raw_hash) {
+                        on_record(RecordEvent::Known { raw_hash });
+                    } else {
+                        on_record(RecordEvent::Read(Box::new(
+                            self.read::<K, _>(node, request, position, raw_hash),
+                        )));
+                    }
+                }))
             }
         };
         self.summary(scanned, position)
@@ -675,6 +811,7 @@ impl Mapping {
                     }],
                 }),
                 warnings: Vec::new(),
+                detail_url: None,
             },
         };
         RecordEvent::Read(Box::new(extracted))
@@ -782,6 +919,7 @@ impl Mapping {
             raw_hash,
             result,
             warnings: ctx.warnings,
+            detail_url: self.detail.as_ref().and_then(|d| d.url_of(node)),
         }
     }
 }
@@ -912,6 +1050,50 @@ name = "NAME"
             .unwrap();
         assert_eq!(m.missing_variables(&BTreeMap::new()), vec!["agency"]);
     }
+}
+
+/// The `[detail]` part of a list mapping: its detail mapping (loaded from beside the list's
+/// file, of the same kind, without a request of its own) and the address template.
+fn detail_spec(file: &FsPath, kind: Kind, raw: DetailToml) -> Result<DetailSpec, Invalid> {
+    let path = file.parent().unwrap_or(FsPath::new(".")).join(&raw.mapping);
+    let mapping =
+        Mapping::load(&path).map_err(|e| Invalid::new("detail.mapping", e.to_string()))?;
+    if mapping.kind != kind {
+        return Err(Invalid::new(
+            "detail.mapping",
+            format!(
+                "{} reads {:?}, but this mapping reads {:?}",
+                path.display(),
+                mapping.kind,
+                kind
+            ),
+        ));
+    }
+    if !mapping.request.url.is_empty() {
+        return Err(Invalid::new(
+            "detail.mapping",
+            format!(
+                "{} has a `[request]`: a mapping of detail pages has none (this `[detail] url` gives each page's address)",
+                path.display()
+            ),
+        ));
+    }
+    if let Some(problem) = request::url_problem(&raw.url) {
+        return Err(Invalid::new("detail.url", problem));
+    }
+    let mut url_paths = Vec::new();
+    for name in request::placeholders(&raw.url) {
+        if name == "base_url" {
+            continue;
+        }
+        let path = Path::parse(&name).map_err(|m| Invalid::new("detail.url", m))?;
+        url_paths.push((name, path));
+    }
+    Ok(DetailSpec {
+        mapping,
+        url: raw.url,
+        url_paths,
+    })
 }
 
 /// What a mapping's kind asks of its request and fields: a statistics row must get its month
@@ -1424,5 +1606,321 @@ mod fuzz {
                 extract_all(&bytes, content_type, mapping);
             }
         }
+    }
+}
+
+/// The national portal's detail pages (`mappings/dvcqg-detail.toml`) on the captured pages.
+/// Every expected value below was written from reading the page, not from the extractor.
+#[cfg(test)]
+mod shipped_detail {
+    use super::shipped::shipped;
+    use super::*;
+    use crate::model::{Agency, Document, Procedure, Procedures, Sector};
+
+    fn page(name: &str) -> String {
+        std::fs::read_to_string(
+            FsPath::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/dvcqg")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    fn read(body: &str) -> (Procedure, Vec<FieldIssue>) {
+        let m = shipped("dvcqg-detail.toml");
+        let mut got = Vec::new();
+        m.extract::<Procedures>(body, &mut |e| got.push(e)).unwrap();
+        assert_eq!(got.len(), 1, "one procedure per page");
+        let e = got.remove(0);
+        (e.result.unwrap(), e.warnings)
+    }
+
+    fn doc(name: &str, form: &str, originals: f64, copies: f64) -> Document {
+        Document {
+            name: name.into(),
+            form_name: form.into(),
+            originals: Some(originals),
+            copies: Some(copies),
+            ..Document::default()
+        }
+    }
+
+    const ID_PAPERS: &str = "Giấy tờ tùy thân của cá nhân hoặc người đại diện hợp pháp của tổ chức; là một trong những loại giấy tờ sau: Giấy chứng minh nhân dân; Giấy chứng minh công an nhân dân; Giấy chứng minh sỹ quan quân đội nhân dân; Thẻ căn cước công dân; Hộ chiếu hoặc Giấy xác nhận nhân thân của công an phường, xã (có ảnh đóng dấu giáp lai).";
+    const REQUEST: &str = "Giấy đề nghị mua điện";
+    const REQUEST_FORM: &str = "Giay de nghi mua dien.docx";
+
+    #[test]
+    fn the_full_page_gives_every_field_it_shows() {
+        let (p, warnings) = read(&page("detail-full-3.000001.html"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(p.code, "3.000001");
+        assert_eq!(p.name, "Cấp điện mới từ lưới điện hạ áp");
+        assert_eq!(p.kind, "Loại khác");
+        assert_eq!(p.levels, ["Cấp Bộ, Cơ quan khác"]);
+        assert_eq!(p.decision.number, "4221/EVN-KDMBD");
+        assert_eq!(
+            p.sectors,
+            [Sector {
+                code: String::new(),
+                name: "Dịch vụ cung cấp điện mới".into()
+            }]
+        );
+        assert_eq!(
+            p.applicants,
+            [
+                "Công dân Việt Nam",
+                "Người nước ngoài",
+                "Doanh nghiệp",
+                "Doanh nghiệp có vốn đầu tư nước ngoài",
+                "Tổ chức (không bao gồm doanh nghiệp, HTX)",
+                "Tổ chức nước ngoài",
+                "Hợp tác xã"
+            ]
+        );
+        let evn = Agency {
+            code: String::new(),
+            name: "Tập đoàn Điện lực Việt Nam".into(),
+        };
+        assert_eq!(p.agencies, std::slice::from_ref(&evn));
+        assert_eq!(p.competent_agencies, [evn]);
+        assert_eq!(p.results, ["Hợp đồng mua bán điện"]);
+        // Filled in by the page's scripts: empty in what was served.
+        assert_eq!(p.conditions, "");
+        assert!(p.steps.is_empty(), "{:?}", p.steps);
+        // Channels: two, 7 working days each, no fee stated.
+        assert_eq!(p.channels.len(), 2);
+        assert_eq!(p.channels[0].kind, "in_person");
+        assert_eq!(p.channels[1].kind, "online");
+        for channel in &p.channels {
+            assert_eq!(channel.deadlines.len(), 1);
+            assert_eq!(channel.deadlines[0].amount, Some(7.0));
+            assert_eq!(channel.deadlines[0].unit, "Ngày làm việc");
+            assert_eq!(channel.deadlines[0].note, "");
+            assert!(channel.fees.is_empty());
+        }
+        // Documents: five cases of 4, 5, 3, 5 and 4 papers.
+        let cases: Vec<(&str, usize)> = p
+            .documents
+            .iter()
+            .map(|c| (c.case.as_str(), c.items.len()))
+            .collect();
+        assert_eq!(
+            cases,
+            [
+                (
+                    "Khách hàng mua điện ngoài sinh hoạt (01 pha, 03 pha), có công suất lớn nhất < 40kW",
+                    4
+                ),
+                (
+                    "Khách hàng mua điện ngoài sinh hoạt (01 pha, 03 pha), có công suất lớn nhất ≥ 40kW",
+                    5
+                ),
+                ("Khách hàng mua điện sinh hoạt (01 pha, 03 pha)", 3),
+                (
+                    "Khách hàng mua điện sinh hoạt (01 pha, 03 pha), sử dụng chung công tơ",
+                    5
+                ),
+                ("Khách hàng tách công tơ dùng chung", 4),
+            ]
+        );
+        assert_eq!(
+            p.documents[0].items[0],
+            doc(REQUEST, REQUEST_FORM, 1.0, 0.0)
+        );
+        assert_eq!(p.documents[0].items[1], doc(ID_PAPERS, "", 0.0, 1.0));
+        assert_eq!(
+            p.documents[1].items[4],
+            doc(
+                "Bản đăng ký biểu đồ phụ tải. (Trường hợp khách hàng sản xuất, kinh doanh dịch vụ)",
+                "BẢNG KÊ CÔNG SUẤT THIẾT BỊ SỬ DỤNG ĐIỆN.docx",
+                1.0,
+                0.0
+            )
+        );
+        assert_eq!(
+            p.documents[4].items[3],
+            doc(
+                "4. Giấy cam kết thanh toán hết nợ tiền điện với chủ HĐMBĐ đang dùng chung",
+                "",
+                1.0,
+                0.0
+            )
+        );
+        let basis: Vec<[&str; 4]> = p
+            .legal_basis
+            .iter()
+            .map(|b| [b.number.as_str(), &b.title, &b.date, &b.issuer])
+            .collect();
+        assert_eq!(
+            basis,
+            [
+                ["61/2024/QH15", "Luật điện lực", "2024-11-30", "Quốc Hội"],
+                ["18/2025/NĐ-CP", "Nghị định 18", "2025-02-18", "Chính phủ"],
+            ]
+        );
+    }
+
+    /// The full page with its legal-basis row replaced by `row` (empty: the section is gone).
+    fn with_legal_basis(row: &str) -> String {
+        let full = page("detail-full-3.000001.html");
+        let start = full.find("Căn cứ ph&aacute;p l&yacute;:").unwrap();
+        let start = full[..start].rfind("<div class=\"row info-row\">").unwrap();
+        let end = full.find("Y&ecirc;u cầu, điều kiện thực hiện:").unwrap();
+        let end = full[..end].rfind("<div class=\"row info-row\">").unwrap();
+        format!("{}{row}{}", &full[..start], &full[end..])
+    }
+
+    #[test]
+    fn a_missing_section_leaves_its_field_empty_and_the_rest_read() {
+        let (p, warnings) = read(&with_legal_basis(""));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(p.legal_basis.is_empty());
+        assert_eq!(p.decision.number, "4221/EVN-KDMBD");
+        assert_eq!(p.documents.len(), 5);
+    }
+
+    #[test]
+    fn reordered_columns_an_extra_row_and_entity_labels_read_the_same() {
+        // Columns in another order, labels written with numeric entities, one more law, and a
+        // row of a kind the mapping does not know.
+        let row = r#"<div class="row info-row"><div class="key">C&#259;n c&#7913; ph&#225;p l&#253;:</div>
+            <div><table><thead><tr><th>Cơ quan ban hành</th><th>Ngày ban hành</th><th>Số ký hiệu</th><th>Trích yếu</th></tr></thead>
+            <tbody><tr><td>Quốc Hội</td><td>30-11-2024</td><td>61/2024/QH15</td><td>Luật điện lực</td></tr>
+            <tr><td>Chính phủ</td><td>18-02-2025</td><td>18/2025/NĐ-CP</td><td>Nghị định 18</td></tr>
+            <tr><td>Bộ Công Thương</td><td>01-07-2025</td><td>12/2025/TT-BCT.</td><td>Thông tư 12</td></tr></tbody></table></div></div>
+            <div class="row info-row"><div class="key">Ghi chú mới:</div><div>không đọc</div></div>"#;
+        let (p, warnings) = read(&with_legal_basis(row));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let basis: Vec<[&str; 4]> = p
+            .legal_basis
+            .iter()
+            .map(|b| [b.number.as_str(), &b.title, &b.date, &b.issuer])
+            .collect();
+        assert_eq!(
+            basis,
+            [
+                ["61/2024/QH15", "Luật điện lực", "2024-11-30", "Quốc Hội"],
+                ["18/2025/NĐ-CP", "Nghị định 18", "2025-02-18", "Chính phủ"],
+                [
+                    "12/2025/TT-BCT",
+                    "Thông tư 12",
+                    "2025-07-01",
+                    "Bộ Công Thương"
+                ],
+            ]
+        );
+        assert_eq!(p.results, ["Hợp đồng mua bán điện"]);
+    }
+
+    #[test]
+    fn a_decomposed_page_reads_as_composed_text() {
+        use unicode_normalization::UnicodeNormalization;
+        let nfd: String = page("detail-full-3.000001.html").nfd().collect();
+        let (p, warnings) = read(&nfd);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(p.name, "Cấp điện mới từ lưới điện hạ áp");
+        assert_eq!(p.sectors[0].name, "Dịch vụ cung cấp điện mới");
+        assert_eq!(p.channels[1].kind, "online");
+        assert_eq!(p.documents[2].items.len(), 3);
+        assert_eq!(p.legal_basis[1].issuer, "Chính phủ");
+    }
+
+    #[test]
+    fn the_list_names_each_records_detail_page() {
+        let m = shipped("dvcqg-list-details.toml");
+        let mut urls = Vec::new();
+        m.extract::<Procedures>(&page("list-citizen-detail-links.json"), &mut |e| {
+            urls.push((e.result.unwrap().code, e.detail_url))
+        })
+        .unwrap();
+        assert_eq!(urls.len(), 10);
+        // The row's own DETAIL_URL_FULL, on whatever base the source names.
+        assert_eq!(
+            urls[0],
+            (
+                "1.004194".to_string(),
+                Some(
+                    "{base_url}/p/home/dvc-tthc-thu-tuc-hanh-chinh-chi-tiet.html?ma_thu_tuc=5974"
+                        .to_string()
+                )
+            )
+        );
+        // A detail mapping is not a source's mapping, and a list's detail mapping must exist.
+        let err = Mapping::parse(
+            &FsPath::new(env!("CARGO_MANIFEST_DIR")).join("mappings/x.toml"),
+            "format = \"json\"\n[request]\nurl = \"{base_url}/l\"\n[records]\neach = \"\"\n[detail]\nmapping = \"nope.toml\"\nurl = \"{base_url}/d/{ID}\"\n[fields]\ncode = \"C\"\nname = \"N\"\n",
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("detail.mapping") && err.to_string().contains("nope.toml"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_login_page_is_no_detail_page() {
+        let m = shipped("dvcqg-detail.toml");
+        let mut got = 0;
+        let summary = m
+            .extract::<Procedures>(
+                "<html><body><form><input type=password name=p></form></body></html>",
+                &mut |_| got += 1,
+            )
+            .unwrap();
+        assert_eq!((got, summary.container_found), (0, false));
+    }
+
+    #[test]
+    fn the_short_page_yields_what_it_has() {
+        let (p, warnings) = read(&page("detail-short-3.000001.html"));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // No labelled rows: no code, decision or legal basis on this page.
+        assert_eq!(p.code, "");
+        assert_eq!(p.decision.number, "");
+        assert!(p.legal_basis.is_empty());
+        assert_eq!(p.name, "Cấp điện mới từ lưới điện hạ áp (220/380V)");
+        assert_eq!(p.steps.len(), 1);
+        assert_eq!(
+            p.steps[0].steps,
+            [
+                "Tiếp nhận yêu cầu",
+                "Khảo sát",
+                "Lắp đặt nghiệm thu thiết bị đo đếm, ký HĐMBĐ"
+            ]
+        );
+        let kinds: Vec<&str> = p.channels.iter().map(|c| c.kind.as_str()).collect();
+        assert_eq!(kinds, ["in_person", "online"]);
+        assert_eq!(p.channels[0].deadlines[0].amount, Some(7.0));
+        assert_eq!(p.channels[0].deadlines[0].unit, "Ngày làm việc");
+        // The same five cases as the full page, in another order.
+        let cases: Vec<&str> = p.documents.iter().map(|c| c.case.as_str()).collect();
+        assert_eq!(
+            cases,
+            [
+                "Khách hàng mua điện sinh hoạt (01 pha, 03 pha)",
+                "Khách hàng mua điện sinh hoạt (01 pha, 03 pha), sử dụng chung công tơ",
+                "Khách hàng tách công tơ dùng chung",
+                "Khách hàng mua điện ngoài sinh hoạt (01 pha, 03 pha), có công suất lớn nhất < 40kW",
+                "Khách hàng mua điện ngoài sinh hoạt (01 pha, 03 pha), có công suất lớn nhất ≥ 40kW",
+            ]
+        );
+        let first = &p.documents[0].items[0];
+        assert_eq!(first.name, REQUEST);
+        assert_eq!(first.form_name, REQUEST_FORM);
+        assert_eq!(
+            first.form_url,
+            "https://csdl.dichvucong.gov.vn/web/jsp/download_file.jsp?ma=3feb864dfdb7c754"
+        );
+        assert_eq!((first.originals, first.copies), (Some(1.0), Some(0.0)));
+        // A link without a form code is no form.
+        assert!(
+            p.documents
+                .iter()
+                .flat_map(|c| &c.items)
+                .all(|d| !d.form_url.ends_with("ma="))
+        );
+        assert_eq!(p.agencies[0].name, "Tập đoàn Điện lực Việt Nam");
+        // "Không có yêu cầu điều kiện" means none.
+        assert_eq!(p.conditions, "");
     }
 }

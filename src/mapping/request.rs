@@ -26,6 +26,19 @@ fn default_method() -> Method {
     Method::Get
 }
 
+/// No request at all: what a mapping of detail pages has (the list builds their addresses).
+impl Default for RequestSpec {
+    fn default() -> RequestSpec {
+        RequestSpec {
+            method: default_method(),
+            url: String::new(),
+            query: BTreeMap::new(),
+            form: BTreeMap::new(),
+            headers: BTreeMap::new(),
+        }
+    }
+}
+
 /// How pages follow one another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]

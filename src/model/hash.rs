@@ -214,6 +214,11 @@ impl Digest {
         Digest(hasher.finalize().into())
     }
 
+    /// The digest stored as bytes; `None` unless it is 32 bytes long.
+    pub fn from_slice(bytes: &[u8]) -> Option<Digest> {
+        bytes.try_into().ok().map(Digest)
+    }
+
     /// Reads the hex form written by [`Digest`]'s `Display`; `None` for anything else.
     pub fn from_hex(text: &str) -> Option<Digest> {
         let bytes = text.as_bytes();

@@ -28,7 +28,12 @@ pub struct Procedure {
     /// Ngành dọc (police, tax, social insurance...).
     pub vertical: Option<bool>,
     pub sectors: Vec<Sector>,
+    /// Cơ quan thực hiện: where the dossier is handled.
     pub agencies: Vec<Agency>,
+    /// Cơ quan có thẩm quyền: who decides (left out of the stored form when empty, so records of
+    /// sources that never give it keep their hashes).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub competent_agencies: Vec<Agency>,
     pub applicants: Vec<String>,
     pub channels: Vec<Channel>,
     pub documents: Vec<DocumentCase>,
@@ -243,6 +248,7 @@ pub const PROCEDURE_SCHEMA: &[FieldSchema] = &[
     field("vertical", Bool),
     field("sectors", Records(SECTOR)),
     field("agencies", Records(AGENCY)),
+    field("competent_agencies", Records(AGENCY)),
     field("applicants", TextList),
     field("channels", Records(CHANNEL)),
     field("documents", Records(DOCUMENT_CASE)),

@@ -20,6 +20,8 @@ pub enum IssueKind {
     Store,
     /// The safety guard held the run.
     Guard,
+    /// A record's detail page could not be fetched or read (the run goes on without it).
+    Detail,
 }
 
 impl IssueKind {
@@ -32,6 +34,7 @@ impl IssueKind {
             IssueKind::Validation => "validation",
             IssueKind::Store => "store",
             IssueKind::Guard => "guard",
+            IssueKind::Detail => "detail",
         }
     }
 }

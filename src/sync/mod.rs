@@ -17,6 +17,7 @@
 //! [`SyncError`] here; the layers below keep their own (`FetchError`, `MappingError`,
 //! `StoreError`, `PagingError`), which it wraps rather than their text.
 
+pub mod details;
 pub mod diff;
 pub mod error;
 pub mod events;

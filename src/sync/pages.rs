@@ -114,6 +114,12 @@ pub trait PageSource: Send + Sync {
     /// The day (in Vietnam) the run reads as of: its month is the open one.
     fn as_of(&self) -> NaiveDate;
 
+    /// Whether the records' detail pages are fetched (from the portal), or only what earlier
+    /// runs kept of them is used (a replay, an import).
+    fn fetches_details(&self) -> bool {
+        false
+    }
+
     /// The page `vars` describe of `request`; `following` for every page after the run's first
     /// (a source that talks to a portal pauses politely before it).
     fn page(
@@ -158,6 +164,10 @@ impl<'a> PortalPages<'a> {
 impl PageSource for PortalPages<'_> {
     fn requests(&self) -> Vec<Request> {
         source_requests(self.source, self.as_of)
+    }
+
+    fn fetches_details(&self) -> bool {
+        true
     }
 
     fn as_of(&self) -> NaiveDate {

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::details::DetailPages;
 use super::diff::{self, Absence};
 use super::error::{SyncError, store_error};
 use super::events::{PageFetched, PageRead};
@@ -55,7 +56,23 @@ pub(super) async fn execute<K: RecordKind, T: Tables, S: PageSource>(
             .map_err(store_err)?,
         )
     };
-    let baseline = Arc::new(baseline(scope.source, stored.clone()));
+    let details = DetailPages::load(
+        scope.ctx,
+        scope.source,
+        pages.fetches_details(),
+        !options.dry_run,
+    )
+    .await?;
+    let mut baseline = baseline(scope.source, stored.clone());
+    if let Some(details) = &details {
+        // A record whose page is due is read, not skipped as known.
+        let due: HashSet<String> = details
+            .due_codes(&stored, scope.source.detail_max_age)
+            .into_iter()
+            .collect();
+        baseline.known.retain(|_, code| !due.contains(code));
+    }
+    let baseline = Arc::new(baseline);
     let started = Instant::now();
     let open_month = Month::of(pages.as_of()).to_string();
     let review: Arc<Review> = Arc::new(move |key: &str, change: &diff::FieldChange| {
@@ -72,7 +89,7 @@ pub(super) async fn execute<K: RecordKind, T: Tables, S: PageSource>(
     let requests = pages.requests();
     let stop = scope.ctx.stop.clone();
     let read = tokio::select! {
-        read = read_all::<K, T, S>(scope, state, &mut writer, &baseline, &pages, &requests) => read,
+        read = read_all::<K, T, S>(scope, state, &mut writer, &baseline, details.as_ref(), &pages, &requests) => read,
         () = stop.cancelled() => Err(SyncError::Interrupted { source_name: name.clone() }),
     };
     if let Err(error) = read {
@@ -233,6 +250,7 @@ async fn read_all<K: RecordKind, T: Tables, S: PageSource>(
     state: &mut RunState,
     writer: &mut Writer<T>,
     baseline: &Arc<Baseline>,
+    details: Option<&DetailPages>,
     pages: &S,
     requests: &[Request],
 ) -> Result<(), SyncError> {
@@ -249,6 +267,7 @@ async fn read_all<K: RecordKind, T: Tables, S: PageSource>(
         let reader = PageReader {
             scope,
             baseline,
+            details,
             pages,
             request,
             next: requests.get(i + 1),
@@ -278,6 +297,7 @@ struct SoFar {
 struct PageReader<'a, S> {
     scope: &'a Scope<'a>,
     baseline: &'a Arc<Baseline>,
+    details: Option<&'a DetailPages>,
     pages: &'a S,
     request: &'a Request,
     /// The request after this one, whose first page is fetched ahead when this one's paging
@@ -357,8 +377,22 @@ impl<S: PageSource> PageReader<'_, S> {
                 .map_err(|e| read_error(source, &page, e))?;
             let url = page.fetched.url.clone();
             note_header_overruled(state, read.header_overruled, &url);
+            let records = match self.details {
+                Some(details) => {
+                    details
+                        .enrich::<K>(
+                            scope.ctx,
+                            source,
+                            read.records,
+                            &self.baseline.stored,
+                            state,
+                        )
+                        .await?
+                }
+                None => read.records,
+            };
             let met_before = state.seen.distinct();
-            for record in read.records {
+            for record in records {
                 if let Some(pending) = take_record::<K>(record, state, &url, page.vars.run_page) {
                     writer.push(pending).await.map_err(store_err)?;
                 }

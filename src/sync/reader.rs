@@ -36,8 +36,10 @@ pub struct Classified {
     pub local_code: String,
     pub hash: Digest,
     pub verdict: Verdict,
-    /// The record's JSON, when it must be written.
+    /// The record's JSON, when it must be written (or merged with its detail page).
     pub record: Option<Vec<u8>>,
+    /// Its detail page's address, when the mapping has detail pages.
+    pub detail_url: Option<String>,
 }
 
 /// One record of a page.
@@ -115,7 +117,9 @@ fn classify<K: RecordKind>(context: &Baseline, event: RecordEvent<K::Record>) ->
                 let (json, hash) = K::json_and_hash(&typed);
                 let Identity { key, alias, label } = K::into_identity(typed);
                 let verdict = diff::classify(context.stored.get(&key), &hash);
-                let record = (verdict != Verdict::Unchanged).then_some(json);
+                // A record with a detail page keeps its JSON: the page is merged into it.
+                let record = (verdict != Verdict::Unchanged || extracted.detail_url.is_some())
+                    .then_some(json);
                 Classified {
                     code: key,
                     name: label,
@@ -123,6 +127,7 @@ fn classify<K: RecordKind>(context: &Baseline, event: RecordEvent<K::Record>) ->
                     hash,
                     verdict,
                     record,
+                    detail_url: extracted.detail_url.clone(),
                 }
             }),
             warnings: extracted.warnings,

@@ -48,6 +48,10 @@ pub struct Counts {
     /// Records that could not be used (unreadable, no usable code, refused values, a second
     /// record claiming a code).
     pub skipped: u64,
+    /// Detail pages read (200), confirmed unchanged (304), and failed (tried again next run).
+    pub details_fetched: u64,
+    pub details_not_modified: u64,
+    pub details_failed: u64,
     /// Problems met, by kind (all of them, including those not kept in the run's issues).
     pub problems: BTreeMap<IssueKind, u64>,
 }

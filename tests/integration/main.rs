@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+mod details;
 mod engine;
 mod failures;
 mod guard;

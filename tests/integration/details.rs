@@ -1,0 +1,259 @@
+//! The national portal's list driving its detail pages, on a fake portal over real HTTP: the
+//! captured list rows, and the captured full detail page served for each of them. A failing
+//! page is reported and retried without failing the source or emptying a procedure; an
+//! unchanged page answers 304 and what it said before is kept.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
+use crate::support::portal::{FakePortal, Reply, Seen, dvcqg_list};
+use crate::support::{TestConfig, TestDb, sync};
+
+const DETAIL_PATH: &str = "/p/home/dvc-tthc-thu-tuc-hanh-chinh-chi-tiet.html";
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/dvcqg")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// The captured list rows that link to their detail pages.
+fn rows() -> Vec<serde_json::Value> {
+    serde_json::from_str(&fixture("list-citizen-detail-links.json")).unwrap()
+}
+
+/// The current record of `code`, as stored.
+fn record(db: &TestDb, code: &str) -> serde_json::Value {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        record: String,
+    }
+    let row: Row = diesel::sql_query(
+        "SELECT v.record::text AS record FROM procedures p JOIN procedure_versions v \
+         USING (source, code, version) WHERE p.code = $1",
+    )
+    .bind::<Text, _>(code)
+    .get_result(&mut db.conn())
+    .unwrap();
+    serde_json::from_str(&row.record).unwrap()
+}
+
+/// The portal: the list from `rows`, and for each procedure id its detail page (the captured
+/// page, its code made the row's), with an ETag; ids in `failing` answer 500.
+struct Portal {
+    rows: Arc<Mutex<Vec<serde_json::Value>>>,
+    failing: Arc<Mutex<HashSet<String>>>,
+    portal: FakePortal,
+}
+
+impl Portal {
+    fn start() -> Portal {
+        let rows = Arc::new(Mutex::new(rows()));
+        let failing = Arc::new(Mutex::new(HashSet::new()));
+        let page = fixture("detail-full-3.000001.html");
+        let (list_rows, fail) = (rows.clone(), failing.clone());
+        let portal = FakePortal::start(move |seen: &Seen| {
+            if seen.path != DETAIL_PATH {
+                return dvcqg_list(list_rows.lock().unwrap().clone())(seen);
+            }
+            let id = seen.query.get("ma_thu_tuc").cloned().unwrap_or_default();
+            if fail.lock().unwrap().contains(&id) {
+                return Reply::status(500);
+            }
+            let all = list_rows.lock().unwrap().clone();
+            let Some(row) = all.iter().find(|r| r["ID_TTHC"] == id.as_str()) else {
+                return Reply::status(404);
+            };
+            let etag = format!("\"v1-{id}\"");
+            if seen.headers.get("if-none-match") == Some(&etag) {
+                return Reply::status(304).header("etag", &etag);
+            }
+            let code = row["TTHC_MA"].as_str().unwrap();
+            Reply::ok(page.replace("3.000001", code), "text/html; charset=utf-8")
+                .header("etag", &etag)
+        });
+        Portal {
+            rows,
+            failing,
+            portal,
+        }
+    }
+
+    fn detail_requests(&self) -> Vec<Seen> {
+        self.portal
+            .requests()
+            .into_iter()
+            .filter(|s| s.path == DETAIL_PATH)
+            .collect()
+    }
+}
+
+fn config(db: &TestDb, portal: &Portal) -> TestConfig {
+    TestConfig::new(
+        db,
+        "",
+        &format!(
+            "[[source]]\nname = \"dvcqg\"\nmapping = \"dvcqg-list-details.toml\"\nbase_url = \"{}\"\ndetail_concurrency = 3\n",
+            portal.portal.base_url
+        ),
+    )
+}
+
+#[tokio::test]
+async fn list_then_details_with_a_failing_page_a_304_and_nothing_lost() {
+    let db = TestDb::new();
+    let portal = Portal::start();
+    let config = config(&db, &portal).load();
+    // 1.001456 (id 2131) fails the first time.
+    portal.failing.lock().unwrap().insert("2131".into());
+    let first = sync(&config, &db, "dvcqg", false).await.unwrap();
+    assert_eq!(first.counts.added, 10);
+    assert_eq!(
+        (first.counts.details_fetched, first.counts.details_failed),
+        (9, 1)
+    );
+    let failed: Vec<_> = first
+        .issues
+        .iter()
+        .filter(|i| i.kind == tthc_sync::sync::issues::IssueKind::Detail)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert!(
+        failed[0]
+            .url
+            .as_deref()
+            .unwrap()
+            .ends_with("ma_thu_tuc=2131")
+            && failed[0].record.as_deref().unwrap().starts_with("1.001456")
+            && failed[0].message.contains("500"),
+        "{failed:?}"
+    );
+    // The list's values with the page's details: what a citizen needs.
+    let stay = record(&db, "1.004194");
+    assert_eq!(stay["name"], "Đăng ký tạm trú");
+    assert_eq!(stay["kind"], "Công dân");
+    assert_eq!(stay["decision"]["number"], "4221/EVN-KDMBD");
+    assert_eq!(stay["documents"].as_array().unwrap().len(), 5);
+    assert_eq!(stay["legal_basis"][0]["number"], "61/2024/QH15");
+    assert_eq!(stay["channels"][1]["kind"], "online");
+    // The failed one is stored from the list alone.
+    let passport = record(&db, "1.001456");
+    assert_eq!(passport["documents"], serde_json::json!([]));
+    // Every page asked for (the failing one tried again within the run by the fetcher).
+    let ids: HashSet<String> = portal
+        .detail_requests()
+        .iter()
+        .map(|s| s.query["ma_thu_tuc"].clone())
+        .collect();
+    assert_eq!(ids.len(), 10);
+
+    // Next run, nothing changed in the list: only the failed page is asked for again.
+    portal.failing.lock().unwrap().clear();
+    let before = portal.detail_requests().len();
+    let second = sync(&config, &db, "dvcqg", false).await.unwrap();
+    let asked: Vec<String> = portal.detail_requests()[before..]
+        .iter()
+        .map(|s| s.query["ma_thu_tuc"].clone())
+        .collect();
+    assert_eq!(asked, ["2131"]);
+    assert_eq!(
+        (
+            second.counts.modified,
+            second.counts.unchanged,
+            second.counts.details_fetched
+        ),
+        (1, 9, 1)
+    );
+    assert_eq!(
+        record(&db, "1.001456")["documents"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+
+    // Two list entries change: one page is unchanged (304), the other fails. Both keep the
+    // details their pages gave before; only the list's change is a change.
+    {
+        let mut rows = portal.rows.lock().unwrap();
+        rows[0]["NAME"] = "Đăng ký tạm trú (sửa)".into();
+        rows[2]["NAME"] = "Đăng ký thường trú (sửa)".into();
+    }
+    portal.failing.lock().unwrap().insert("6007".into());
+    let before = portal.detail_requests().len();
+    let third = sync(&config, &db, "dvcqg", false).await.unwrap();
+    let asked = &portal.detail_requests()[before..];
+    let ids: HashSet<&str> = asked
+        .iter()
+        .map(|s| s.query["ma_thu_tuc"].as_str())
+        .collect();
+    assert_eq!(ids, HashSet::from(["5974", "6007"]));
+    let conditional = asked
+        .iter()
+        .find(|s| s.query["ma_thu_tuc"] == "5974")
+        .unwrap();
+    assert_eq!(conditional.headers["if-none-match"], "\"v1-5974\"");
+    assert_eq!(
+        (
+            third.counts.modified,
+            third.counts.details_not_modified,
+            third.counts.details_failed
+        ),
+        (2, 1, 1)
+    );
+    for code in ["1.004194", "1.004222"] {
+        let kept = record(&db, code);
+        assert!(kept["name"].as_str().unwrap().ends_with("(sửa)"), "{kept}");
+        assert_eq!(kept["documents"].as_array().unwrap().len(), 5, "{code}");
+        assert_eq!(kept["legal_basis"].as_array().unwrap().len(), 2, "{code}");
+    }
+    let fields: Vec<&String> = third.changes.iter().flat_map(|c| &c.fields).collect();
+    assert_eq!(fields, ["name", "name"], "{:?}", third.changes);
+}
+
+#[tokio::test]
+async fn a_login_page_instead_of_a_detail_page_is_a_failed_page_not_data() {
+    let db = TestDb::new();
+    let list = rows();
+    let portal = FakePortal::start(move |seen: &Seen| {
+        if seen.path == DETAIL_PATH {
+            return Reply::ok(
+                "<html><body><form action=/login><input type=password name=p></form></body></html>",
+                "text/html",
+            );
+        }
+        dvcqg_list(list.clone())(seen)
+    });
+    let config = TestConfig::new(
+        &db,
+        "",
+        &format!(
+            "[[source]]\nname = \"dvcqg\"\nmapping = \"dvcqg-list-details.toml\"\nbase_url = \"{}\"\n",
+            portal.base_url
+        ),
+    )
+    .load();
+    let report = sync(&config, &db, "dvcqg", false).await.unwrap();
+    assert_eq!(
+        (report.counts.added, report.counts.details_failed),
+        (10, 10)
+    );
+    let issue = report
+        .issues
+        .iter()
+        .find(|i| i.kind == tthc_sync::sync::issues::IssueKind::Detail)
+        .unwrap();
+    assert!(
+        issue.message.contains("log-in") || issue.message.contains("login"),
+        "{}",
+        issue.message
+    );
+}
