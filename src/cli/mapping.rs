@@ -14,7 +14,7 @@ use serde_json::json;
 use super::{Out, Outcome, UsageError, count};
 use tthc_sync::fetch::decode;
 use tthc_sync::mapping::{Format, Mapping, PageSummary, answer, field};
-use tthc_sync::model::{Kind, Procedures, RecordKind, Stats};
+use tthc_sync::model::{Decisions, Kind, Procedures, RecordKind, Stats};
 
 #[derive(Debug, Subcommand)]
 pub enum MappingCommand {
@@ -111,6 +111,9 @@ pub fn run(command: &MappingCommand, as_json: bool, out: &mut Out) -> Result<Out
             check_sample::<Procedures>(&mapping, file, sample, *show, as_json, problems, out)
         }
         Kind::Stats => check_sample::<Stats>(&mapping, file, sample, *show, as_json, problems, out),
+        Kind::Decisions => {
+            check_sample::<Decisions>(&mapping, file, sample, *show, as_json, problems, out)
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! that calls into the library and prints for people, or JSON with `--json`.
 
 mod changes;
+mod decisions;
 mod mapping;
 mod migrate;
 mod out;
@@ -61,8 +62,11 @@ pub enum Command {
     Changes(changes::ChangesArgs),
     /// List or search stored procedures ("dang ky khai sinh" finds "Đăng ký khai sinh").
     Procedures(procedures::ListArgs),
-    /// Show one procedure (by national or local code): what each source says, and its versions.
+    /// Show one procedure (by national or local code): what each source says, its versions,
+    /// and the publishing decisions that name it.
     Procedure(procedures::ShowArgs),
+    /// List the publishing decisions stored (quyết định công bố), newest first.
+    Decisions(decisions::DecisionsArgs),
     /// Load a file people received (the province's monthly spreadsheet) into a source.
     Import(sync::ImportArgs),
     /// Dossier statistics per unit and period: counters, indicators and problems.
@@ -122,6 +126,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             procedures::list(&load_config(&cli)?, args, cli.json, &mut out)
         }
         Command::Procedure(args) => procedures::show(&load_config(&cli)?, args, cli.json, &mut out),
+        Command::Decisions(args) => decisions::run(&load_config(&cli)?, args, cli.json, &mut out),
         Command::Run(args) => serve::run(&load_config(&cli)?, args, cli.json, &mut out),
         Command::Serve(args) => serve::serve(&load_config(&cli)?, args),
         Command::User(command) => users::run(&load_config(&cli)?, command, cli.json, &mut out),

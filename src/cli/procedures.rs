@@ -14,7 +14,8 @@ use super::{
 use tthc_sync::clock::local_time;
 use tthc_sync::config::Config;
 use tthc_sync::db::procedures::{self, ProcedureSummary, VersionRow};
-use tthc_sync::db::{Conn, runs};
+use tthc_sync::db::{Conn, decision_store, runs};
+use tthc_sync::model::decision::{DecisionList, DecisionRef, ProcedureRef, abolishing};
 use tthc_sync::model::{Channel, Procedure, Status};
 
 #[derive(Debug, Args)]
@@ -98,15 +99,44 @@ pub fn show(config: &Config, args: &ShowArgs, json: bool, out: &mut Out) -> Resu
     for p in &current {
         versions.extend(procedures::versions(&mut conn, &p.source, &p.code)?);
     }
+    let decided = decisions_naming(&mut conn, &current, &versions)?;
+    let abolished_by = abolishing(&decided);
     if json {
+        let decisions: Vec<serde_json::Value> = decided
+            .iter()
+            .map(|(d, list)| json!({"decision": d, "list": list}))
+            .collect();
         serde_json::to_writer_pretty(
             &mut *out,
-            &json!({"procedure": current, "versions": versions}),
+            &json!({"procedure": current, "versions": versions, "decisions": decisions, "abolished_by": abolished_by}),
         )?;
         writeln!(out)?;
         return Ok(Outcome::Success);
     }
     writeln!(out, "{TIMES_NOTE}")?;
+    if let Some(d) = abolished_by {
+        writeln!(
+            out,
+            "ABOLISHED (bãi bỏ) {}, although a source may still list it.",
+            d.cite_vi()
+        )?;
+    }
+    if !decided.is_empty() {
+        writeln!(out, "Publishing decisions naming it:")?;
+        for (d, list) in &decided {
+            writeln!(
+                out,
+                "  {}  {:<22} {}: {}",
+                d.date.map_or_else(
+                    || "(no date)".to_string(),
+                    |d| d.format("%d-%m-%Y").to_string()
+                ),
+                d.number,
+                d.issuer,
+                list.label_vi()
+            )?;
+        }
+    }
     let mut codes: Vec<&str> = current.iter().map(|p| p.code.as_str()).collect();
     codes.sort_unstable();
     codes.dedup();
@@ -138,6 +168,47 @@ pub fn show(config: &Config, args: &ShowArgs, json: bool, out: &mut Out) -> Resu
         write_procedure(out, &mut conn, p, &mine)?;
     }
     Ok(Outcome::Success)
+}
+
+/// The publishing decisions naming the procedure as any source holds it (by code, the
+/// portal's id of it, or its name), each once.
+fn decisions_naming(
+    conn: &mut Conn,
+    current: &[ProcedureSummary],
+    versions: &[VersionRow],
+) -> Result<Vec<(DecisionRef, DecisionList)>> {
+    let records: Vec<Procedure> = current
+        .iter()
+        .map(|p| {
+            versions
+                .iter()
+                .find(|v| v.source == p.source && v.code == p.code && v.version == p.version)
+                .and_then(|v| serde_json::from_value::<Procedure>(v.record.clone()).ok())
+                .unwrap_or_default()
+        })
+        .collect();
+    let refs: Vec<ProcedureRef<'_>> = current
+        .iter()
+        .zip(&records)
+        .map(|(p, record)| ProcedureRef {
+            code: &p.code,
+            portal_id: &record.portal_id,
+            name: &p.name,
+        })
+        .collect();
+    let mut decided: Vec<(DecisionRef, DecisionList)> = Vec::new();
+    for found in decision_store::naming(conn, &refs)? {
+        for (decision, list) in found {
+            if !decided
+                .iter()
+                .any(|(d, l)| d.id == decision.id && *l == list)
+            {
+                decided.push((decision, list));
+            }
+        }
+    }
+    decided.sort_by(|a, b| (a.0.date, &a.0.number).cmp(&(b.0.date, &b.0.number)));
+    Ok(decided)
 }
 
 /// One source's procedure, laid out for people.

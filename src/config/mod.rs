@@ -569,7 +569,7 @@ fn parse_source(
         bound_problem(detail_days, 0, 3650),
     )?;
     if (s.detail_concurrency.is_some() || s.detail_max_age_days.is_some())
-        && mapping.detail.is_none()
+        && mapping.details.is_empty()
     {
         return Err(keys.invalid(
             key("detail_concurrency"),

@@ -195,11 +195,13 @@ pub(super) fn parse_site(
                         match source.mapping.kind {
                             Kind::Procedures => "procedures",
                             Kind::Stats => "statistics",
+                            Kind::Decisions => "publishing decisions",
                         },
-                        if kind == Kind::Stats {
-                            "sources"
-                        } else {
-                            "stats_sources"
+                        match source.mapping.kind {
+                            Kind::Procedures => "sources",
+                            Kind::Stats => "stats_sources",
+                            Kind::Decisions =>
+                                "no site list: every site cites the decisions of every decisions source",
                         }
                     ),
                 ));

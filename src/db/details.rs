@@ -1,4 +1,4 @@
-//! `procedure_details`: what each source's detail pages last said (validators for a conditional
+//! `detail_pages`: what each source's detail pages last said (validators for a conditional
 //! GET, the detail record, the hash of the record merged with it, the last failure). A cache of
 //! the portal's answers kept beside the runs' data: a run that is held or fails does not undo
 //! it, and the merged hash tells the next run which merges were never committed.
@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel::upsert::excluded;
 
 use super::StoreError;
-use super::schema::procedure_details as pd;
+use super::schema::detail_pages as pd;
 use crate::model::{Digest, Validators};
 
 /// What is known of one procedure's detail page before a run (its record is read only when it
@@ -31,6 +31,8 @@ pub struct DetailState {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetailRow {
     pub code: String,
+    /// Which of the list's detail pages (its `[[detail]]`, in order).
+    pub part: i16,
     pub url: String,
     pub outcome: DetailOutcome,
 }
@@ -50,13 +52,14 @@ pub enum DetailOutcome {
     Failed { error: String },
 }
 
-/// Every detail page known for `source`, by code.
+/// Every detail page known for `source`, by code and part.
 pub fn load(
     conn: &mut PgConnection,
     source: &str,
-) -> Result<HashMap<String, DetailState>, StoreError> {
+) -> Result<HashMap<(String, i16), DetailState>, StoreError> {
     type Row = (
         String,
+        i16,
         Option<String>,
         Option<String>,
         Option<DateTime<Utc>>,
@@ -68,6 +71,7 @@ pub fn load(
         .filter(pd::source.eq(source))
         .select((
             pd::code,
+            pd::part,
             pd::etag,
             pd::last_modified,
             pd::fetched_at,
@@ -78,38 +82,37 @@ pub fn load(
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .map(
-            |(code, etag, last_modified, fetched_at, merged, error, has_record)| {
-                let state = DetailState {
-                    validators: Validators {
-                        etag,
-                        last_modified,
-                    },
-                    fetched_at,
-                    merged_hash: merged.as_deref().and_then(Digest::from_slice),
-                    failed: error.is_some(),
-                    has_record,
-                };
-                (code, state)
-            },
-        )
+        .map(|row| {
+            let (code, part, etag, last_modified, fetched_at, merged, error, has_record) = row;
+            let state = DetailState {
+                validators: Validators {
+                    etag,
+                    last_modified,
+                },
+                fetched_at,
+                merged_hash: merged.as_deref().and_then(Digest::from_slice),
+                failed: error.is_some(),
+                has_record,
+            };
+            ((code, part), state)
+        })
         .collect())
 }
 
-/// The kept detail records of `codes` (JSON text), by code.
+/// The kept detail records of `codes` (JSON text), by code and part.
 pub fn records(
     conn: &mut PgConnection,
     source: &str,
     codes: &[String],
-) -> Result<HashMap<String, String>, StoreError> {
-    let rows: Vec<(String, Option<String>)> = pd::table
+) -> Result<HashMap<(String, i16), String>, StoreError> {
+    let rows: Vec<(String, i16, Option<String>)> = pd::table
         .filter(pd::source.eq(source))
         .filter(pd::code.eq_any(codes))
-        .select((pd::code, pd::detail))
+        .select((pd::code, pd::part, pd::detail))
         .load(conn)?;
     Ok(rows
         .into_iter()
-        .filter_map(|(code, detail)| Some((code, detail?)))
+        .filter_map(|(code, part, detail)| Some(((code, part), detail?)))
         .collect())
 }
 
@@ -127,6 +130,7 @@ pub fn save(
             let key = (
                 pd::source.eq(source),
                 pd::code.eq(&row.code),
+                pd::part.eq(row.part),
                 pd::url.eq(&row.url),
             );
             match &row.outcome {
@@ -147,7 +151,7 @@ pub fn save(
                             pd::failures.eq(0),
                             pd::attempted_at.eq(now),
                         ))
-                        .on_conflict((pd::source, pd::code))
+                        .on_conflict((pd::source, pd::code, pd::part))
                         .do_update()
                         .set((
                             pd::url.eq(excluded(pd::url)),
@@ -163,7 +167,7 @@ pub fn save(
                         .execute(conn)?;
                 }
                 DetailOutcome::NotModified { merged_hash } => {
-                    diesel::update(pd::table.find((source, &row.code)))
+                    diesel::update(pd::table.find((source, &row.code, row.part)))
                         .set((
                             pd::fetched_at.eq(now),
                             pd::merged_hash.eq(merged_hash.0.as_slice()),
@@ -181,7 +185,7 @@ pub fn save(
                             pd::failures.eq(1),
                             pd::attempted_at.eq(now),
                         ))
-                        .on_conflict((pd::source, pd::code))
+                        .on_conflict((pd::source, pd::code, pd::part))
                         .do_update()
                         .set((
                             pd::url.eq(excluded(pd::url)),

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod decision_store;
 pub mod details;
 pub mod notifications;
 pub mod payloads;

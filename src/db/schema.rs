@@ -203,6 +203,7 @@ diesel::table! {
         at -> Timestamptz,
         fields -> Jsonb,
         recorded_at -> Timestamptz,
+        decision -> Nullable<Text>,
     }
 }
 
@@ -288,9 +289,10 @@ diesel::allow_tables_to_appear_in_same_query!(users, api_tokens, sessions);
 diesel::allow_tables_to_appear_in_same_query!(notifications, notification_deliveries);
 
 diesel::table! {
-    procedure_details (source, code) {
+    detail_pages (source, code, part) {
         source -> Text,
         code -> Text,
+        part -> Int2,
         url -> Text,
         etag -> Nullable<Text>,
         last_modified -> Nullable<Text>,
@@ -302,3 +304,63 @@ diesel::table! {
         attempted_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    decisions (source, id) {
+        source -> Text,
+        id -> Text,
+        number -> Text,
+        decided_on -> Nullable<Date>,
+        issuer -> Text,
+        title -> Text,
+        content_hash -> Text,
+        raw_hash -> Nullable<Text>,
+        version -> Int4,
+        status -> Text,
+        missing_runs -> Int4,
+        first_run_id -> Int8,
+        last_changed_run_id -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    decision_versions (source, id, version) {
+        source -> Text,
+        id -> Text,
+        version -> Int4,
+        run_id -> Int8,
+        content_hash -> Text,
+        record -> Json,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    decision_changes (change_id) {
+        change_id -> Int8,
+        source -> Text,
+        id -> Text,
+        run_id -> Int8,
+        kind -> Text,
+        field -> Nullable<Text>,
+        before -> Nullable<Jsonb>,
+        after -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    decision_procedures (source, decision_id, list, position) {
+        source -> Text,
+        decision_id -> Text,
+        list -> Text,
+        position -> Int4,
+        procedure_id -> Text,
+        code -> Text,
+        name -> Text,
+        name_key -> Text,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(decisions, decision_procedures);

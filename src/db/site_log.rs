@@ -25,6 +25,9 @@ pub struct StoredEntry {
     pub at: DateTime<Utc>,
     #[diesel(sql_type = Jsonb)]
     pub fields: serde_json::Value,
+    /// The publishing decision the entry cites ("theo Quyết định số …").
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    pub decision: Option<String>,
 }
 
 /// The site's published entries, newest first, at most `limit`.
@@ -34,7 +37,7 @@ pub fn entries(
     limit: i64,
 ) -> Result<Vec<StoredEntry>, StoreError> {
     Ok(diesel::sql_query(
-        "SELECT code, run_id, kind, name, at, fields FROM site_change_entries \
+        "SELECT code, run_id, kind, name, at, fields, decision FROM site_change_entries \
          WHERE site = $1 ORDER BY at DESC, run_id DESC, code LIMIT $2",
     )
     .bind::<Text, _>(site)
@@ -69,8 +72,8 @@ pub fn record(
         if !new.is_empty() {
             let column = |f: fn(&StoredEntry) -> String| new.iter().map(f).collect::<Vec<_>>();
             diesel::sql_query(
-                "INSERT INTO site_change_entries (site, code, run_id, kind, name, at, fields) \
-                 SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::jsonb[]) \
+                "INSERT INTO site_change_entries (site, code, run_id, kind, name, at, fields, decision) \
+                 SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::text[], $5::text[], $6::timestamptz[], $7::jsonb[], $8::text[]) \
                  ON CONFLICT DO NOTHING",
             )
             .bind::<Text, _>(site)
@@ -80,6 +83,9 @@ pub fn record(
             .bind::<Array<Text>, _>(column(|e| e.name.clone()))
             .bind::<Array<Timestamptz>, _>(new.iter().map(|e| e.at).collect::<Vec<_>>())
             .bind::<Array<Jsonb>, _>(new.iter().map(|e| e.fields.clone()).collect::<Vec<_>>())
+            .bind::<Array<diesel::sql_types::Nullable<Text>>, _>(
+                new.iter().map(|e| e.decision.clone()).collect::<Vec<_>>(),
+            )
             .execute(conn)?;
         }
         diesel::sql_query(

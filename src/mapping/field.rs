@@ -283,11 +283,14 @@ impl FieldRule {
         };
         match self.kind {
             FieldKind::Records(_) => {
-                let nodes = self
-                    .path
-                    .as_ref()
-                    .map(|p| p.nodes(node))
-                    .unwrap_or_default();
+                let nodes = match &self.path {
+                    // `each = ""` over a list (a JSON array) is each of its items.
+                    Some(p) if p.steps.is_empty() && p.attribute.is_none() => {
+                        node.items().unwrap_or_else(|| vec![node])
+                    }
+                    Some(p) => p.nodes(node),
+                    None => Vec::new(),
+                };
                 let items: Vec<Value> = nodes
                     .into_iter()
                     .enumerate()

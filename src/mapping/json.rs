@@ -36,6 +36,19 @@ impl Node for Value {
             _ => None,
         }
     }
+
+    fn items(&self) -> Option<Vec<&Value>> {
+        match self {
+            Value::Array(items) => Some(items.iter().collect()),
+            _ => None,
+        }
+    }
+}
+
+/// Parses a whole response as one record (`[records] whole = true`).
+pub fn parse(body: &str, max_depth: usize) -> Result<Value, ParseError> {
+    let mut deserializer = serde_json::Deserializer::from_str(body);
+    parse_bounded(&mut deserializer, body, max_depth)
 }
 
 /// Parses `body`, reads the document-level `captures` (first value of each) and calls

@@ -166,8 +166,8 @@ struct MappingToml {
     table: Option<tabular::TableToml>,
     /// What labels are, in an HTML mapping.
     html: Option<html::HtmlToml>,
-    /// The detail page each record of this list has.
-    detail: Option<DetailToml>,
+    /// The detail pages each record of this list has.
+    detail: Option<DetailsToml>,
     /// How the month placeholders of a statistics mapping are written.
     period: Option<PeriodToml>,
     fields: BTreeMap<String, toml::Value>,
@@ -178,15 +178,28 @@ struct MappingToml {
     vars: BTreeMap<String, String>,
 }
 
-/// The `[detail]` part of a list mapping.
+/// One `[[detail]]` of a list mapping.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DetailToml {
     /// The detail pages' mapping file, beside this one.
     mapping: String,
-    /// The page's address, with `{PATH}` placeholders read from the list's record
+    /// The page's address, with `{NAME}` placeholders read from the list's record
     /// (`{DETAIL_URL}`, `{base_url}/chi-tiet?id={ID_TTHC}`).
     url: String,
+    #[serde(default = "request::default_method")]
+    method: crate::fetch::Method,
+    /// Form fields of a POST (templates like `url`).
+    #[serde(default)]
+    form: BTreeMap<String, String>,
+}
+
+/// `[detail]` (one page per record) or `[[detail]]` (several, merged in order).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DetailsToml {
+    One(DetailToml),
+    Many(Vec<DetailToml>),
 }
 
 /// The detail pages of a list's records: one page per record, read with its own mapping and
@@ -196,30 +209,47 @@ pub struct DetailSpec {
     pub mapping: Mapping,
     /// The address template as written.
     pub url: String,
-    /// The list record's paths the template reads, by placeholder name.
-    url_paths: Vec<(String, Path)>,
+    pub method: crate::fetch::Method,
+    form: Vec<(String, String)>,
+    /// The list record's paths the templates read, by placeholder name.
+    paths: Vec<(String, Path)>,
+}
+
+/// A record's detail page, asked for: its address (`{base_url}` not yet filled in) and the
+/// form of a POST.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetailAsk {
+    pub url: String,
+    pub form: Vec<(String, String)>,
 }
 
 impl DetailSpec {
-    /// The detail page's address for a list record (`node`), `{base_url}` left for the run to
-    /// fill in; `None` when the record lacks a value the address needs.
-    fn url_of<N: Node>(&self, node: &N) -> Option<String> {
+    /// The request for a list record's (`node`) page; `None` when the record lacks a value
+    /// the request needs.
+    fn ask_of<N: Node>(&self, node: &N) -> Option<DetailAsk> {
         let mut missing = false;
-        let url = request::render(&self.url, &mut |name| {
-            if name == "base_url" {
-                return Some("{base_url}".to_string());
-            }
-            let path = &self.url_paths.iter().find(|(n, _)| n == name)?.1;
-            let value = path
-                .texts(node)
-                .into_iter()
-                .map(|t| t.trim().to_string())
-                .find(|t| !t.is_empty());
-            missing |= value.is_none();
-            Some(value.unwrap_or_default())
-        })
-        .ok()?;
-        (!missing).then_some(url)
+        let mut fill = |template: &str| {
+            request::render(template, &mut |name| {
+                if name == "base_url" {
+                    return Some("{base_url}".to_string());
+                }
+                let path = &self.paths.iter().find(|(n, _)| n == name)?.1;
+                let value = path
+                    .texts(node)
+                    .into_iter()
+                    .map(|t| t.trim().to_string())
+                    .find(|t| !t.is_empty());
+                missing |= value.is_none();
+                Some(value.unwrap_or_default())
+            })
+            .ok()
+        };
+        let url = fill(&self.url)?;
+        let mut form = Vec::with_capacity(self.form.len());
+        for (name, template) in &self.form {
+            form.push((name.clone(), fill(template)?));
+        }
+        (!missing).then_some(DetailAsk { url, form })
     }
 }
 
@@ -228,6 +258,9 @@ impl DetailSpec {
 struct RecordsToml {
     #[serde(default)]
     each: String,
+    /// The whole response is one record (a JSON detail answer that is a bare list).
+    #[serde(default)]
+    whole: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,8 +315,10 @@ pub struct Mapping {
     pub table: Option<tabular::TableSpec>,
     /// The locators, for an HTML mapping.
     pub html: Option<html::HtmlSpec>,
-    /// The detail pages of this list's records.
-    pub detail: Option<Box<DetailSpec>>,
+    /// The whole response is one record (JSON only).
+    pub whole: bool,
+    /// The detail pages of this list's records, in the order they are merged.
+    pub details: Vec<DetailSpec>,
     /// How month placeholders are written.
     pub period: PeriodFormat,
     /// Default values of request placeholders.
@@ -328,9 +363,9 @@ pub struct Extracted<R> {
     /// The record, or its identity (as far as readable) and the reasons it could not be used.
     pub result: Result<R, RecordError>,
     pub warnings: Vec<FieldIssue>,
-    /// The address of the record's detail page, when the mapping has them (`{base_url}` not yet
-    /// filled in).
-    pub detail_url: Option<String>,
+    /// The record's detail pages, one per `[[detail]]` of the mapping (`None` where the record
+    /// lacks what the page's address needs).
+    pub details: Vec<Option<DetailAsk>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -393,6 +428,16 @@ impl Mapping {
             }
             _ => None,
         };
+        let whole = raw.records.as_ref().is_some_and(|r| r.whole);
+        if whole
+            && (raw.format != Format::Json
+                || raw.records.as_ref().is_some_and(|r| !r.each.is_empty()))
+        {
+            return Err(invalid(Invalid::new(
+                "records.whole",
+                "is for JSON mappings whose whole answer is one record, without `each`",
+            )));
+        }
         let records = match (&raw.records, raw.format) {
             (Some(records), Format::Html) => {
                 let mut path = Path::default();
@@ -457,12 +502,18 @@ impl Mapping {
                 "an HTML mapping cannot read totals, page counts or cursors from its pages",
             )));
         }
-        let detail = match raw.detail.take() {
-            None => None,
-            Some(spec) => Some(Box::new(
-                detail_spec(file, raw.kind, spec).map_err(invalid)?,
-            )),
-        };
+        let details = match raw.detail.take() {
+            None => Vec::new(),
+            Some(DetailsToml::One(spec)) => vec![detail_spec(file, raw.kind, spec, "detail")],
+            Some(DetailsToml::Many(specs)) => specs
+                .into_iter()
+                .enumerate()
+                .map(|(i, spec)| detail_spec(file, raw.kind, spec, &format!("detail[{i}]")))
+                .collect(),
+        }
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(invalid)?;
         if let Some(taken) = raw
             .vars
             .keys()
@@ -510,7 +561,8 @@ impl Mapping {
             records,
             table,
             html,
-            detail,
+            details,
+            whole,
             period: PeriodFormat {
                 date_format: raw
                     .period
@@ -557,7 +609,7 @@ impl Mapping {
     /// request's unit and month).
     fn request_placeholders(&self) -> Vec<&'static str> {
         match self.kind {
-            Kind::Procedures => Vec::new(),
+            Kind::Procedures | Kind::Decisions => Vec::new(),
             Kind::Stats => {
                 let mut names = model::stats::request::PERIOD_PLACEHOLDERS.to_vec();
                 names.extend_from_slice(model::stats::request::UNIT_PLACEHOLDERS);
@@ -614,6 +666,21 @@ impl Mapping {
         let captures = self.captures();
         let mut position = 0usize;
         let scanned = match self.format {
+            Format::Json if self.whole => json::parse(body, self.max_depth).map(|root| {
+                position = 1;
+                let raw_hash = self.raw_hash(&salt, body.as_bytes());
+                if known(&raw_hash) {
+                    on_record(RecordEvent::Known { raw_hash });
+                } else {
+                    on_record(RecordEvent::Read(Box::new(
+                        self.read::<K, _>(&root, request, position, raw_hash),
+                    )));
+                }
+                Scanned {
+                    container_found: true,
+                    ..Scanned::default()
+                }
+            }),
             Format::Json => json::scan(
                 body,
                 &self.records,
@@ -811,7 +878,7 @@ impl Mapping {
                     }],
                 }),
                 warnings: Vec::new(),
-                detail_url: None,
+                details: Vec::new(),
             },
         };
         RecordEvent::Read(Box::new(extracted))
@@ -919,7 +986,7 @@ impl Mapping {
             raw_hash,
             result,
             warnings: ctx.warnings,
-            detail_url: self.detail.as_ref().and_then(|d| d.url_of(node)),
+            details: self.details.iter().map(|d| d.ask_of(node)).collect(),
         }
     }
 }
@@ -1052,15 +1119,21 @@ name = "NAME"
     }
 }
 
-/// The `[detail]` part of a list mapping: its detail mapping (loaded from beside the list's
-/// file, of the same kind, without a request of its own) and the address template.
-fn detail_spec(file: &FsPath, kind: Kind, raw: DetailToml) -> Result<DetailSpec, Invalid> {
+/// One `[[detail]]` of a list mapping (`key` names it in messages): its detail mapping
+/// (loaded from beside the list's file, of the same kind, without a request of its own) and
+/// the request's templates.
+fn detail_spec(
+    file: &FsPath,
+    kind: Kind,
+    raw: DetailToml,
+    key: &str,
+) -> Result<DetailSpec, Invalid> {
+    let at = |part: &str| format!("{key}.{part}");
     let path = file.parent().unwrap_or(FsPath::new(".")).join(&raw.mapping);
-    let mapping =
-        Mapping::load(&path).map_err(|e| Invalid::new("detail.mapping", e.to_string()))?;
+    let mapping = Mapping::load(&path).map_err(|e| Invalid::new(at("mapping"), e.to_string()))?;
     if mapping.kind != kind {
         return Err(Invalid::new(
-            "detail.mapping",
+            at("mapping"),
             format!(
                 "{} reads {:?}, but this mapping reads {:?}",
                 path.display(),
@@ -1071,7 +1144,7 @@ fn detail_spec(file: &FsPath, kind: Kind, raw: DetailToml) -> Result<DetailSpec,
     }
     if !mapping.request.url.is_empty() {
         return Err(Invalid::new(
-            "detail.mapping",
+            at("mapping"),
             format!(
                 "{} has a `[request]`: a mapping of detail pages has none (this `[detail] url` gives each page's address)",
                 path.display()
@@ -1079,20 +1152,29 @@ fn detail_spec(file: &FsPath, kind: Kind, raw: DetailToml) -> Result<DetailSpec,
         ));
     }
     if let Some(problem) = request::url_problem(&raw.url) {
-        return Err(Invalid::new("detail.url", problem));
+        return Err(Invalid::new(at("url"), problem));
     }
-    let mut url_paths = Vec::new();
-    for name in request::placeholders(&raw.url) {
-        if name == "base_url" {
+    if !raw.form.is_empty() && raw.method != crate::fetch::Method::Post {
+        return Err(Invalid::new(
+            at("form"),
+            "form fields are sent with `method = \"POST\"`",
+        ));
+    }
+    let mut paths = Vec::new();
+    let templates = std::iter::once(raw.url.as_str()).chain(raw.form.values().map(String::as_str));
+    for name in templates.flat_map(request::placeholders) {
+        if name == "base_url" || paths.iter().any(|(n, _)| *n == name) {
             continue;
         }
-        let path = Path::parse(&name).map_err(|m| Invalid::new("detail.url", m))?;
-        url_paths.push((name, path));
+        let path = Path::parse(&name).map_err(|m| Invalid::new(at("url"), m))?;
+        paths.push((name, path));
     }
     Ok(DetailSpec {
         mapping,
         url: raw.url,
-        url_paths,
+        method: raw.method,
+        form: raw.form.into_iter().collect(),
+        paths,
     })
 }
 
@@ -1111,7 +1193,7 @@ fn check_kind(
         .iter()
         .find(|n| PERIOD_PLACEHOLDERS.contains(&n.as_str()));
     match kind {
-        Kind::Procedures => {
+        Kind::Procedures | Kind::Decisions => {
             if let Some(name) = period_placeholder {
                 return Err(Invalid::new(
                     "request",
@@ -1830,7 +1912,7 @@ mod shipped_detail {
         let m = shipped("dvcqg-list-details.toml");
         let mut urls = Vec::new();
         m.extract::<Procedures>(&page("list-citizen-detail-links.json"), &mut |e| {
-            urls.push((e.result.unwrap().code, e.detail_url))
+            urls.push((e.result.unwrap().code, e.details[0].clone().map(|a| a.url)))
         })
         .unwrap();
         assert_eq!(urls.len(), 10);
@@ -1922,5 +2004,123 @@ mod shipped_detail {
         assert_eq!(p.agencies[0].name, "Tập đoàn Điện lực Việt Nam");
         // "Không có yêu cầu điều kiện" means none.
         assert_eq!(p.conditions, "");
+    }
+}
+
+/// The national portal's publishing-decision feed (`mappings/dvcqg-decisions.toml` and its
+/// lists) on the captured answers; the expected values are read off the captures.
+#[cfg(test)]
+mod shipped_decisions {
+    use super::shipped::shipped;
+    use super::*;
+    use crate::model::{Decisions, PublishingDecision};
+
+    fn capture(name: &str) -> String {
+        std::fs::read_to_string(
+            FsPath::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/dvcqg")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    fn read(mapping: &str, body: &str) -> (Vec<Extracted<PublishingDecision>>, PageSummary) {
+        let m = shipped(mapping);
+        let mut got = Vec::new();
+        let summary = m.extract::<Decisions>(body, &mut |e| got.push(e)).unwrap();
+        (got, summary)
+    }
+
+    #[test]
+    fn the_feed_gives_number_date_issuer_and_title() {
+        let (got, summary) = read("dvcqg-decisions.toml", &capture("decisions.json"));
+        assert_eq!(got.len(), 50);
+        assert_eq!(summary.declared_total, Some(23039));
+        assert!(
+            got.iter()
+                .all(|e| e.warnings.is_empty() && e.result.is_ok())
+        );
+        let first = got[0].result.as_ref().unwrap();
+        assert_eq!(first.id, "115187");
+        // "2193/QĐ-UBND." on the portal: the stray dot goes.
+        assert_eq!(first.number, "2193/QĐ-UBND");
+        assert_eq!(first.date, "2025-12-09");
+        assert_eq!(first.issuer, "UBND tỉnh Thái Nguyên");
+        assert_eq!(first.issuer_code, "370865");
+        assert_eq!(
+            first.title,
+            "Về việc công bố Danh mục thủ tục hành chính trong một số lĩnh vực thuộc phạm vi chức năng quản lý của Sở Văn hóa, Thể thao và Du lịch tỉnh Thái Nguyên"
+        );
+        let last = got[49].result.as_ref().unwrap();
+        assert_eq!(
+            (last.number.as_str(), last.date.as_str()),
+            ("1673/QĐ-UBND", "2025-12-02")
+        );
+        // A hard line break inside a title is a space.
+        assert_eq!(
+            last.title,
+            "V/v công bố Danh mục thủ tục hành chính sửa đổi, bổ sung trong lĩnh vực Thiết bị y tế thuộc thẩm quyền giải quyết của Sở Y tế"
+        );
+        // Each decision asks for its three lists by its id.
+        let asks: Vec<&str> = got[0]
+            .details
+            .iter()
+            .map(|a| a.as_ref().unwrap().form[0].1.as_str())
+            .collect();
+        assert_eq!(asks.len(), 3);
+        assert!(
+            asks[0].contains("\"service\":\"get_procedures_by_dp_id_service_v2\"")
+                && asks[0].contains("\"id\":115187")
+        );
+        assert!(asks[1].contains("get_modified_procedures_by_dp_id_service_v2"));
+        assert!(asks[2].contains("get_rescinded_procedures_by_dp_id_service_v2"));
+    }
+
+    #[test]
+    fn a_decisions_lists_name_its_procedures() {
+        let (got, _) = read(
+            "dvcqg-decision-modified.toml",
+            &capture("decision-115010-modified.json"),
+        );
+        assert_eq!(got.len(), 1, "the whole answer is one record");
+        let decision = got[0].result.as_ref().unwrap();
+        let named: Vec<(&str, &str)> = decision
+            .modified
+            .iter()
+            .map(|p| (p.id.as_str(), p.name.as_str()))
+            .collect();
+        assert_eq!(
+            named,
+            [
+                (
+                    "388421",
+                    "Công bố đối với nguyên liệu sản xuất thiết bị y tế, chất ngoại kiểm chứa chất ma túy và tiền chất"
+                ),
+                (
+                    "109830",
+                    "Công bố đủ điều kiện sản xuất trang thiết bị y tế"
+                ),
+                (
+                    "109833",
+                    "Công bố tiêu chuẩn áp dụng đối với thiết bị y tế thuộc loại A, B"
+                ),
+                (
+                    "109836",
+                    "Công bố đủ điều kiện mua bán trang thiết bị y tế thuộc loại B, C, D"
+                ),
+            ]
+        );
+        // An empty list is an empty list, not an error.
+        let (got, _) = read(
+            "dvcqg-decision-new.toml",
+            &capture("decision-115010-new.json"),
+        );
+        let decision = got[0].result.as_ref().unwrap();
+        assert!(decision.new.is_empty() && got[0].warnings.is_empty());
+        let (got, _) = read(
+            "dvcqg-decision-rescinded.toml",
+            &capture("decision-115010-rescinded.json"),
+        );
+        assert!(got[0].result.as_ref().unwrap().rescinded.is_empty());
     }
 }

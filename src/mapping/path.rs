@@ -319,6 +319,11 @@ pub trait Node: Sized {
     fn text(&self) -> Option<Cow<'_, str>>;
     /// The value of an attribute (XML) or key (JSON).
     fn attribute(&self, name: &str) -> Option<Cow<'_, str>>;
+    /// The items of a node that is a list (a JSON array), which the empty path reaches one by
+    /// one as records; `None` for any other node.
+    fn items(&self) -> Option<Vec<&Self>> {
+        None
+    }
 }
 
 #[cfg(test)]

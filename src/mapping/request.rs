@@ -22,7 +22,7 @@ pub struct RequestSpec {
     pub headers: BTreeMap<String, String>,
 }
 
-fn default_method() -> Method {
+pub(super) fn default_method() -> Method {
     Method::Get
 }
 

@@ -25,6 +25,8 @@ pub enum Kind {
     Procedures,
     /// Dossier statistics per unit and month (`kind = "stats"`).
     Stats,
+    /// Publishing decisions (`kind = "decisions"`).
+    Decisions,
 }
 
 impl Kind {
@@ -33,6 +35,7 @@ impl Kind {
         match self {
             Kind::Procedures => PROCEDURE_SCHEMA,
             Kind::Stats => STATS_SCHEMA.as_slice(),
+            Kind::Decisions => super::decision::DECISION_SCHEMA,
         }
     }
 
@@ -42,6 +45,7 @@ impl Kind {
             Kind::Procedures => &["code", "name"],
             // A row's unit may come from the request; its key is checked when it is read.
             Kind::Stats => &[],
+            Kind::Decisions => &["id", "number"],
         }
     }
 }

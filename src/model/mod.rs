@@ -5,6 +5,7 @@
 //! The model is deliberately plain data (serde structs): mapping produces it, `sync::diff`
 //! compares it, storage keeps it as JSON, publishing renders it.
 
+pub mod decision;
 pub mod hash;
 pub mod kind;
 pub mod procedure;
@@ -12,6 +13,7 @@ pub mod schema;
 pub mod state;
 pub mod stats;
 
+pub use decision::{Decisions, PublishingDecision};
 pub use hash::{Digest, comparable_form, content_hash, hex, json_and_hash};
 pub use kind::{Identity, Kind, PartialIdentity, Procedures, RecordKind, RequestValues};
 pub use procedure::*;

@@ -16,6 +16,10 @@ pub struct Procedure {
     pub code: String,
     /// The source's own code (e.g. `1.001612.000.00.00.H48`), kept as an alias.
     pub local_code: String,
+    /// The portal's own id of the procedure (the national portal's `ID_TTHC`), by which its
+    /// publishing decisions name it; left out of the stored form when empty.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub portal_id: String,
     pub name: String,
     /// Loại thủ tục / who it is for, as the source labels it.
     pub kind: String,
@@ -240,6 +244,7 @@ const DECISION: &[FieldSchema] = &[field("number", Text), field("date", Date)];
 pub const PROCEDURE_SCHEMA: &[FieldSchema] = &[
     field("code", Text),
     field("local_code", Text),
+    field("portal_id", Text),
     field("name", Text),
     field("kind", Text),
     field("levels", TextList),

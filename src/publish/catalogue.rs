@@ -25,6 +25,7 @@ pub struct SourceRecord {
 /// The top-level fields of a procedure, as the merge takes them.
 pub const FIELDS: &[&str] = &[
     "local_code",
+    "portal_id",
     "name",
     "kind",
     "levels",
@@ -33,6 +34,7 @@ pub const FIELDS: &[&str] = &[
     "vertical",
     "sectors",
     "agencies",
+    "competent_agencies",
     "applicants",
     "channels",
     "documents",
@@ -114,6 +116,7 @@ fn take_field(into: &mut Procedure, from: &Procedure, field: &str) -> bool {
     }
     match field {
         "local_code" => text!(local_code),
+        "portal_id" => text!(portal_id),
         "name" => text!(name),
         "kind" => text!(kind),
         "levels" => list!(levels),
@@ -122,6 +125,7 @@ fn take_field(into: &mut Procedure, from: &Procedure, field: &str) -> bool {
         "vertical" => option!(vertical),
         "sectors" => list!(sectors),
         "agencies" => list!(agencies),
+        "competent_agencies" => list!(competent_agencies),
         "applicants" => list!(applicants),
         "channels" => list!(channels),
         "documents" => list!(documents),

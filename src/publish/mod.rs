@@ -26,10 +26,14 @@ use serde::Serialize;
 
 use crate::config::Site;
 use crate::db::StoreError;
+use crate::db::decision_store;
 use crate::db::procedures::{self, CurrentRecord};
 use crate::db::site_log;
 use crate::db::stats_store::{self, RowFilter};
 use crate::model::Procedure;
+use crate::model::decision::{
+    DecisionList, DecisionRef, ProcedureRef, abolishing, decision_of_change,
+};
 use crate::model::stats::{Month, Period, figures};
 use catalogue::{Merged, Selection, SourceRecord, file_name_problem, merge};
 use output::{Build, FileCounts};
@@ -358,6 +362,7 @@ fn render_site(
                 _ => by_code.push((row.code.clone(), vec![row])),
             }
         }
+        let mut admitted: Vec<(String, Merged)> = Vec::new();
         for (code, rows) in by_code {
             if let Some(problem) = file_name_problem(&code) {
                 problems.push(format!("procedure `{code}`: {problem}; no page written"));
@@ -366,10 +371,34 @@ fn render_site(
             let Some(merged) = merge_code(&code, rows, site, &mut problems) else {
                 continue;
             };
-            if !selection.admits(&merged.procedure) {
-                continue;
+            if selection.admits(&merged.procedure) {
+                admitted.push((code, merged));
             }
-            let view = views::procedure_view(&merged, site);
+        }
+        // The publishing decisions naming the slice's procedures, in one query.
+        let refs: Vec<ProcedureRef<'_>> = admitted
+            .iter()
+            .map(|(code, m)| ProcedureRef {
+                code,
+                portal_id: &m.procedure.portal_id,
+                name: &m.procedure.name,
+            })
+            .collect();
+        let naming = decision_store::naming(conn, &refs)?;
+        for ((code, merged), decided) in admitted.into_iter().zip(naming) {
+            let mut view = views::procedure_view(&merged, site);
+            let abolished = abolishing(&decided)
+                .map(DecisionRef::cite_vi)
+                .unwrap_or_default();
+            view.abolished = abolished.clone();
+            view.decisions = decided
+                .iter()
+                .map(|(d, list)| {
+                    let cite = d.cite_vi();
+                    let cite = cite.strip_prefix("theo ").unwrap_or(&cite);
+                    format!("{cite}: {}", list.label_vi())
+                })
+                .collect();
             let page = ProcedurePage {
                 layout: layout(
                     site,
@@ -385,7 +414,9 @@ fn render_site(
             };
             let path = views::procedure_href(&code);
             build.write(&path, &render(&path, &page)?)?;
-            summaries.push(Summary::of(&merged));
+            let mut summary = Summary::of(&merged);
+            summary.abolished = abolished;
+            summaries.push(summary);
             if changed.contains(code.as_str()) {
                 current.insert(code, merged);
             }
@@ -415,13 +446,14 @@ fn render_site(
         last_said.insert(&entry.code, &entry.kind);
     }
     let first_runs = procedures::first_runs(conn, &site.sources)?;
-    let added: Vec<LogEntry> = views::change_log(
+    let mut added: Vec<LogEntry> = views::change_log(
         &changes,
         &current,
         &first_runs,
         &|code| gone_but_belonged.contains(code),
         &|code| last_said.get(code) == Some(&"repealed"),
     );
+    cite_decisions(conn, &mut added, &current)?;
     let listed: HashSet<&str> = summaries.iter().map(|s| s.code.as_str()).collect();
     let key = |e: &LogEntry| (e.code.clone(), e.run_id, e.kind);
     let added_keys: HashSet<_> = added.iter().map(key).collect();
@@ -462,6 +494,43 @@ fn render_site(
             logged: Vec::new(),
         },
     ))
+}
+
+/// Gives each new entry of the change log the publishing decision it follows, when one names
+/// the procedure in the matching list (new, modified, rescinded) and was decided shortly
+/// before the change was recorded (`model::decision::decision_of_change`).
+fn cite_decisions(
+    conn: &mut PgConnection,
+    entries: &mut [LogEntry],
+    current: &HashMap<String, Merged>,
+) -> Result<(), PublishError> {
+    let refs: Vec<ProcedureRef<'_>> = entries
+        .iter()
+        .map(|e| {
+            let procedure = current.get(&e.code).map(|m| &m.procedure);
+            ProcedureRef {
+                code: &e.code,
+                portal_id: procedure.map_or("", |p| p.portal_id.as_str()),
+                name: procedure.map_or(e.name.as_str(), |p| p.name.as_str()),
+            }
+        })
+        .collect();
+    let naming = decision_store::naming(conn, &refs)?;
+    for (entry, decided) in entries.iter_mut().zip(naming) {
+        let lists = match entry.kind {
+            views::EntryKind::New => [DecisionList::New],
+            views::EntryKind::Amended => [DecisionList::Modified],
+            views::EntryKind::Repealed => [DecisionList::Rescinded],
+        };
+        let day = entry
+            .at
+            .with_timezone(&crate::clock::vietnam_offset())
+            .date_naive();
+        if let Some(decision) = decision_of_change(&decided, &lists, day) {
+            entry.decision = decision.cite_vi();
+        }
+    }
+    Ok(())
 }
 
 /// What a live publish adds to the site's kept change log once it is switched.

@@ -70,6 +70,8 @@ pub struct ListedProcedure {
     pub levels: String,
     /// The folded name the search matches against.
     pub key: String,
+    /// A publishing decision abolished it.
+    pub abolished: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +132,7 @@ pub struct ProcedureView {
     pub sector: String,
     pub sectors: String,
     pub agencies: String,
+    pub competent_agencies: String,
     pub applicants: String,
     pub mode: &'static str,
     pub mode_slug: &'static str,
@@ -141,6 +144,10 @@ pub struct ProcedureView {
     pub results: Vec<String>,
     pub legal_basis: Vec<String>,
     pub decision: String,
+    /// "theo Quyết định số …" when a publishing decision abolished it (bãi bỏ).
+    pub abolished: String,
+    /// The publishing decisions naming it, as people cite them.
+    pub decisions: Vec<String>,
     pub submit_url: String,
     pub submit_label: String,
     pub updated: String,
@@ -166,6 +173,8 @@ pub struct ChangeEntry {
     pub fields: Vec<FieldChangeText>,
     /// When in the day (Vietnam time): two runs in one day read in order.
     pub time: String,
+    /// The publishing decision it follows ("theo Quyết định số …"), when one matches.
+    pub decision: String,
 }
 
 #[derive(Debug, Clone)]

@@ -55,6 +55,8 @@ pub struct Summary {
     pub fee: String,
     pub updated: Option<DateTime<Utc>>,
     pub source: String,
+    /// "theo Quyết định số …" when a publishing decision abolished it; empty otherwise.
+    pub abolished: String,
 }
 
 /// The first sector's name, else its code, else "Lĩnh vực khác".
@@ -101,6 +103,7 @@ impl Summary {
             fee,
             updated: merged.updated_at(),
             source: merged.main_source().to_string(),
+            abolished: String::new(),
         }
     }
 }
@@ -150,6 +153,7 @@ pub fn procedure_view(merged: &Merged, site: &Site) -> ProcedureView {
         sector: sector_name(p),
         sectors: join(p.sectors.iter().map(|s| s.name.clone())),
         agencies: join(p.agencies.iter().map(|a| a.name.clone())),
+        competent_agencies: join(p.competent_agencies.iter().map(|a| a.name.clone())),
         applicants: join(p.applicants.iter().cloned()),
         mode: wording::online_mode(p.online_mode),
         mode_slug: wording::online_mode_slug(p.online_mode),
@@ -232,6 +236,8 @@ pub fn procedure_view(merged: &Merged, site: &Site) -> ProcedureView {
                 wording::iso_day(&p.decision.date)
             ),
         },
+        abolished: String::new(),
+        decisions: Vec::new(),
         submit_url,
         submit_label,
         updated: merged
@@ -274,6 +280,7 @@ pub fn sector_groups(summaries: &[Summary]) -> Vec<SectorGroup> {
                         mode_slug: wording::online_mode_slug(s.mode),
                         levels: s.levels.join(", "),
                         key: search_key(&s.name),
+                        abolished: !s.abolished.is_empty(),
                     })
                     .collect(),
             }
@@ -327,6 +334,8 @@ pub struct LogEntry {
     /// Listed on the site now.
     pub listed: bool,
     pub fields: Vec<FieldChangeText>,
+    /// The publishing decision it follows ("theo Quyết định số …"); empty when none matches.
+    pub decision: String,
 }
 
 impl LogEntry {
@@ -344,6 +353,7 @@ impl LogEntry {
                     .map(|f| json!({"label": f.label, "before": f.before, "after": f.after}))
                     .collect(),
             ),
+            decision: Some(self.decision.clone()).filter(|d| !d.is_empty()),
         }
     }
 
@@ -371,6 +381,7 @@ impl LogEntry {
                         .collect()
                 })
                 .unwrap_or_default(),
+            decision: stored.decision.clone().unwrap_or_default(),
         })
     }
 
@@ -454,6 +465,7 @@ pub fn change_log(
                 run_id: c.run_id,
                 listed,
                 fields: Vec::new(),
+                decision: String::new(),
             });
         entry.at = entry.at.max(c.created_at);
         if kind == EntryKind::Amended
@@ -527,11 +539,20 @@ fn entry_view(e: &LogEntry) -> ChangeEntry {
         name: e.name.clone(),
         href: e.href(),
         fields: e.fields.clone(),
+        decision: e.decision.clone(),
     }
 }
 
-/// The entry's changes in one line, for the feed.
+/// The entry's changes in one line, for the feed, with the decision it follows.
 fn summary_line(e: &LogEntry) -> String {
+    let line = what_changed(e);
+    match e.decision.strip_prefix("theo ") {
+        Some(decision) => format!("{line} Theo {decision}."),
+        None => line,
+    }
+}
+
+fn what_changed(e: &LogEntry) -> String {
     match e.kind {
         EntryKind::New => format!("Thủ tục mới được công bố: {}.", e.name),
         EntryKind::Repealed => format!("Thủ tục bị bãi bỏ: {}.", e.name),
@@ -601,6 +622,8 @@ struct ChangeDoc<'a> {
     run_id: i64,
     url: String,
     fields: Vec<FieldDoc<'a>>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    decision: &'a str,
 }
 
 #[derive(Serialize)]
@@ -645,6 +668,7 @@ pub fn changes_json(entries: &[LogEntry], base_url: &str) -> Vec<u8> {
                     after: &f.after,
                 })
                 .collect(),
+            decision: &e.decision,
         })
         .collect();
     json_document("changes", &list)
@@ -665,6 +689,9 @@ struct ProcedureDoc<'a> {
     fee: &'a str,
     updated_at: Option<DateTime<Utc>>,
     source: &'a str,
+    /// The decision that abolished it, cited; absent when none did.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    abolished_by: &'a str,
 }
 
 /// `api/procedures.json`.
@@ -683,6 +710,7 @@ pub fn procedures_json(summaries: &[Summary], base_url: &str) -> Vec<u8> {
             deadline: &s.deadline,
             fee: &s.fee,
             updated_at: s.updated,
+            abolished_by: &s.abolished,
             source: &s.source,
         })
         .collect();

@@ -640,6 +640,7 @@ async fn overview(State(app): State<Shared>, headers: HeaderMap) -> Response {
                 kind: match source.mapping.kind {
                     Kind::Procedures => "Thủ tục hành chính",
                     Kind::Stats => "Số liệu hồ sơ",
+                    Kind::Decisions => "Quyết định công bố",
                 },
                 last_run: run.as_ref().map(|r| RunView::of(r, kind.as_deref())),
                 next: scheduler::next_due(&app.config, source, now)

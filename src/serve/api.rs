@@ -84,6 +84,7 @@ async fn sources(State(app): State<Shared>, _reader: Reader) -> Response {
                 "kind": match source.mapping.kind {
                     Kind::Procedures => "procedures",
                     Kind::Stats => "stats",
+                    Kind::Decisions => "decisions",
                 },
                 "schedule": app.config.schedule_of(source).map(|c| c.expression.clone()),
                 "next_run_at": scheduler::next_due(&app.config, source, now),

@@ -71,10 +71,20 @@ enum Outcome {
     Failed(String),
 }
 
+/// One page a run asks for: the record (its index in the page's records), its code, which
+/// of the list's detail pages, the request.
+struct Asked {
+    index: usize,
+    code: String,
+    part: i16,
+    url: String,
+    form: Vec<(String, String)>,
+}
+
 /// A run's detail pages.
 pub(super) struct DetailPages {
-    spec: DetailSpec,
-    states: HashMap<String, DetailState>,
+    specs: Vec<DetailSpec>,
+    states: HashMap<(String, i16), DetailState>,
     /// Fetch pages (a portal run), or only use what earlier runs kept (a replay, an import).
     fetch: bool,
     /// Remember what the pages said (not in a dry run).
@@ -95,15 +105,15 @@ impl DetailPages {
         fetch: bool,
         save: bool,
     ) -> Result<Option<DetailPages>, SyncError> {
-        let Some(spec) = source.mapping.detail.as_deref() else {
+        if source.mapping.details.is_empty() {
             return Ok(None);
-        };
+        }
         let name = source.name.clone();
         let states = db::blocking(&ctx.pool, move |conn| store::load(conn, &name))
             .await
             .map_err(store_error(&source.name))?;
         Ok(Some(DetailPages {
-            spec: spec.clone(),
+            specs: source.mapping.details.clone(),
             states,
             fetch,
             save,
@@ -124,7 +134,16 @@ impl DetailPages {
         let now = Utc::now();
         stored
             .iter()
-            .filter(|(code, s)| due(self.states.get(*code), &s.hash, now, max_age))
+            .filter(|(code, s)| {
+                (0..self.specs.len() as i16).any(|part| {
+                    due(
+                        self.states.get(&((*code).clone(), part)),
+                        &s.hash,
+                        now,
+                        max_age,
+                    )
+                })
+            })
             .map(|(code, _)| code.clone())
             .collect()
     }
@@ -139,43 +158,46 @@ impl DetailPages {
         stored: &HashMap<String, Stored>,
         state: &mut RunState,
     ) -> Result<Vec<PageRecord>, SyncError> {
-        let wanted: Vec<(usize, String, String)> = records
-            .iter()
-            .enumerate()
-            .filter_map(|(i, record)| match record {
-                PageRecord::Read {
-                    result: Ok(classified),
-                    ..
-                } => {
-                    let url = classified.detail_url.as_ref()?;
-                    Some((
-                        i,
-                        classified.code.clone(),
-                        url.replace("{base_url}", &self.base_url),
-                    ))
+        let mut asked = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            let PageRecord::Read {
+                result: Ok(classified),
+                ..
+            } = record
+            else {
+                continue;
+            };
+            for (part, ask) in classified.details.iter().enumerate() {
+                if let Some(ask) = ask {
+                    asked.push(Asked {
+                        index,
+                        code: classified.code.clone(),
+                        part: part as i16,
+                        url: ask.url.replace("{base_url}", &self.base_url),
+                        form: ask.form.clone(),
+                    });
                 }
-                _ => None,
-            })
-            .collect();
-        if wanted.is_empty() {
+            }
+        }
+        if asked.is_empty() {
             return Ok(records);
         }
-        let asked: Vec<(String, String)> = wanted
-            .iter()
-            .map(|(_, code, url)| (code.clone(), url.clone()))
-            .collect();
-        let outcomes: Vec<Outcome> = futures_util::stream::iter(asked)
-            .map(|(code, url)| async move { self.outcome::<K>(ctx, &code, &url).await })
+        // Indexes, not references, go through the stream: its future stays `Send` for any
+        // caller's lifetime.
+        let asked_ref = &asked;
+        let outcomes: Vec<Outcome> = futures_util::stream::iter(0..asked.len())
+            .map(|i| async move { self.outcome::<K>(ctx, &asked_ref[i]).await })
             .buffered(self.concurrency.max(1))
             .collect()
             .await;
-        // What earlier pages gave, for the records whose page did not give anything new.
-        let need_kept: Vec<String> = wanted
+        // What earlier pages gave, for the pages that did not give anything new.
+        let mut need_kept: Vec<String> = asked
             .iter()
             .zip(&outcomes)
             .filter(|(_, o)| !matches!(o, Outcome::Read(..)))
-            .map(|((_, code, _), _)| code.clone())
+            .map(|(ask, _)| ask.code.clone())
             .collect();
+        need_kept.dedup();
         let kept = if need_kept.is_empty() {
             HashMap::new()
         } else {
@@ -186,9 +208,43 @@ impl DetailPages {
             .await
             .map_err(store_error(&source.name))?
         };
+        // Each record's pages, in part order: what each gave, and how it went.
+        let mut pages: HashMap<usize, Vec<PageRead<'_>>> = HashMap::new();
+        for (ask, outcome) in asked.iter().zip(outcomes) {
+            let kept_value = || {
+                kept.get(&(ask.code.clone(), ask.part))
+                    .and_then(|json| serde_json::from_str::<Value>(json).ok())
+            };
+            let (value, end) = match outcome {
+                Outcome::Read(value, validators) => {
+                    state.counts.details_fetched += 1;
+                    (Some(value.clone()), PageEnd::Fetched(value, validators))
+                }
+                Outcome::NotModified => match kept_value() {
+                    Some(value) => {
+                        state.counts.details_not_modified += 1;
+                        (Some(value), PageEnd::NotModified)
+                    }
+                    // A 304 for a page whose record is gone: read it in full next run.
+                    None => (
+                        None,
+                        PageEnd::Failed(
+                            "the portal said the page is unchanged, but no earlier reading of it is kept; it is read in full next run".into(),
+                        ),
+                    ),
+                },
+                Outcome::Failed(error) => (kept_value(), PageEnd::Failed(error)),
+            };
+            pages.entry(ask.index).or_default().push((ask, value, end));
+        }
         let mut records: Vec<Option<PageRecord>> = records.into_iter().map(Some).collect();
         let mut rows = Vec::new();
-        for ((i, code, url), outcome) in wanted.into_iter().zip(outcomes) {
+        let mut indexes: Vec<usize> = pages.keys().copied().collect();
+        indexes.sort_unstable();
+        for index in indexes {
+            let Some(record_pages) = pages.remove(&index) else {
+                continue;
+            };
             let Some(PageRecord::Read {
                 position,
                 raw_hash,
@@ -196,56 +252,54 @@ impl DetailPages {
                 clean,
                 result: Ok(classified),
                 warnings,
-            }) = records[i].take()
+            }) = records[index].take()
             else {
                 continue;
             };
-            let kept_value = || {
-                kept.get(&code)
-                    .and_then(|json| serde_json::from_str::<Value>(json).ok())
-            };
-            let (detail, row) = match outcome {
-                Outcome::Read(value, validators) => {
-                    state.counts.details_fetched += 1;
-                    (Some(value.clone()), Some((value, validators)))
+            let mut failed = Vec::new();
+            for (ask, _, end) in &record_pages {
+                if let PageEnd::Failed(error) = end {
+                    failed.push((ask.url.clone(), error.clone()));
                 }
-                Outcome::NotModified => {
-                    state.counts.details_not_modified += 1;
-                    match kept_value() {
-                        Some(value) => (Some(value), None),
-                        None => {
-                            // A 304 for a page whose record is gone: read it in full next run.
-                            self.failed(state, &code, &classified, &url, "the portal said the page is unchanged, but no earlier reading of it is kept; it is fetched in full next run".into(), &mut rows);
-                            (None, None)
-                        }
-                    }
-                }
-                Outcome::Failed(error) => {
-                    self.failed(state, &code, &classified, &url, error, &mut rows);
-                    (kept_value(), None)
-                }
-            };
-            let merged = merge_into::<K>(classified, detail, stored);
-            match &row {
-                Some((value, validators)) => rows.push(DetailRow {
-                    code: code.clone(),
-                    url: url.clone(),
-                    outcome: DetailOutcome::Fetched {
-                        validators: validators.clone(),
+            }
+            for (url, error) in &failed {
+                state.counts.details_failed += 1;
+                state.report(RunIssue {
+                    kind: IssueKind::Detail,
+                    message: format!(
+                        "its detail page could not be read ({error}); the record keeps what its page said before, and the page is tried again next run"
+                    ),
+                    record: Some(format!("{} ({})", classified.code, classified.name)),
+                    field: None,
+                    path: None,
+                    url: Some(url.clone()),
+                });
+            }
+            let values: Vec<Value> = record_pages
+                .iter()
+                .filter_map(|(_, value, _)| value.clone())
+                .collect();
+            let merged = merge_into::<K>(classified, values, stored);
+            for (ask, _, end) in record_pages {
+                let outcome = match end {
+                    PageEnd::Fetched(value, validators) => DetailOutcome::Fetched {
+                        validators,
                         record: value.to_string(),
                         merged_hash: merged.hash,
                     },
-                }),
-                None if rows.last().is_none_or(|r| r.code != code) => rows.push(DetailRow {
-                    code: code.clone(),
-                    url: url.clone(),
-                    outcome: DetailOutcome::NotModified {
+                    PageEnd::NotModified => DetailOutcome::NotModified {
                         merged_hash: merged.hash,
                     },
-                }),
-                None => {}
+                    PageEnd::Failed(error) => DetailOutcome::Failed { error },
+                };
+                rows.push(DetailRow {
+                    code: ask.code.clone(),
+                    part: ask.part,
+                    url: ask.url.clone(),
+                    outcome,
+                });
             }
-            records[i] = Some(PageRecord::Read {
+            records[index] = Some(PageRecord::Read {
                 position,
                 raw_hash,
                 stored_code,
@@ -265,56 +319,35 @@ impl DetailPages {
         Ok(records.into_iter().flatten().collect())
     }
 
-    fn failed(
-        &self,
-        state: &mut RunState,
-        code: &str,
-        classified: &Classified,
-        url: &str,
-        error: String,
-        rows: &mut Vec<DetailRow>,
-    ) {
-        state.counts.details_failed += 1;
-        state.report(RunIssue {
-            kind: IssueKind::Detail,
-            message: format!(
-                "its detail page could not be read ({error}); the procedure keeps what its page said before, and the page is tried again next run"
-            ),
-            record: Some(format!("{code} ({})", classified.name)),
-            field: None,
-            path: None,
-            url: Some(url.to_string()),
-        });
-        rows.push(DetailRow {
-            code: code.to_string(),
-            url: url.to_string(),
-            outcome: DetailOutcome::Failed { error },
-        });
-    }
-
-    /// Fetches and reads one record's page (waiting for its turn).
-    async fn outcome<K: RecordKind>(&self, ctx: &SyncContext, code: &str, url: &str) -> Outcome {
+    /// Fetches and reads one page (waiting for its turn).
+    async fn outcome<K: RecordKind>(&self, ctx: &SyncContext, ask: &Asked) -> Outcome {
         if !self.fetch {
             return Outcome::NotModified;
         }
-        let parsed = match url::Url::parse(url) {
+        let Some(spec) = self.specs.get(ask.part as usize) else {
+            return Outcome::Failed("the mapping has no such detail page".into());
+        };
+        let parsed = match url::Url::parse(&ask.url) {
             Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => parsed,
             _ => {
                 return Outcome::Failed(format!(
-                    "`{url}` is not a web address (the list's `[detail] url` builds it)"
+                    "`{}` is not a web address (the list's `[detail] url` builds it)",
+                    ask.url
                 ));
             }
         };
-        let state = self.states.get(code);
+        let state = self.states.get(&(ask.code.clone(), ask.part));
         let request = PageRequest {
-            method: Method::Get,
+            method: spec.method,
             url: parsed,
             query: Vec::new(),
-            form: Vec::new(),
+            form: ask.form.clone(),
             body: None,
             headers: Vec::new(),
             bearer_token: None,
-            validators: state.filter(|s| s.has_record).map(|s| s.validators.clone()),
+            validators: state
+                .filter(|s| s.has_record && spec.method == Method::Get)
+                .map(|s| s.validators.clone()),
         };
         self.wait_turn().await;
         let fetched = match ctx.fetcher.fetch(&request).await {
@@ -324,8 +357,8 @@ impl DetailPages {
         if fetched.not_modified {
             return Outcome::NotModified;
         }
-        let mapping = Arc::new(self.spec.mapping.clone());
-        let expected = code.to_string();
+        let mapping = Arc::new(spec.mapping.clone());
+        let expected = ask.code.clone();
         let read =
             tokio::task::spawn_blocking(move || read_detail::<K>(&mapping, &fetched, &expected))
                 .await;
@@ -348,6 +381,17 @@ impl DetailPages {
         }
         *next = tokio::time::Instant::now() + self.delay;
     }
+}
+
+/// One page of a record as the run read it: what it asked, what the page gave (or what an
+/// earlier reading kept), how it ended.
+type PageRead<'a> = (&'a Asked, Option<Value>, PageEnd);
+
+/// How one page ended, for what is remembered of it.
+enum PageEnd {
+    Fetched(Value, Validators),
+    NotModified,
+    Failed(String),
 }
 
 /// Reads a fetched detail page with its mapping: the page's one record, as JSON, or why the
@@ -383,21 +427,24 @@ fn read_detail<K: RecordKind>(
     Ok((value, fetched.validators.clone()))
 }
 
-/// The list's record merged with its page's (if any), classified against what is stored.
+/// The list's record merged with what its pages gave (in order: the list wins, then each
+/// earlier page), classified against what is stored.
 fn merge_into<K: RecordKind>(
     list: Classified,
-    detail: Option<Value>,
+    details: Vec<Value>,
     stored: &HashMap<String, Stored>,
 ) -> Classified {
-    let Some(detail) = detail else {
+    if details.is_empty() {
         return reclassify(list, stored);
-    };
+    }
     let merged = list
         .record
         .as_deref()
         .and_then(|json| serde_json::from_slice::<Value>(json).ok())
         .and_then(|mut value| {
-            merge(&mut value, detail);
+            for detail in details {
+                merge(&mut value, detail);
+            }
             serde_json::from_value::<K::Record>(value).ok()
         });
     let Some(typed) = merged else {
@@ -413,7 +460,7 @@ fn merge_into<K: RecordKind>(
         hash,
         record: (verdict != Verdict::Unchanged).then_some(json),
         verdict,
-        detail_url: list.detail_url,
+        details: list.details,
     }
 }
 
@@ -447,24 +494,9 @@ mod tests {
         let now = Utc::now();
         let month = chrono::Duration::days(30);
         assert!(due(None, &hash, now, month));
-        assert!(!due(
-            Some(&state(1, false, Some(hash))),
-            &hash,
-            now,
-            month
-        ));
-        assert!(due(
-            Some(&state(1, true, Some(hash))),
-            &hash,
-            now,
-            month
-        ));
-        assert!(due(
-            Some(&state(31, false, Some(hash))),
-            &hash,
-            now,
-            month
-        ));
+        assert!(!due(Some(&state(1, false, Some(hash))), &hash, now, month));
+        assert!(due(Some(&state(1, true, Some(hash))), &hash, now, month));
+        assert!(due(Some(&state(31, false, Some(hash))), &hash, now, month));
         // Merged into a record the store does not hold (the run was held or rolled back).
         assert!(due(
             Some(&state(1, false, Some(Digest([8; 32])))),

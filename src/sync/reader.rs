@@ -38,8 +38,8 @@ pub struct Classified {
     pub verdict: Verdict,
     /// The record's JSON, when it must be written (or merged with its detail page).
     pub record: Option<Vec<u8>>,
-    /// Its detail page's address, when the mapping has detail pages.
-    pub detail_url: Option<String>,
+    /// Its detail pages, when the mapping has them (see `mapping::DetailAsk`).
+    pub details: Vec<Option<crate::mapping::DetailAsk>>,
 }
 
 /// One record of a page.
@@ -118,8 +118,9 @@ fn classify<K: RecordKind>(context: &Baseline, event: RecordEvent<K::Record>) ->
                 let Identity { key, alias, label } = K::into_identity(typed);
                 let verdict = diff::classify(context.stored.get(&key), &hash);
                 // A record with a detail page keeps its JSON: the page is merged into it.
-                let record = (verdict != Verdict::Unchanged || extracted.detail_url.is_some())
-                    .then_some(json);
+                let record = (verdict != Verdict::Unchanged
+                    || extracted.details.iter().any(Option::is_some))
+                .then_some(json);
                 Classified {
                     code: key,
                     name: label,
@@ -127,7 +128,7 @@ fn classify<K: RecordKind>(context: &Baseline, event: RecordEvent<K::Record>) ->
                     hash,
                     verdict,
                     record,
-                    detail_url: extracted.detail_url.clone(),
+                    details: extracted.details.clone(),
                 }
             }),
             warnings: extracted.warnings,

@@ -17,12 +17,13 @@ use super::plan::ChangeSummary;
 use super::records::RunState;
 use super::store::RowsWritten;
 use crate::config::Source;
+use crate::db::decision_store::DecisionTables;
 use crate::db::procedure_store::ProcedureTables;
 use crate::db::records::Tables;
 use crate::db::stats_store::StatsTables;
 use crate::db::{self, Pool, SourceLock, runs};
 use crate::fetch::Fetcher;
-use crate::model::{Kind, Procedures, RecordKind, RunStatus, Stats};
+use crate::model::{Decisions, Kind, Procedures, RecordKind, RunStatus, Stats};
 
 /// How often a running run shows it is alive (see `sync_run_heartbeats`).
 pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
@@ -262,6 +263,7 @@ async fn execute(
             execute_kind::<Procedures, ProcedureTables>(scope, options, state).await
         }
         Kind::Stats => execute_kind::<Stats, StatsTables>(scope, options, state).await,
+        Kind::Decisions => execute_kind::<Decisions, DecisionTables>(scope, options, state).await,
     }
 }
 

@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use diesel::sql_types::Text;
 
 use crate::support::portal::{FakePortal, Reply, Seen, dvcqg_list};
-use crate::support::{TestConfig, TestDb, sync};
+use crate::support::{TestConfig, TestDb, cli, sync, text};
 
 const DETAIL_PATH: &str = "/p/home/dvc-tthc-thu-tuc-hanh-chinh-chi-tiet.html";
 
@@ -256,4 +256,161 @@ async fn a_login_page_instead_of_a_detail_page_is_a_failed_page_not_data() {
         "{}",
         issue.message
     );
+}
+
+/// Two publishing decisions in the captured feed's shape, published today: the first modifies
+/// 1.004194 (id 5974), the second abolishes 1.004222 (id 6007). Their lists in the captured
+/// lists' shape.
+fn decision_reply(seen: &Seen, today: &str) -> Option<Reply> {
+    let params = seen.dvcqg_params()?;
+    let feed: Vec<serde_json::Value> = serde_json::from_str(&fixture("decisions.json")).unwrap();
+    let named = |id: &str, name: &str| {
+        serde_json::json!([{"ID": id, "PROCEDURE_NAME": name, "PUBLISHED_AGENCY": "UBND tỉnh Thái Nguyên",
+            "PUBLISHED_AGENCY_ID": "370865", "AMOUNT": "1", "ROW_STT": "1"}])
+    };
+    let reply = match params["service"].as_str()? {
+        "decision_publishment_advanced_search_service_v2" => {
+            let rows: Vec<serde_json::Value> = feed[..2]
+                .iter()
+                .map(|row| {
+                    let mut row = row.clone();
+                    row["PUBLISHING_DATE"] = today.into();
+                    row["AMOUNT"] = "2".into();
+                    row
+                })
+                .collect();
+            serde_json::json!(rows)
+        }
+        list => match (list, params["id"].as_u64()?) {
+            ("get_modified_procedures_by_dp_id_service_v2", 115187) => {
+                named("5974", "Đăng ký tạm trú")
+            }
+            ("get_rescinded_procedures_by_dp_id_service_v2", 115178) => {
+                named("6007", "Đăng ký thường trú")
+            }
+            (
+                "get_procedures_by_dp_id_service_v2"
+                | "get_modified_procedures_by_dp_id_service_v2"
+                | "get_rescinded_procedures_by_dp_id_service_v2",
+                _,
+            ) => serde_json::json!([]),
+            _ => return Some(Reply::status(404)),
+        },
+    };
+    Some(Reply::json(serde_json::to_vec(&reply).unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_cite_the_changes_they_published_and_abolish_what_they_rescind() {
+    let db = TestDb::new();
+    let today = (chrono::Utc::now() + chrono::Duration::hours(7))
+        .format("%d-%m-%Y")
+        .to_string();
+    let rows = Arc::new(Mutex::new(rows()));
+    let page = fixture("detail-full-3.000001.html");
+    let (list_rows, day) = (rows.clone(), today.clone());
+    let portal = FakePortal::start(move |seen: &Seen| {
+        if seen.path == DETAIL_PATH {
+            let id = seen.query.get("ma_thu_tuc").cloned().unwrap_or_default();
+            let all = list_rows.lock().unwrap().clone();
+            let Some(row) = all.iter().find(|r| r["ID_TTHC"] == id.as_str()) else {
+                return Reply::status(404);
+            };
+            let code = row["TTHC_MA"].as_str().unwrap();
+            return Reply::ok(page.replace("3.000001", code), "text/html; charset=utf-8");
+        }
+        if seen
+            .dvcqg_params()
+            .is_some_and(|p| p["service"] != "get_ds_tthc_da_cong_bo_dvc_service")
+        {
+            return decision_reply(seen, &day).unwrap_or(Reply::status(400));
+        }
+        dvcqg_list(list_rows.lock().unwrap().clone())(seen)
+    });
+    let out_dir = tempfile::tempdir().unwrap();
+    let site = out_dir.path().join("xa");
+    let config = TestConfig::new(
+        &db,
+        "",
+        &format!(
+            "[[source]]\nname = \"dvcqg\"\nmapping = \"dvcqg-list-details.toml\"\nbase_url = \"{url}\"\n\n\
+             [[source]]\nname = \"qd\"\nmapping = \"dvcqg-decisions.toml\"\nbase_url = \"{url}\"\n\n\
+             [[site]]\nname = \"xa\"\ntitle = \"UBND xã Cộng Hòa\"\noutput_dir = \"{}\"\nbase_url = \"https://conghoa.example.gov.vn/tthc\"\nsources = [\"dvcqg\"]\n",
+            site.display(),
+            url = portal.base_url,
+        ),
+    );
+    let run = |args: &[&str]| {
+        let output = cli(&config, args);
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&output.stderr)
+        );
+        text(&output.stdout)
+    };
+    // The catalogue's first run is the site's baseline; then the decisions.
+    run(&["sync", "--source", "dvcqg", "--publish"]);
+    let synced = run(&["sync", "--source", "qd"]);
+    assert!(synced.contains("2 added"), "{synced}");
+    let listed = run(&["decisions"]);
+    assert!(
+        listed.contains("2193/QĐ-UBND")
+            && listed.contains("UBND tỉnh Thái Nguyên")
+            && listed.contains("0 new, 1 modified, 0 abolished")
+            && listed.contains("0 new, 0 modified, 1 abolished"),
+        "{listed}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&run(&["--json", "decisions", "--since", "2020-01-01"])).unwrap();
+    assert_eq!(json["total"], 2);
+    assert_eq!(
+        json["items"][0]["rescinded"].as_i64().unwrap()
+            + json["items"][1]["rescinded"].as_i64().unwrap(),
+        1
+    );
+
+    // The portal changes 1.004194 as decision 2193/QĐ-UBND says.
+    rows.lock().unwrap()[0]["NAME"] = "Đăng ký tạm trú (sửa đổi)".into();
+    run(&["sync", "--source", "dvcqg", "--publish"]);
+    let cite = format!("theo Quyết định số 2193/QĐ-UBND ngày {today} của UBND tỉnh Thái Nguyên");
+    let changes = std::fs::read_to_string(site.join("thay-doi/index.html")).unwrap();
+    assert!(changes.contains(&cite), "{changes}");
+    let feed = std::fs::read_to_string(site.join("feed.xml")).unwrap();
+    assert!(feed.contains("Theo Quyết định số 2193/QĐ-UBND"), "{feed}");
+    let api: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(site.join("api/changes.json")).unwrap())
+            .unwrap();
+    assert_eq!(api["changes"][0]["decision"], cite.as_str());
+
+    // 1.004222 is still in the portal's list, but the second decision abolishes it.
+    let abolished = std::fs::read_to_string(site.join("thu-tuc/1.004222.html")).unwrap();
+    assert!(
+        abolished.contains("Thủ tục này đã bị bãi bỏ")
+            && abolished.contains("Quyết định số 2991/QĐ-UBND"),
+        "{abolished}"
+    );
+    let index = std::fs::read_to_string(site.join("index.html")).unwrap();
+    assert!(index.contains("Bãi bỏ"));
+    let shown = run(&["procedure", "1.004222"]);
+    assert!(
+        shown.contains("ABOLISHED (bãi bỏ) theo Quyết định số 2991/QĐ-UBND"),
+        "{shown}"
+    );
+    let shown = run(&["procedure", "1.004194"]);
+    assert!(
+        shown.contains("2193/QĐ-UBND") && shown.contains("sửa đổi, bổ sung"),
+        "{shown}"
+    );
+    // scripts/test.sh checks these pages with the Nu Html Checker too.
+    if let Ok(keep) = std::env::var("TTHC_KEEP_DECISIONS_SITE") {
+        let copied = std::process::Command::new("cp")
+            .arg("-rL")
+            .arg(&site)
+            .arg(&keep)
+            .status()
+            .unwrap();
+        assert!(copied.success(), "copy the site to {keep}");
+    }
 }
