@@ -1151,7 +1151,9 @@ fn detail_spec(
             ),
         ));
     }
-    if let Some(problem) = request::url_problem(&raw.url) {
+    // An address the record gives whole (`{DETAIL_URL}`) is checked when it is fetched.
+    let from_record = raw.url.starts_with('{') && !raw.url.starts_with("{base_url}");
+    if !from_record && let Some(problem) = request::url_problem(&raw.url) {
         return Err(Invalid::new(at("url"), problem));
     }
     if !raw.form.is_empty() && raw.method != crate::fetch::Method::Post {

@@ -65,8 +65,8 @@ pub fn merge(list: &mut Value, detail: Value) {
 
 /// How one record's page turned out.
 enum Outcome {
-    /// Read: the page's record (as a JSON value) and its validators.
-    Read(Value, Validators),
+    /// Read: the page's record (JSON text) and its validators.
+    Read(String, Validators),
     NotModified,
     Failed(String),
 }
@@ -90,6 +90,9 @@ pub(super) struct DetailPages {
     /// Remember what the pages said (not in a dry run).
     save: bool,
     base_url: String,
+    /// The portal's host: pages elsewhere are not fetched (an address read from a record could
+    /// point anywhere).
+    base_host: Option<String>,
     concurrency: usize,
     delay: Duration,
     /// The earliest moment the next request may start (the politeness delay).
@@ -118,6 +121,7 @@ impl DetailPages {
             fetch,
             save,
             base_url: source.base_url.as_str().trim_end_matches('/').to_string(),
+            base_host: source.base_url.host_str().map(str::to_string),
             concurrency: source.detail_concurrency,
             delay: source.delay,
             next_start: tokio::sync::Mutex::new(tokio::time::Instant::now()),
@@ -208,34 +212,28 @@ impl DetailPages {
             .await
             .map_err(store_error(&source.name))?
         };
-        // Each record's pages, in part order: what each gave, and how it went.
-        let mut pages: HashMap<usize, Vec<PageRead<'_>>> = HashMap::new();
+        // Each record's pages, in part order, and how each went. What the pages gave stays
+        // JSON text until its record is merged: a page of a thousand records holds a thousand
+        // detail records, and as JSON values they weigh several times their text.
+        let mut pages: HashMap<usize, Vec<(&Asked, PageEnd)>> = HashMap::new();
         for (ask, outcome) in asked.iter().zip(outcomes) {
-            let kept_value = || {
-                kept.get(&(ask.code.clone(), ask.part))
-                    .and_then(|json| serde_json::from_str::<Value>(json).ok())
-            };
-            let (value, end) = match outcome {
-                Outcome::Read(value, validators) => {
+            let kept_here = kept.contains_key(&(ask.code.clone(), ask.part));
+            let end = match outcome {
+                Outcome::Read(json, validators) => {
                     state.counts.details_fetched += 1;
-                    (Some(value.clone()), PageEnd::Fetched(value, validators))
+                    PageEnd::Fetched(json, validators)
                 }
-                Outcome::NotModified => match kept_value() {
-                    Some(value) => {
-                        state.counts.details_not_modified += 1;
-                        (Some(value), PageEnd::NotModified)
-                    }
-                    // A 304 for a page whose record is gone: read it in full next run.
-                    None => (
-                        None,
-                        PageEnd::Failed(
-                            "the portal said the page is unchanged, but no earlier reading of it is kept; it is read in full next run".into(),
-                        ),
-                    ),
-                },
-                Outcome::Failed(error) => (kept_value(), PageEnd::Failed(error)),
+                Outcome::NotModified if kept_here => {
+                    state.counts.details_not_modified += 1;
+                    PageEnd::NotModified
+                }
+                // A 304 for a page whose record is gone: read it in full next run.
+                Outcome::NotModified => PageEnd::Failed(
+                    "the portal said the page is unchanged, but no earlier reading of it is kept; it is read in full next run".into(),
+                ),
+                Outcome::Failed(error) => PageEnd::Failed(error),
             };
-            pages.entry(ask.index).or_default().push((ask, value, end));
+            pages.entry(ask.index).or_default().push((ask, end));
         }
         let mut records: Vec<Option<PageRecord>> = records.into_iter().map(Some).collect();
         let mut rows = Vec::new();
@@ -256,35 +254,36 @@ impl DetailPages {
             else {
                 continue;
             };
-            let mut failed = Vec::new();
-            for (ask, _, end) in &record_pages {
+            let mut values: Vec<Value> = Vec::new();
+            for (ask, end) in &record_pages {
+                let json = match end {
+                    PageEnd::Fetched(json, _) => Some(json.as_str()),
+                    // What the page said before, unchanged or not to be had now.
+                    PageEnd::NotModified | PageEnd::Failed(_) => {
+                        kept.get(&(ask.code.clone(), ask.part)).map(String::as_str)
+                    }
+                };
+                values.extend(json.and_then(|j| serde_json::from_str::<Value>(j).ok()));
                 if let PageEnd::Failed(error) = end {
-                    failed.push((ask.url.clone(), error.clone()));
+                    state.counts.details_failed += 1;
+                    state.report(RunIssue {
+                        kind: IssueKind::Detail,
+                        message: format!(
+                            "its detail page could not be read ({error}); the record keeps what its page said before, and the page is tried again next run"
+                        ),
+                        record: Some(format!("{} ({})", classified.code, classified.name)),
+                        field: None,
+                        path: None,
+                        url: Some(ask.url.clone()),
+                    });
                 }
             }
-            for (url, error) in &failed {
-                state.counts.details_failed += 1;
-                state.report(RunIssue {
-                    kind: IssueKind::Detail,
-                    message: format!(
-                        "its detail page could not be read ({error}); the record keeps what its page said before, and the page is tried again next run"
-                    ),
-                    record: Some(format!("{} ({})", classified.code, classified.name)),
-                    field: None,
-                    path: None,
-                    url: Some(url.clone()),
-                });
-            }
-            let values: Vec<Value> = record_pages
-                .iter()
-                .filter_map(|(_, value, _)| value.clone())
-                .collect();
             let merged = merge_into::<K>(classified, values, stored);
-            for (ask, _, end) in record_pages {
+            for (ask, end) in record_pages {
                 let outcome = match end {
-                    PageEnd::Fetched(value, validators) => DetailOutcome::Fetched {
+                    PageEnd::Fetched(record, validators) => DetailOutcome::Fetched {
                         validators,
-                        record: value.to_string(),
+                        record,
                         merged_hash: merged.hash,
                     },
                     PageEnd::NotModified => DetailOutcome::NotModified {
@@ -336,6 +335,13 @@ impl DetailPages {
                 ));
             }
         };
+        if parsed.host_str() != self.base_host.as_deref() {
+            return Outcome::Failed(format!(
+                "`{}` is not on the portal's host ({}); detail pages are fetched from the source's base_url only",
+                ask.url,
+                self.base_host.as_deref().unwrap_or("none")
+            ));
+        }
         let state = self.states.get(&(ask.code.clone(), ask.part));
         let request = PageRequest {
             method: spec.method,
@@ -383,24 +389,21 @@ impl DetailPages {
     }
 }
 
-/// One page of a record as the run read it: what it asked, what the page gave (or what an
-/// earlier reading kept), how it ended.
-type PageRead<'a> = (&'a Asked, Option<Value>, PageEnd);
-
 /// How one page ended, for what is remembered of it.
 enum PageEnd {
-    Fetched(Value, Validators),
+    /// Read: the page's record as JSON text, and its validators.
+    Fetched(String, Validators),
     NotModified,
     Failed(String),
 }
 
-/// Reads a fetched detail page with its mapping: the page's one record, as JSON, or why the
+/// Reads a fetched detail page with its mapping: the page's one record, as JSON text, or why the
 /// page is not a detail page of procedure `expected`.
 fn read_detail<K: RecordKind>(
     mapping: &Mapping,
     fetched: &crate::fetch::Fetched,
     expected: &str,
-) -> Result<(Value, Validators), String> {
+) -> Result<(String, Validators), String> {
     let decoded =
         decode::body_to_text(&fetched.body, fetched.content_type.as_deref()).map_err(|e| e.0)?;
     let mut found = Vec::new();
@@ -423,8 +426,8 @@ fn read_detail<K: RecordKind>(
             "the page is the detail page of {key}, not of {expected}"
         ));
     }
-    let value = serde_json::to_value(&record).map_err(|e| e.to_string())?;
-    Ok((value, fetched.validators.clone()))
+    let json = serde_json::to_string(&record).map_err(|e| e.to_string())?;
+    Ok((json, fetched.validators.clone()))
 }
 
 /// The list's record merged with what its pages gave (in order: the list wins, then each

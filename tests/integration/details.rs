@@ -414,3 +414,40 @@ async fn decisions_cite_the_changes_they_published_and_abolish_what_they_rescind
         assert!(copied.success(), "copy the site to {keep}");
     }
 }
+
+#[tokio::test]
+async fn a_detail_address_read_from_a_record_is_fetched_only_from_the_portal_itself() {
+    let db = TestDb::new();
+    let list = rows();
+    let portal = FakePortal::start(move |seen: &Seen| dvcqg_list(list.clone())(seen));
+    // The captured rows' own addresses, on the real portal's host: not this source's.
+    let mapping = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/dvcqg-list-details.toml"),
+    )
+    .unwrap()
+    .replace(
+        "url = \"{base_url}/p/home/dvc-tthc-thu-tuc-hanh-chinh-chi-tiet.html?ma_thu_tuc={ID_TTHC}\"",
+        "url = \"{DETAIL_URL_FULL}\"",
+    );
+    assert!(mapping.contains("{DETAIL_URL_FULL}"));
+    let config =
+        TestConfig::with_own_mapping(&db, "dvcqg", &portal.base_url, ("elsewhere.toml", &mapping))
+            .load();
+    let report = sync(&config, &db, "dvcqg", false).await.unwrap();
+    assert_eq!(
+        (report.counts.added, report.counts.details_failed),
+        (10, 10)
+    );
+    let issue = report
+        .issues
+        .iter()
+        .find(|i| i.kind == tthc_sync::sync::issues::IssueKind::Detail)
+        .unwrap();
+    assert!(
+        issue.message.contains("not on the portal's host"),
+        "{}",
+        issue.message
+    );
+    // Nothing was asked of the other host (it is unreachable here), and nothing of ours.
+    assert!(portal.requests().iter().all(|s| s.path == "/jsp/rest.jsp"));
+}
