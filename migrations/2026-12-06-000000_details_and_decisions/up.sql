@@ -17,6 +17,9 @@ CREATE TABLE detail_pages (
     -- The detail mapping's record, as JSON text.
     detail TEXT,
     merged_hash BYTEA,
+    -- The content hash of the list's own record when the page was read: a list entry whose
+    -- bytes changed but not its content (a popularity counter) does not make the page read again.
+    list_hash BYTEA,
     -- The last attempt's failure, cleared by a success.
     error TEXT,
     failures INTEGER NOT NULL DEFAULT 0,

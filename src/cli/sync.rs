@@ -382,14 +382,22 @@ fn write_report(out: &mut Out, r: &SyncReport) -> std::io::Result<()> {
     if details > 0 {
         writeln!(
             out,
-            "  detail pages: {} read, {} unchanged (304), {} failed{}",
+            "  detail pages: {} read, {} unchanged since last read, {} failed{}",
             count(c.details_fetched),
             count(c.details_not_modified),
             count(c.details_failed),
-            if c.details_failed > 0 {
-                " — those procedures keep what their pages said before; the pages are tried again next run"
+            if c.details_failed > 0 && c.details_fetched + c.details_not_modified == 0 {
+                format!(
+                    " — none could be read: check that the portal's detail pages answer and the list mapping's [detail] url (`tthc-sync runs show {}` names each page); they are tried again next run",
+                    r.run_id
+                )
+            } else if c.details_failed > 0 {
+                format!(
+                    " — tried again next run (`tthc-sync runs show {}` names each page)",
+                    r.run_id
+                )
             } else {
-                ""
+                String::new()
             }
         )?;
     }

@@ -85,14 +85,18 @@ pub struct Site {
     /// Safety guard: a publish taking more than this share of the site's procedures away at
     /// once is held.
     pub max_removal_share: f64,
+    /// Every source of publishing decisions: each site cites their decisions.
+    pub decision_sources: Vec<String>,
 }
 
 impl Site {
-    /// Whether the site draws on `source` (for its procedures or its statistics).
+    /// Whether the site draws on `source` (for its procedures, its statistics, or the
+    /// publishing decisions it cites).
     pub fn uses(&self, source: &str) -> bool {
         self.sources
             .iter()
             .chain(&self.stats_sources)
+            .chain(&self.decision_sources)
             .any(|s| s == source)
     }
 }
@@ -261,6 +265,11 @@ pub(super) fn parse_site(
     keys.range(&key("max_removal_share"), share_problem(max_removal_share))?;
     Ok(Site {
         max_removal_share,
+        decision_sources: sources
+            .iter()
+            .filter(|source| source.mapping.kind == Kind::Decisions)
+            .map(|source| source.name.clone())
+            .collect(),
         name: s.name,
         title: crate::text::clean(&s.title),
         output_dir: resolved_path(&base_dir.join(s.output_dir)),

@@ -420,15 +420,15 @@ pub fn naming(
         .map(|p| text::comparison_key(p.name))
         .collect();
     let ords: Vec<i32> = (0..procedures.len() as i32).collect();
-    // A list entry names a procedure by its code when it gives one, else by the portal's id,
-    // else by its name (the same rule as `DecidedProcedure::names`).
+    // A list entry names a procedure by its code when both give one, else by the portal's id
+    // when both give one, else by its name (the same rule as `DecidedProcedure::names`).
     let rows: Vec<Row> = diesel::sql_query(
         "SELECT DISTINCT q.ord, d.id, d.number, d.decided_on, d.issuer, d.title, p.list \
          FROM unnest($1::int4[], $2::text[], $3::text[], $4::text[]) AS q(ord, code, portal_id, name_key) \
          JOIN decision_procedures p ON \
            CASE WHEN p.code <> '' AND q.code <> '' THEN p.code = q.code \
-                ELSE (p.procedure_id <> '' AND p.procedure_id = q.portal_id) \
-                  OR (p.name_key <> '' AND p.name_key = q.name_key) END \
+                WHEN p.procedure_id <> '' AND q.portal_id <> '' THEN p.procedure_id = q.portal_id \
+                ELSE p.name_key <> '' AND p.name_key = q.name_key END \
          JOIN decisions d ON d.source = p.source AND d.id = p.decision_id AND d.status <> 'removed' \
          ORDER BY q.ord, d.decided_on, d.id",
     )

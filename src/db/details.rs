@@ -22,6 +22,8 @@ pub struct DetailState {
     /// The last fetch (200) or confirmation (304); `None` if the page never answered.
     pub fetched_at: Option<DateTime<Utc>>,
     pub merged_hash: Option<Digest>,
+    /// The content hash of the list's own record when the page was last read or confirmed.
+    pub list_hash: Option<Digest>,
     /// The last attempt failed.
     pub failed: bool,
     pub has_record: bool,
@@ -40,14 +42,19 @@ pub struct DetailRow {
 /// How one fetch of a detail page ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DetailOutcome {
-    /// Read: its validators, its record (JSON), the hash of the merged record.
+    /// Read: its validators, its record (JSON), the hashes of the merged record and of the
+    /// list's own.
     Fetched {
         validators: Validators,
         record: String,
         merged_hash: Digest,
+        list_hash: Digest,
     },
     /// 304: the record kept is still the page's.
-    NotModified { merged_hash: Digest },
+    NotModified {
+        merged_hash: Digest,
+        list_hash: Digest,
+    },
     /// Failed; what was kept stays.
     Failed { error: String },
 }
@@ -64,6 +71,7 @@ pub fn load(
         Option<String>,
         Option<DateTime<Utc>>,
         Option<Vec<u8>>,
+        Option<Vec<u8>>,
         Option<String>,
         bool,
     );
@@ -76,6 +84,7 @@ pub fn load(
             pd::last_modified,
             pd::fetched_at,
             pd::merged_hash,
+            pd::list_hash,
             pd::error,
             pd::detail.is_not_null(),
         ))
@@ -83,7 +92,8 @@ pub fn load(
     Ok(rows
         .into_iter()
         .map(|row| {
-            let (code, part, etag, last_modified, fetched_at, merged, error, has_record) = row;
+            let (code, part, etag, last_modified, fetched_at, merged, list, error, has_record) =
+                row;
             let state = DetailState {
                 validators: Validators {
                     etag,
@@ -91,6 +101,7 @@ pub fn load(
                 },
                 fetched_at,
                 merged_hash: merged.as_deref().and_then(Digest::from_slice),
+                list_hash: list.as_deref().and_then(Digest::from_slice),
                 failed: error.is_some(),
                 has_record,
             };
@@ -138,6 +149,7 @@ pub fn save(
                     validators,
                     record,
                     merged_hash,
+                    list_hash,
                 } => {
                     insert
                         .values((
@@ -147,6 +159,7 @@ pub fn save(
                             pd::fetched_at.eq(now),
                             pd::detail.eq(record),
                             pd::merged_hash.eq(merged_hash.0.as_slice()),
+                            pd::list_hash.eq(list_hash.0.as_slice()),
                             pd::error.eq(None::<String>),
                             pd::failures.eq(0),
                             pd::attempted_at.eq(now),
@@ -160,17 +173,22 @@ pub fn save(
                             pd::fetched_at.eq(now),
                             pd::detail.eq(excluded(pd::detail)),
                             pd::merged_hash.eq(excluded(pd::merged_hash)),
+                            pd::list_hash.eq(excluded(pd::list_hash)),
                             pd::error.eq(None::<String>),
                             pd::failures.eq(0),
                             pd::attempted_at.eq(now),
                         ))
                         .execute(conn)?;
                 }
-                DetailOutcome::NotModified { merged_hash } => {
+                DetailOutcome::NotModified {
+                    merged_hash,
+                    list_hash,
+                } => {
                     diesel::update(pd::table.find((source, &row.code, row.part)))
                         .set((
                             pd::fetched_at.eq(now),
                             pd::merged_hash.eq(merged_hash.0.as_slice()),
+                            pd::list_hash.eq(list_hash.0.as_slice()),
                             pd::error.eq(None::<String>),
                             pd::failures.eq(0),
                             pd::attempted_at.eq(now),

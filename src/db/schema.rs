@@ -299,6 +299,7 @@ diesel::table! {
         fetched_at -> Nullable<Timestamptz>,
         detail -> Nullable<Text>,
         merged_hash -> Nullable<Bytea>,
+        list_hash -> Nullable<Bytea>,
         error -> Nullable<Text>,
         failures -> Int4,
         attempted_at -> Timestamptz,

@@ -49,8 +49,13 @@ pub enum FetchError {
         message: String,
         attempts: usize,
     },
-    #[error("{url}: the response is larger than the {limit}-byte cap (fetch.max_response_bytes)")]
-    TooLarge { url: String, limit: u64 },
+    #[error("{url}: the response is larger than the {limit}-byte cap ({setting})")]
+    TooLarge {
+        url: String,
+        limit: u64,
+        /// What sets the cap.
+        setting: &'static str,
+    },
     #[error(
         "{url}: the portal asks to wait {seconds}s before retrying, more than fetch.max_retry_after_secs"
     )]
@@ -164,6 +169,8 @@ pub struct PageRequest {
     pub bearer_token: Option<String>,
     /// Validators from the last fetch of this URL, for a conditional GET.
     pub validators: Option<Validators>,
+    /// A cap below `fetch.max_response_bytes` for this request (a detail page).
+    pub max_bytes: Option<u64>,
 }
 
 impl PageRequest {
@@ -293,7 +300,8 @@ impl Fetcher {
                 body: error_body(&mut response).await,
             });
         } else {
-            self.read_body(&mut response, &shown).await?
+            self.read_body(&mut response, &shown, request.max_bytes)
+                .await?
         };
         Ok(Fetched {
             url: shown,
@@ -366,11 +374,18 @@ impl Fetcher {
         &self,
         response: &mut reqwest::Response,
         shown: &str,
+        cap: Option<u64>,
     ) -> Result<Bytes, FetchError> {
-        let limit = self.settings.max_response_bytes;
+        let (limit, setting) = match cap {
+            Some(cap) if cap < self.settings.max_response_bytes => {
+                (cap, "the cap on one page of a record's details")
+            }
+            _ => (self.settings.max_response_bytes, "fetch.max_response_bytes"),
+        };
         let too_large = || FetchError::TooLarge {
             url: shown.to_string(),
             limit,
+            setting,
         };
         if response.content_length().is_some_and(|len| len > limit) {
             return Err(too_large());
@@ -407,7 +422,11 @@ impl Fetcher {
             .map_err(|e| err(format!("cannot read {}: {e}", path.display())))?;
         let limit = self.settings.max_response_bytes;
         if meta.len() > limit {
-            return Err(FetchError::TooLarge { url: shown, limit });
+            return Err(FetchError::TooLarge {
+                url: shown,
+                limit,
+                setting: "fetch.max_response_bytes",
+            });
         }
         let body = tokio::fs::read(&path)
             .await
@@ -504,7 +523,8 @@ mod tests {
         assert!(
             !FetchError::TooLarge {
                 url: "u".into(),
-                limit: 1
+                limit: 1,
+                setting: "fetch.max_response_bytes",
             }
             .is_retryable()
         );

@@ -644,7 +644,7 @@ pub fn parse_date(text: &str, format: Option<&str>) -> Option<NaiveDate> {
                 .map(|d| d.date())
         });
     }
-    for fmt in ["%d-%m-%Y", "%d/%m/%Y", "%Y-%m-%d", "%d.%m.%Y"] {
+    for fmt in ["%d-%m-%Y", "%d/%m/%Y", "%Y-%m-%d", "%d.%m.%Y", "%Y/%m/%d"] {
         if let Ok(d) = NaiveDate::parse_from_str(text, fmt) {
             return Some(d);
         }

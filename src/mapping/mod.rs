@@ -192,6 +192,10 @@ struct DetailToml {
     /// Form fields of a POST (templates like `url`).
     #[serde(default)]
     form: BTreeMap<String, String>,
+    /// Refuse a page that does not state the record's key (a detail page that could be any
+    /// procedure's).
+    #[serde(default)]
+    require_key: bool,
 }
 
 /// `[detail]` (one page per record) or `[[detail]]` (several, merged in order).
@@ -213,6 +217,8 @@ pub struct DetailSpec {
     form: Vec<(String, String)>,
     /// The list record's paths the templates read, by placeholder name.
     paths: Vec<(String, Path)>,
+    /// A page must state the record's key.
+    pub require_key: bool,
 }
 
 /// A record's detail page, asked for: its address (`{base_url}` not yet filled in) and the
@@ -223,33 +229,58 @@ pub struct DetailAsk {
     pub form: Vec<(String, String)>,
 }
 
+/// How a value read from a record goes into a request template.
+#[derive(Clone, Copy)]
+enum Escape {
+    /// Percent-encoded: a value inside an address cannot add parameters or cut it short (a
+    /// whole address the record gives, `{DETAIL_URL}` at the template's start, goes as it is).
+    Url,
+    /// Escaped as inside a JSON string: a value cannot break out of a JSON body's string.
+    Json,
+}
+
 impl DetailSpec {
-    /// The request for a list record's (`node`) page; `None` when the record lacks a value
-    /// the request needs.
-    fn ask_of<N: Node>(&self, node: &N) -> Option<DetailAsk> {
-        let mut missing = false;
-        let mut fill = |template: &str| {
-            request::render(template, &mut |name| {
+    /// The request for a list record's (`node`) page; the placeholder the record has no value
+    /// for, when it lacks one.
+    fn ask_of<N: Node>(&self, node: &N) -> Result<DetailAsk, String> {
+        let fill = |template: &str, escape: Escape| -> Result<String, String> {
+            let mut missing = None;
+            let mut first = true;
+            let filled = request::render(template, &mut |name| {
+                let at_start = std::mem::replace(&mut first, false) && template.starts_with('{');
                 if name == "base_url" {
                     return Some("{base_url}".to_string());
                 }
                 let path = &self.paths.iter().find(|(n, _)| n == name)?.1;
-                let value = path
+                let Some(value) = path
                     .texts(node)
                     .into_iter()
                     .map(|t| t.trim().to_string())
-                    .find(|t| !t.is_empty());
-                missing |= value.is_none();
-                Some(value.unwrap_or_default())
-            })
-            .ok()
+                    .find(|t| !t.is_empty())
+                else {
+                    missing.get_or_insert_with(|| name.to_string());
+                    return Some(String::new());
+                };
+                Some(match escape {
+                    Escape::Url if at_start => value,
+                    Escape::Url => url::form_urlencoded::byte_serialize(value.as_bytes()).collect(),
+                    Escape::Json => {
+                        let quoted = serde_json::to_string(&value).unwrap_or_default();
+                        quoted.trim_matches('"').to_string()
+                    }
+                })
+            })?;
+            match missing {
+                Some(name) => Err(name),
+                None => Ok(filled),
+            }
         };
-        let url = fill(&self.url)?;
+        let url = fill(&self.url, Escape::Url)?;
         let mut form = Vec::with_capacity(self.form.len());
         for (name, template) in &self.form {
-            form.push((name.clone(), fill(template)?));
+            form.push((name.clone(), fill(template, Escape::Json)?));
         }
-        (!missing).then_some(DetailAsk { url, form })
+        Ok(DetailAsk { url, form })
     }
 }
 
@@ -363,9 +394,9 @@ pub struct Extracted<R> {
     /// The record, or its identity (as far as readable) and the reasons it could not be used.
     pub result: Result<R, RecordError>,
     pub warnings: Vec<FieldIssue>,
-    /// The record's detail pages, one per `[[detail]]` of the mapping (`None` where the record
-    /// lacks what the page's address needs).
-    pub details: Vec<Option<DetailAsk>>,
+    /// The record's detail pages, one per `[[detail]]` of the mapping (the placeholder the
+    /// record has no value for, where it lacks what the request needs).
+    pub details: Vec<Result<DetailAsk, String>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -666,7 +697,11 @@ impl Mapping {
         let captures = self.captures();
         let mut position = 0usize;
         let scanned = match self.format {
+            // A bare list, read whole as one record; anything else is not this answer.
             Format::Json if self.whole => json::parse(body, self.max_depth).map(|root| {
+                if !root.is_array() {
+                    return Scanned::default();
+                }
                 position = 1;
                 let raw_hash = self.raw_hash(&salt, body.as_bytes());
                 if known(&raw_hash) {
@@ -1177,6 +1212,7 @@ fn detail_spec(
         method: raw.method,
         form: raw.form.into_iter().collect(),
         paths,
+        require_key: raw.require_key,
     })
 }
 
@@ -1897,6 +1933,29 @@ mod shipped_detail {
     }
 
     #[test]
+    fn without_the_boxs_documents_the_pages_own_are_read() {
+        let full = page("detail-full-3.000001.html");
+        let start = full.find("Th&agrave;nh phần hồ sơ:").unwrap();
+        let start = full[..start].rfind("<div class=\"row info-row\">").unwrap();
+        let end = full.find("Đối tượng thực hiện:").unwrap();
+        let end = full[..end].rfind("<div class=\"row info-row\">").unwrap();
+        let (p, warnings) = read(&format!("{}{}", &full[..start], &full[end..]));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        // The same five cases, from the tables with a column each for originals and copies.
+        let counts: Vec<usize> = p.documents.iter().map(|c| c.items.len()).collect();
+        assert_eq!(counts, [4, 5, 3, 5, 4]);
+        assert_eq!(
+            p.documents[0].case,
+            "Khách hàng mua điện ngoài sinh hoạt (01 pha, 03 pha), có công suất lớn nhất < 40kW"
+        );
+        assert_eq!(
+            p.documents[0].items[0],
+            doc(REQUEST, REQUEST_FORM, 1.0, 0.0)
+        );
+        assert_eq!(p.documents[0].items[1], doc(ID_PAPERS, "", 0.0, 1.0));
+    }
+
+    #[test]
     fn a_decomposed_page_reads_as_composed_text() {
         use unicode_normalization::UnicodeNormalization;
         let nfd: String = page("detail-full-3.000001.html").nfd().collect();
@@ -1914,7 +1973,10 @@ mod shipped_detail {
         let m = shipped("dvcqg-list-details.toml");
         let mut urls = Vec::new();
         m.extract::<Procedures>(&page("list-citizen-detail-links.json"), &mut |e| {
-            urls.push((e.result.unwrap().code, e.details[0].clone().map(|a| a.url)))
+            urls.push((
+                e.result.unwrap().code,
+                e.details[0].clone().ok().map(|a| a.url),
+            ))
         })
         .unwrap();
         assert_eq!(urls.len(), 10);

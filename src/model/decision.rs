@@ -117,15 +117,16 @@ pub struct ProcedureRef<'a> {
 }
 
 impl DecidedProcedure {
-    /// Whether this entry of a decision's list is `procedure`: the same code, else the same
-    /// portal id, else (when the list gives neither) the same name, compared folded.
+    /// Whether this entry of a decision's list is `procedure`: the same code when both give
+    /// one, else the same portal id when both give one, else the same name, compared folded
+    /// (provinces publish procedures of one name under different ids: a name never overrules
+    /// an id).
     pub fn names(&self, procedure: &ProcedureRef<'_>) -> bool {
         if !self.code.is_empty() && !procedure.code.is_empty() {
             return self.code == procedure.code;
         }
-        if !self.id.is_empty() && !procedure.portal_id.is_empty() && self.id == procedure.portal_id
-        {
-            return true;
+        if !self.id.is_empty() && !procedure.portal_id.is_empty() {
+            return self.id == procedure.portal_id;
         }
         !self.name.is_empty()
             && !procedure.name.is_empty()
@@ -180,13 +181,18 @@ pub fn decision_of_change<'a>(
         .map(|(decision, _)| decision)
 }
 
-/// The decision abolishing a procedure, if one of those naming it rescinds it: the latest.
+/// The decision abolishing a procedure: the latest of those naming it rescinds it (a later
+/// decision publishing it again, as new or modified, lifts an earlier abolition).
 pub fn abolishing(naming: &[(DecisionRef, DecisionList)]) -> Option<&DecisionRef> {
-    naming
+    let latest_rescinding = naming
         .iter()
         .filter(|(_, list)| *list == DecisionList::Rescinded)
         .map(|(decision, _)| decision)
-        .max_by_key(|d| d.date)
+        .max_by_key(|d| d.date)?;
+    let published_again = naming
+        .iter()
+        .any(|(d, list)| *list != DecisionList::Rescinded && d.date > latest_rescinding.date);
+    (!published_again).then_some(latest_rescinding)
 }
 
 /// Publishing decisions, identified by the portal's id.
@@ -272,7 +278,17 @@ mod tests {
         assert!(decision_of_change(&naming, &modified, day("2026-06-01")).is_none());
         // Before every decision: none.
         assert!(decision_of_change(&naming, &modified, day("2025-05-01")).is_none());
-        assert_eq!(abolishing(&naming).unwrap().id, "4");
+        // Modified by decision 3 after decision 4 abolished it: alive again.
+        assert!(abolishing(&naming).is_none());
+        let abolished = vec![
+            (decision("1", "2025-06-01"), DecisionList::Modified),
+            (decision("4", "2025-12-10"), DecisionList::Rescinded),
+        ];
+        assert_eq!(abolishing(&abolished).unwrap().id, "4");
+        // Published again later: no longer abolished.
+        let mut again = abolished.clone();
+        again.push((decision("5", "2025-12-11"), DecisionList::New));
+        assert!(abolishing(&again).is_none());
     }
 
     #[test]
@@ -301,7 +317,16 @@ mod tests {
             portal_id: "1",
             name: "Công bố đủ điều kiện sản xuất trang  thiết bị y tế",
         };
-        assert!(entry.names(&by_name));
+        assert!(
+            !entry.names(&by_name),
+            "another id: a name does not overrule it"
+        );
+        let without_id = ProcedureRef {
+            code: "1.003029",
+            portal_id: "",
+            name: "Công bố đủ điều kiện sản xuất trang  thiết bị y tế",
+        };
+        assert!(entry.names(&without_id));
         let other = ProcedureRef {
             code: "1.003029",
             portal_id: "2",

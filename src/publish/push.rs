@@ -120,6 +120,7 @@ pub fn push(site: &Site, config: &Push, root: &Path, fetch: &FetchSettings) -> P
             )],
             bearer_token: Some(token.clone()),
             validators: None,
+            max_bytes: None,
         };
         match runtime.block_on(fetcher.fetch(&request)) {
             Ok(answer) => match refusal(&answer) {

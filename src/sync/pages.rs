@@ -408,6 +408,7 @@ fn build_request(
         url,
         bearer_token,
         validators: None,
+        max_bytes: None,
     })
 }
 

@@ -66,10 +66,7 @@ pub(super) async fn execute<K: RecordKind, T: Tables, S: PageSource>(
     let mut baseline = baseline(scope.source, stored.clone());
     if let Some(details) = &details {
         // A record whose page is due is read, not skipped as known.
-        let due: HashSet<String> = details
-            .due_codes(&stored, scope.source.detail_max_age)
-            .into_iter()
-            .collect();
+        let due: HashSet<String> = details.due_codes(&stored).into_iter().collect();
         baseline.known.retain(|_, code| !due.contains(code));
     }
     let baseline = Arc::new(baseline);

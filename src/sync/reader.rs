@@ -39,7 +39,7 @@ pub struct Classified {
     /// The record's JSON, when it must be written (or merged with its detail page).
     pub record: Option<Vec<u8>>,
     /// Its detail pages, when the mapping has them (see `mapping::DetailAsk`).
-    pub details: Vec<Option<crate::mapping::DetailAsk>>,
+    pub details: Vec<Result<crate::mapping::DetailAsk, String>>,
 }
 
 /// One record of a page.
@@ -118,9 +118,8 @@ fn classify<K: RecordKind>(context: &Baseline, event: RecordEvent<K::Record>) ->
                 let Identity { key, alias, label } = K::into_identity(typed);
                 let verdict = diff::classify(context.stored.get(&key), &hash);
                 // A record with a detail page keeps its JSON: the page is merged into it.
-                let record = (verdict != Verdict::Unchanged
-                    || extracted.details.iter().any(Option::is_some))
-                .then_some(json);
+                let record = (verdict != Verdict::Unchanged || !extracted.details.is_empty())
+                    .then_some(json);
                 Classified {
                     code: key,
                     name: label,

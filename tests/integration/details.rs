@@ -51,6 +51,8 @@ fn record(db: &TestDb, code: &str) -> serde_json::Value {
 struct Portal {
     rows: Arc<Mutex<Vec<serde_json::Value>>>,
     failing: Arc<Mutex<HashSet<String>>>,
+    /// Answers given instead of the page, by procedure id.
+    replies: Arc<Mutex<std::collections::HashMap<String, Reply>>>,
     portal: FakePortal,
 }
 
@@ -58,15 +60,21 @@ impl Portal {
     fn start() -> Portal {
         let rows = Arc::new(Mutex::new(rows()));
         let failing = Arc::new(Mutex::new(HashSet::new()));
+        let replies: Arc<Mutex<std::collections::HashMap<String, Reply>>> = Arc::default();
         let page = fixture("detail-full-3.000001.html");
-        let (list_rows, fail) = (rows.clone(), failing.clone());
+        let (list_rows, fail, instead) = (rows.clone(), failing.clone(), replies.clone());
         let portal = FakePortal::start(move |seen: &Seen| {
-            if seen.path != DETAIL_PATH {
+            // Where a test's redirect sends a page: the page itself, whatever else is set.
+            let elsewhere = seen.path == "/elsewhere";
+            if seen.path != DETAIL_PATH && !elsewhere {
                 return dvcqg_list(list_rows.lock().unwrap().clone())(seen);
             }
             let id = seen.query.get("ma_thu_tuc").cloned().unwrap_or_default();
             if fail.lock().unwrap().contains(&id) {
                 return Reply::status(500);
+            }
+            if let Some(reply) = instead.lock().unwrap().get(&id).filter(|_| !elsewhere) {
+                return reply.clone();
             }
             let all = list_rows.lock().unwrap().clone();
             let Some(row) = all.iter().find(|r| r["ID_TTHC"] == id.as_str()) else {
@@ -83,6 +91,7 @@ impl Portal {
         Portal {
             rows,
             failing,
+            replies,
             portal,
         }
     }
@@ -270,12 +279,12 @@ fn decision_reply(seen: &Seen, today: &str) -> Option<Reply> {
     };
     let reply = match params["service"].as_str()? {
         "decision_publishment_advanced_search_service_v2" => {
-            let rows: Vec<serde_json::Value> = feed[..2]
+            let rows: Vec<serde_json::Value> = feed[..3]
                 .iter()
                 .map(|row| {
                     let mut row = row.clone();
                     row["PUBLISHING_DATE"] = today.into();
-                    row["AMOUNT"] = "2".into();
+                    row["AMOUNT"] = "3".into();
                     row
                 })
                 .collect();
@@ -287,6 +296,10 @@ fn decision_reply(seen: &Seen, today: &str) -> Option<Reply> {
             }
             ("get_rescinded_procedures_by_dp_id_service_v2", 115178) => {
                 named("6007", "Đăng ký thường trú")
+            }
+            // An error object where the list goes: not an empty list, and no procedure "1".
+            ("get_procedures_by_dp_id_service_v2", 115218) => {
+                serde_json::json!({"error": "x", "ID": "1"})
             }
             (
                 "get_procedures_by_dp_id_service_v2"
@@ -353,7 +366,15 @@ async fn decisions_cite_the_changes_they_published_and_abolish_what_they_rescind
     // The catalogue's first run is the site's baseline; then the decisions.
     run(&["sync", "--source", "dvcqg", "--publish"]);
     let synced = run(&["sync", "--source", "qd"]);
-    assert!(synced.contains("2 added"), "{synced}");
+    assert!(
+        synced.contains("3 added") && synced.contains("1 failed"),
+        "{synced}"
+    );
+    let shown = run(&["runs", "show", "2"]);
+    assert!(
+        shown.contains("not the list it should be (a JSON array)"),
+        "{shown}"
+    );
     let listed = run(&["decisions"]);
     assert!(
         listed.contains("2193/QĐ-UBND")
@@ -364,12 +385,13 @@ async fn decisions_cite_the_changes_they_published_and_abolish_what_they_rescind
     );
     let json: serde_json::Value =
         serde_json::from_str(&run(&["--json", "decisions", "--since", "2020-01-01"])).unwrap();
-    assert_eq!(json["total"], 2);
-    assert_eq!(
-        json["items"][0]["rescinded"].as_i64().unwrap()
-            + json["items"][1]["rescinded"].as_i64().unwrap(),
-        1
-    );
+    assert_eq!(json["total"], 3);
+    let sum = |key: &str| -> i64 {
+        (0..3)
+            .map(|i| json["items"][i][key].as_i64().unwrap())
+            .sum()
+    };
+    assert_eq!((sum("new"), sum("modified"), sum("rescinded")), (0, 1, 1));
 
     // The portal changes 1.004194 as decision 2193/QĐ-UBND says.
     rows.lock().unwrap()[0]["NAME"] = "Đăng ký tạm trú (sửa đổi)".into();
@@ -450,4 +472,102 @@ async fn a_detail_address_read_from_a_record_is_fetched_only_from_the_portal_its
     );
     // Nothing was asked of the other host (it is unreachable here), and nothing of ours.
     assert!(portal.requests().iter().all(|s| s.path == "/jsp/rest.jsp"));
+}
+
+#[tokio::test]
+async fn a_list_entry_that_says_nothing_new_or_cannot_name_its_page_keeps_its_details() {
+    let db = TestDb::new();
+    let portal = Portal::start();
+    let config = config(&db, &portal).load();
+    let first = sync(&config, &db, "dvcqg", false).await.unwrap();
+    assert_eq!(first.counts.details_fetched, 10);
+    let asked = |portal: &Portal| portal.detail_requests().len();
+
+    // The popularity counter moves (every night on the real portal): the rows' bytes change,
+    // their content does not, and no page is asked for again.
+    for row in portal.rows.lock().unwrap().iter_mut() {
+        row["WEIGHT"] = "1".into();
+    }
+    let before = asked(&portal);
+    let second = sync(&config, &db, "dvcqg", false).await.unwrap();
+    assert_eq!(asked(&portal), before, "no page read for a counter");
+    assert_eq!(
+        (second.counts.modified, second.counts.details_failed),
+        (0, 0)
+    );
+    let third = sync(&config, &db, "dvcqg", false).await.unwrap();
+    assert_eq!(asked(&portal), before);
+    assert_eq!(third.counts.modified, 0);
+
+    // A row without the id its page's address needs: reported, and its details kept.
+    {
+        let mut rows = portal.rows.lock().unwrap();
+        rows[0]["ID_TTHC"] = serde_json::Value::Null;
+        rows[0]["NAME"] = "Đăng ký tạm trú (mới)".into();
+    }
+    let report = sync(&config, &db, "dvcqg", false).await.unwrap();
+    let issue = report
+        .issues
+        .iter()
+        .find(|i| i.kind == tthc_sync::sync::issues::IssueKind::Detail)
+        .expect("a detail problem");
+    assert!(issue.message.contains("ID_TTHC"), "{}", issue.message);
+    let kept = record(&db, "1.004194");
+    assert_eq!(kept["name"], "Đăng ký tạm trú (mới)");
+    assert_eq!(kept["documents"].as_array().unwrap().len(), 5);
+    assert_eq!(kept["legal_basis"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn a_page_sent_elsewhere_or_an_unasked_304_is_not_the_pages_answer() {
+    let db = TestDb::new();
+    let portal = Portal::start();
+    let config = config(&db, &portal).load();
+    sync(&config, &db, "dvcqg", false).await.unwrap();
+    // Two list entries change; one page redirects to another host (the same server by another
+    // name), the other answers 304 to a request that had no validators to be unchanged from.
+    let other_host = portal.portal.base_url.replace("127.0.0.1", "localhost");
+    portal.replies.lock().unwrap().insert(
+        "2131".into(),
+        Reply::status(302).header(
+            "location",
+            &format!("{other_host}/elsewhere?ma_thu_tuc=2131"),
+        ),
+    );
+    portal
+        .replies
+        .lock()
+        .unwrap()
+        .insert("5974".into(), Reply::status(304));
+    // The validators go: the portal's pages stopped sending ETags.
+    diesel::sql_query("UPDATE detail_pages SET etag = NULL")
+        .execute(&mut db.conn())
+        .unwrap();
+    {
+        let mut rows = portal.rows.lock().unwrap();
+        rows[0]["NAME"] = "Đăng ký tạm trú (sửa)".into();
+        rows[1]["NAME"] = "Cấp hộ chiếu (sửa)".into();
+    }
+    let report = sync(&config, &db, "dvcqg", false).await.unwrap();
+    let messages: Vec<&str> = report
+        .issues
+        .iter()
+        .filter(|i| i.kind == tthc_sync::sync::issues::IssueKind::Detail)
+        .map(|i| i.message.as_str())
+        .collect();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("redirected") && m.contains("not on the portal's host")),
+        "{messages:?}"
+    );
+    assert!(messages.iter().any(|m| m.contains("304")), "{messages:?}");
+    for code in ["1.004194", "1.001456"] {
+        assert_eq!(
+            record(&db, code)["documents"].as_array().unwrap().len(),
+            5,
+            "{code}"
+        );
+    }
 }
