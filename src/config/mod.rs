@@ -568,11 +568,17 @@ fn parse_source(
         &key("detail_max_age_days"),
         bound_problem(detail_days, 0, 3650),
     )?;
-    if (s.detail_concurrency.is_some() || s.detail_max_age_days.is_some())
+    let detail_setting = [
+        ("detail_concurrency", s.detail_concurrency.is_some()),
+        ("detail_max_age_days", s.detail_max_age_days.is_some()),
+    ]
+    .into_iter()
+    .find(|(_, given)| *given);
+    if let Some((name, _)) = detail_setting
         && mapping.details.is_empty()
     {
         return Err(keys.invalid(
-            key("detail_concurrency"),
+            key(name),
             format!(
                 "mapping {} has no detail pages (`[detail]`), so this would be ignored",
                 mapping.file.display()

@@ -11,10 +11,13 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Int4, Nullable, Text};
 
 use super::StoreError;
-use super::records::{AbsencePlan, ChangeRow, JsonText, RecordRow, Tables, WritePlan, copy_in};
+use super::records::{
+    AbsencePlan, ChangeRow, JsonText, RecordRow, Tables, WritePlan, copy_in, current_json,
+    stored_state,
+};
 use super::schema::{decision_changes, decision_procedures, decision_versions, decisions};
 use crate::model::decision::{DecisionList, DecisionRef, ProcedureRef, PublishingDecision};
-use crate::model::{Digest, Status, Stored};
+use crate::model::{Status, Stored};
 use crate::text;
 
 /// The decisions kind's tables.
@@ -39,14 +42,14 @@ impl Tables for DecisionTables {
         Ok(rows
             .into_iter()
             .map(|(id, hash, raw_hash, status, missing_runs, version)| {
-                let stored = Stored {
-                    hash: Digest::from_hex(&hash).unwrap_or(Digest([0; 32])),
-                    raw_hash: raw_hash.as_deref().and_then(Digest::from_hex),
+                let stored = stored_state(
+                    &hash,
+                    raw_hash.as_deref(),
                     status,
                     missing_runs,
                     version,
-                    local_code: String::new(),
-                };
+                    String::new(),
+                );
                 (id, stored)
             })
             .collect())
@@ -57,18 +60,14 @@ impl Tables for DecisionTables {
         source: &str,
         keys: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows: Vec<IdRecord> = diesel::sql_query(
-            "SELECT d.id, v.record::text AS record FROM decisions d \
+        current_json(
+            conn,
+            "SELECT d.id AS key, v.record::text AS record FROM decisions d \
              JOIN decision_versions v ON v.source = d.source AND v.id = d.id AND v.version = d.version \
              WHERE d.source = $1 AND d.id = ANY($2)",
+            source,
+            keys,
         )
-        .bind::<Text, _>(source)
-        .bind::<Array<Text>, _>(keys)
-        .load(conn)?;
-        Ok(rows.into_iter().map(|r| (r.id, r.record)).collect())
     }
 
     fn labels(
@@ -248,14 +247,6 @@ struct NewNamed {
     name_key: String,
 }
 
-#[derive(QueryableByName)]
-struct IdRecord {
-    #[diesel(sql_type = Text)]
-    id: String,
-    #[diesel(sql_type = Text)]
-    record: String,
-}
-
 fn insert_changes(
     conn: &mut PgConnection,
     source: &str,
@@ -307,6 +298,34 @@ fn update_rows(
     Ok(())
 }
 
+/// A decision's columns as the reads below select them (`id, number, decided_on, issuer,
+/// title`).
+#[derive(QueryableByName)]
+struct DecisionColumns {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    number: String,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Date>)]
+    decided_on: Option<NaiveDate>,
+    #[diesel(sql_type = Text)]
+    issuer: String,
+    #[diesel(sql_type = Text)]
+    title: String,
+}
+
+impl From<DecisionColumns> for DecisionRef {
+    fn from(c: DecisionColumns) -> DecisionRef {
+        DecisionRef {
+            id: c.id,
+            number: c.number,
+            date: c.decided_on,
+            issuer: c.issuer,
+            title: c.title,
+        }
+    }
+}
+
 /// A stored decision with how many procedures each of its lists names.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct DecisionSummary {
@@ -330,16 +349,8 @@ pub fn listing(
     struct Row {
         #[diesel(sql_type = Text)]
         source: String,
-        #[diesel(sql_type = Text)]
-        id: String,
-        #[diesel(sql_type = Text)]
-        number: String,
-        #[diesel(sql_type = Nullable<diesel::sql_types::Date>)]
-        decided_on: Option<NaiveDate>,
-        #[diesel(sql_type = Text)]
-        issuer: String,
-        #[diesel(sql_type = Text)]
-        title: String,
+        #[diesel(embed)]
+        decision: DecisionColumns,
         #[diesel(sql_type = Text)]
         status: Status,
         #[diesel(sql_type = BigInt)]
@@ -370,13 +381,7 @@ pub fn listing(
         .into_iter()
         .map(|r| DecisionSummary {
             source: r.source,
-            decision: DecisionRef {
-                id: r.id,
-                number: r.number,
-                date: r.decided_on,
-                issuer: r.issuer,
-                title: r.title,
-            },
+            decision: r.decision.into(),
             status: r.status,
             new: r.new,
             modified: r.modified,
@@ -396,16 +401,8 @@ pub fn naming(
     struct Row {
         #[diesel(sql_type = Int4)]
         ord: i32,
-        #[diesel(sql_type = Text)]
-        id: String,
-        #[diesel(sql_type = Text)]
-        number: String,
-        #[diesel(sql_type = Nullable<diesel::sql_types::Date>)]
-        decided_on: Option<NaiveDate>,
-        #[diesel(sql_type = Text)]
-        issuer: String,
-        #[diesel(sql_type = Text)]
-        title: String,
+        #[diesel(embed)]
+        decision: DecisionColumns,
         #[diesel(sql_type = Text)]
         list: String,
     }
@@ -442,16 +439,7 @@ pub fn naming(
             continue;
         };
         if let Some(slot) = out.get_mut(row.ord as usize) {
-            slot.push((
-                DecisionRef {
-                    id: row.id,
-                    number: row.number,
-                    date: row.decided_on,
-                    issuer: row.issuer,
-                    title: row.title,
-                },
-                list,
-            ));
+            slot.push((row.decision.into(), list));
         }
     }
     Ok(out)

@@ -9,9 +9,12 @@ use diesel::sql_types::{Array, BigInt, Int4, Nullable, Text};
 use std::collections::HashMap;
 
 use super::StoreError;
-use super::records::{AbsencePlan, ChangeRow, JsonText, RecordRow, Tables, WritePlan, copy_in};
+use super::records::{
+    AbsencePlan, ChangeRow, JsonText, RecordRow, Tables, WritePlan, copy_in, current_json,
+    stored_state,
+};
 use super::schema::{procedure_aliases, procedure_changes, procedure_versions, procedures};
-use crate::model::{Digest, Status, Stored};
+use crate::model::{Status, Stored};
 use crate::text;
 
 /// The procedure kind's tables.
@@ -48,16 +51,14 @@ impl Tables for ProcedureTables {
             after = last.code.clone();
             state.reserve(rows.len());
             for row in rows {
-                let stored = Stored {
-                    // Written by us as hex; anything else (a hand-edited row) compares as changed,
-                    // so the record is stored again rather than skipped.
-                    hash: Digest::from_hex(&row.content_hash).unwrap_or(Digest([0; 32])),
-                    raw_hash: row.raw_hash.as_deref().and_then(Digest::from_hex),
-                    status: row.status,
-                    missing_runs: row.missing_runs,
-                    version: row.version,
-                    local_code: row.local_code,
-                };
+                let stored = stored_state(
+                    &row.content_hash,
+                    row.raw_hash.as_deref(),
+                    row.status,
+                    row.missing_runs,
+                    row.version,
+                    row.local_code,
+                );
                 state.insert(row.code, stored);
             }
         }
@@ -70,18 +71,14 @@ impl Tables for ProcedureTables {
         source: &str,
         codes: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
-        if codes.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows: Vec<CodeRecord> = diesel::sql_query(
-            "SELECT p.code, v.record::text AS record FROM procedures p \
+        current_json(
+            conn,
+            "SELECT p.code AS key, v.record::text AS record FROM procedures p \
              JOIN procedure_versions v ON v.source = p.source AND v.code = p.code AND v.version = p.version \
              WHERE p.source = $1 AND p.code = ANY($2)",
+            source,
+            codes,
         )
-        .bind::<Text, _>(source)
-        .bind::<Array<Text>, _>(codes)
-        .load(conn)?;
-        Ok(rows.into_iter().map(|r| (r.code, r.record)).collect())
     }
 
     /// The stored name of each of `codes`.
@@ -238,14 +235,6 @@ struct StateRow {
 /// Rows of procedure state read per query by [`load_state`]: what the database client holds
 /// at once stays small whatever the catalogue's size.
 const STATE_BATCH: i64 = 5_000;
-
-#[derive(QueryableByName)]
-struct CodeRecord {
-    #[diesel(sql_type = Text)]
-    code: String,
-    #[diesel(sql_type = Text)]
-    record: String,
-}
 
 fn insert_changes(
     conn: &mut PgConnection,

@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use diesel::pg::{Pg, PgConnection};
+use diesel::prelude::*;
 use diesel::serialize::{self, IsNull, Output, ToSql};
-use diesel::sql_types::Json;
+use diesel::sql_types::{Array, Json, Text};
 
 use super::StoreError;
-use crate::model::{ChangeKind, Status, Stored};
+use crate::model::{ChangeKind, Digest, Status, Stored};
 
 /// Bulk-inserts rows into a table with binary `COPY` (nothing at all for no rows).
 macro_rules! copy_in {
@@ -37,6 +38,51 @@ impl ToSql<Json, Pg> for JsonText<'_> {
         out.write_all(self.0)?;
         Ok(IsNull::No)
     }
+}
+
+/// A stored record's state from its row. Hashes are written by us as hex; anything else (a
+/// hand-edited row) compares as changed, so the record is stored again rather than skipped.
+pub(super) fn stored_state(
+    content_hash: &str,
+    raw_hash: Option<&str>,
+    status: Status,
+    missing_runs: i32,
+    version: i32,
+    local_code: String,
+) -> Stored {
+    Stored {
+        hash: Digest::from_hex(content_hash).unwrap_or(Digest([0; 32])),
+        raw_hash: raw_hash.and_then(Digest::from_hex),
+        status,
+        missing_runs,
+        version,
+        local_code,
+    }
+}
+
+/// The current version's JSON text of each of `keys` of `source`, by a kind's `query`: it
+/// takes the source (`$1`) and the keys (`$2`) and selects `key` and `record`.
+pub(super) fn current_json(
+    conn: &mut PgConnection,
+    query: &'static str,
+    source: &str,
+    keys: &[String],
+) -> Result<HashMap<String, String>, StoreError> {
+    #[derive(QueryableByName)]
+    struct KeyRecord {
+        #[diesel(sql_type = Text)]
+        key: String,
+        #[diesel(sql_type = Text)]
+        record: String,
+    }
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<KeyRecord> = diesel::sql_query(query)
+        .bind::<Text, _>(source)
+        .bind::<Array<Text>, _>(keys)
+        .load(conn)?;
+    Ok(rows.into_iter().map(|r| (r.key, r.record)).collect())
 }
 
 /// A record's current row: its identity, label, hashes and version.

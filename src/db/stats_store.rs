@@ -11,10 +11,13 @@ use diesel::sql_types::{Array, BigInt, Bool, Int4, Jsonb, Nullable, Text, Timest
 
 use super::StoreError;
 use super::procedures::Change;
-use super::records::{AbsencePlan, ChangeRow, JsonText, RecordRow, Tables, WritePlan, copy_in};
+use super::records::{
+    AbsencePlan, ChangeRow, JsonText, RecordRow, Tables, WritePlan, copy_in, current_json,
+    stored_state,
+};
 use super::schema::{stats_changes, stats_rows, stats_versions};
 use crate::model::stats::key_parts;
-use crate::model::{Digest, Status, Stored};
+use crate::model::{Status, Stored};
 
 /// The statistics kind's tables.
 pub struct StatsTables;
@@ -38,14 +41,14 @@ impl Tables for StatsTables {
         Ok(rows
             .into_iter()
             .map(|(code, hash, raw_hash, status, missing_runs, version)| {
-                let stored = Stored {
-                    hash: Digest::from_hex(&hash).unwrap_or(Digest([0; 32])),
-                    raw_hash: raw_hash.as_deref().and_then(Digest::from_hex),
+                let stored = stored_state(
+                    &hash,
+                    raw_hash.as_deref(),
                     status,
                     missing_runs,
                     version,
-                    local_code: String::new(),
-                };
+                    String::new(),
+                );
                 (code, stored)
             })
             .collect())
@@ -56,18 +59,14 @@ impl Tables for StatsTables {
         source: &str,
         keys: &[String],
     ) -> Result<HashMap<String, String>, StoreError> {
-        if keys.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let rows: Vec<KeyRecord> = diesel::sql_query(
-            "SELECT r.code, v.record::text AS record FROM stats_rows r \
+        current_json(
+            conn,
+            "SELECT r.code AS key, v.record::text AS record FROM stats_rows r \
              JOIN stats_versions v ON v.source = r.source AND v.code = r.code AND v.version = r.version \
              WHERE r.source = $1 AND r.code = ANY($2)",
+            source,
+            keys,
         )
-        .bind::<Text, _>(source)
-        .bind::<Array<Text>, _>(keys)
-        .load(conn)?;
-        Ok(rows.into_iter().map(|r| (r.code, r.record)).collect())
     }
 
     fn labels(
@@ -205,14 +204,6 @@ struct NewChange {
     field: Option<String>,
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
-}
-
-#[derive(QueryableByName)]
-struct KeyRecord {
-    #[diesel(sql_type = Text)]
-    code: String,
-    #[diesel(sql_type = Text)]
-    record: String,
 }
 
 fn insert_changes(

@@ -136,41 +136,43 @@ impl Locator {
         Ok(Locator { alternatives })
     }
 
-    /// The elements the first fruitful alternative reaches from `from`, and its attribute.
-    fn find<'a>(&'a self, from: ElementRef<'a>, labels: &Selector) -> Vec<Found<'a>> {
+    /// The elements the first alternative with any text reaches from `from` (for `each`
+    /// with `fields`: elements, never attributes).
+    fn find<'a>(&self, from: ElementRef<'a>, labels: &Selector) -> Vec<ElementRef<'a>> {
         for chain in &self.alternatives {
-            let found: Vec<Found<'a>> = chain
+            let found = chain.elements(from, labels);
+            if found.iter().any(|e| !text_of(*e).trim().is_empty()) {
+                return found;
+            }
+        }
+        Vec::new()
+    }
+
+    /// The values (texts or attributes) of the first alternative that finds a non-blank one.
+    fn values(&self, from: ElementRef<'_>, labels: &Selector) -> Vec<String> {
+        for chain in &self.alternatives {
+            let values: Vec<String> = chain
                 .elements(from, labels)
                 .into_iter()
-                .map(|element| Found {
-                    element,
-                    attribute: chain.attribute.as_deref(),
-                })
+                .map(|element| chain.value_of(element))
                 .collect();
-            if found.iter().any(|f| !f.value().trim().is_empty()) {
-                return found;
+            if values.iter().any(|v| !v.trim().is_empty()) {
+                return values;
             }
         }
         Vec::new()
     }
 }
 
-/// One element a locator reached.
-struct Found<'a> {
-    element: ElementRef<'a>,
-    attribute: Option<&'a str>,
-}
-
-impl Found<'_> {
-    fn value(&self) -> String {
-        match self.attribute {
-            Some(name) => self.element.attr(name).unwrap_or_default().to_string(),
-            None => text_of(self.element),
+impl Chain {
+    /// What the chain reads of an element it reached: its text, or its attribute.
+    fn value_of(&self, element: ElementRef<'_>) -> String {
+        match &self.attribute {
+            Some(name) => element.attr(name).unwrap_or_default().to_string(),
+            None => text_of(element),
         }
     }
-}
 
-impl Chain {
     fn elements<'a>(&self, from: ElementRef<'a>, labels: &Selector) -> Vec<ElementRef<'a>> {
         let mut current = vec![from];
         for step in &self.steps {
@@ -428,10 +430,19 @@ impl HtmlSpec {
     fn read(&self, level: &Level, element: ElementRef<'_>) -> Value {
         let mut map = Map::new();
         for entry in &level.entries {
-            let found = entry.locator.find(element, &self.labels);
             let values = match &entry.inner {
-                None => found.iter().map(|f| Value::String(f.value())).collect(),
-                Some(inner) => found.iter().map(|f| self.read(inner, f.element)).collect(),
+                None => entry
+                    .locator
+                    .values(element, &self.labels)
+                    .into_iter()
+                    .map(Value::String)
+                    .collect(),
+                Some(inner) => entry
+                    .locator
+                    .find(element, &self.labels)
+                    .iter()
+                    .map(|e| self.read(inner, *e))
+                    .collect(),
             };
             map.insert(entry.key.clone(), Value::Array(values));
         }

@@ -15,6 +15,7 @@ pub mod xml;
 
 use std::collections::BTreeMap;
 use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -210,7 +211,8 @@ enum DetailsToml {
 /// merged into the record (see `sync::details`).
 #[derive(Debug, Clone)]
 pub struct DetailSpec {
-    pub mapping: Mapping,
+    /// Shared: every page a run reads uses it, on a blocking thread of its own.
+    pub mapping: Arc<Mapping>,
     /// The address template as written.
     pub url: String,
     pub method: crate::fetch::Method,
@@ -703,14 +705,14 @@ impl Mapping {
                     return Scanned::default();
                 }
                 position = 1;
-                let raw_hash = self.raw_hash(&salt, body.as_bytes());
-                if known(&raw_hash) {
-                    on_record(RecordEvent::Known { raw_hash });
-                } else {
-                    on_record(RecordEvent::Read(Box::new(
-                        self.read::<K, _>(&root, request, position, raw_hash),
-                    )));
-                }
+                on_record(self.record_event::<K, _>(
+                    &root,
+                    body.as_bytes(),
+                    &salt,
+                    request,
+                    position,
+                    known,
+                ));
                 Scanned {
                     container_found: true,
                     ..Scanned::default()
@@ -723,15 +725,10 @@ impl Mapping {
                 self.max_depth,
                 &mut |node| {
                     position += 1;
-                    let raw_hash =
-                        self.raw_hash(&salt, &serde_json::to_vec(node).unwrap_or_default());
-                    if known(&raw_hash) {
-                        on_record(RecordEvent::Known { raw_hash });
-                    } else {
-                        on_record(RecordEvent::Read(Box::new(
-                            self.read::<K, _>(node, request, position, raw_hash),
-                        )));
-                    }
+                    let raw = serde_json::to_vec(node).unwrap_or_default();
+                    on_record(
+                        self.record_event::<K, _>(node, &raw, &salt, request, position, known),
+                    );
                 },
             ),
             Format::Xml => xml::scan(body, &self.records, &captures, self.max_depth, &mut |raw| {
@@ -747,14 +744,14 @@ impl Mapping {
                 };
                 Ok(spec.scan(body, &mut |raw, node| {
                     position += 1;
-                    let raw_hash = self.raw_hash(&salt, raw.as_bytes());
-                    if known(&raw_hash) {
-                        on_record(RecordEvent::Known { raw_hash });
-                    } else {
-                        on_record(RecordEvent::Read(Box::new(
-                            self.read::<K, _>(node, request, position, raw_hash),
-                        )));
-                    }
+                    on_record(self.record_event::<K, _>(
+                        node,
+                        raw.as_bytes(),
+                        &salt,
+                        request,
+                        position,
+                        known,
+                    ));
                 }))
             }
         };
@@ -883,6 +880,27 @@ impl Mapping {
             self.paging.cursor.as_ref(),
             self.paging.last.as_ref(),
         ]
+    }
+
+    /// One record met: known by the raw hash of `raw` (the text that identifies it), or read
+    /// from `node`.
+    fn record_event<K: RecordKind, N: Node>(
+        &self,
+        node: &N,
+        raw: &[u8],
+        salt: &[u8],
+        request: &RequestValues,
+        position: usize,
+        known: &dyn Fn(&Digest) -> bool,
+    ) -> RecordEvent<K::Record> {
+        let raw_hash = self.raw_hash(salt, raw);
+        if known(&raw_hash) {
+            RecordEvent::Known { raw_hash }
+        } else {
+            RecordEvent::Read(Box::new(
+                self.read::<K, _>(node, request, position, raw_hash),
+            ))
+        }
     }
 
     /// One XML record: known by its raw hash, or read.
@@ -1207,7 +1225,7 @@ fn detail_spec(
         paths.push((name, path));
     }
     Ok(DetailSpec {
-        mapping,
+        mapping: Arc::new(mapping),
         url: raw.url,
         method: raw.method,
         form: raw.form.into_iter().collect(),
@@ -1266,6 +1284,16 @@ mod shipped {
     use super::*;
     use crate::model::{Procedure, Procedures};
     use crate::synthetic;
+
+    /// A real national-portal capture kept in `tests/fixtures/dvcqg/`.
+    pub(super) fn capture(name: &str) -> String {
+        std::fs::read_to_string(
+            FsPath::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/dvcqg")
+                .join(name),
+        )
+        .unwrap()
+    }
 
     pub(super) fn shipped(name: &str) -> Mapping {
         Mapping::load(
@@ -1737,14 +1765,7 @@ mod shipped_detail {
     use super::*;
     use crate::model::{Agency, Document, Procedure, Procedures, Sector};
 
-    fn page(name: &str) -> String {
-        std::fs::read_to_string(
-            FsPath::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/dvcqg")
-                .join(name),
-        )
-        .unwrap()
-    }
+    use super::shipped::capture as page;
 
     fn read(body: &str) -> (Procedure, Vec<FieldIssue>) {
         let m = shipped("dvcqg-detail.toml");
@@ -2075,18 +2096,9 @@ mod shipped_detail {
 /// lists) on the captured answers; the expected values are read off the captures.
 #[cfg(test)]
 mod shipped_decisions {
-    use super::shipped::shipped;
+    use super::shipped::{capture, shipped};
     use super::*;
     use crate::model::{Decisions, PublishingDecision};
-
-    fn capture(name: &str) -> String {
-        std::fs::read_to_string(
-            FsPath::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/fixtures/dvcqg")
-                .join(name),
-        )
-        .unwrap()
-    }
 
     fn read(mapping: &str, body: &str) -> (Vec<Extracted<PublishingDecision>>, PageSummary) {
         let m = shipped(mapping);

@@ -12,7 +12,6 @@
 //! gave before, so a failing page never empties a procedure.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -454,7 +453,7 @@ impl DetailPages {
             }
             return Outcome::NotModified;
         }
-        let mapping = Arc::new(spec.mapping.clone());
+        let mapping = spec.mapping.clone();
         let expected = ask.code.clone();
         let require_key = spec.require_key;
         let read = tokio::task::spawn_blocking(move || {

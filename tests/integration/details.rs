@@ -29,6 +29,17 @@ fn rows() -> Vec<serde_json::Value> {
     serde_json::from_str(&fixture("list-citizen-detail-links.json")).unwrap()
 }
 
+/// The run's problems with detail pages (a test that expects one fails on `[0]` without).
+fn detail_problems(
+    report: &tthc_sync::sync::SyncReport,
+) -> Vec<&tthc_sync::sync::issues::RunIssue> {
+    report
+        .issues
+        .iter()
+        .filter(|i| i.kind == tthc_sync::sync::issues::IssueKind::Detail)
+        .collect()
+}
+
 /// The current record of `code`, as stored.
 fn record(db: &TestDb, code: &str) -> serde_json::Value {
     #[derive(QueryableByName)]
@@ -129,11 +140,7 @@ async fn list_then_details_with_a_failing_page_a_304_and_nothing_lost() {
         (first.counts.details_fetched, first.counts.details_failed),
         (9, 1)
     );
-    let failed: Vec<_> = first
-        .issues
-        .iter()
-        .filter(|i| i.kind == tthc_sync::sync::issues::IssueKind::Detail)
-        .collect();
+    let failed = detail_problems(&first);
     assert_eq!(failed.len(), 1);
     assert!(
         failed[0]
@@ -255,11 +262,7 @@ async fn a_login_page_instead_of_a_detail_page_is_a_failed_page_not_data() {
         (report.counts.added, report.counts.details_failed),
         (10, 10)
     );
-    let issue = report
-        .issues
-        .iter()
-        .find(|i| i.kind == tthc_sync::sync::issues::IssueKind::Detail)
-        .unwrap();
+    let issue = detail_problems(&report)[0];
     assert!(
         issue.message.contains("log-in") || issue.message.contains("login"),
         "{}",
@@ -460,11 +463,7 @@ async fn a_detail_address_read_from_a_record_is_fetched_only_from_the_portal_its
         (report.counts.added, report.counts.details_failed),
         (10, 10)
     );
-    let issue = report
-        .issues
-        .iter()
-        .find(|i| i.kind == tthc_sync::sync::issues::IssueKind::Detail)
-        .unwrap();
+    let issue = detail_problems(&report)[0];
     assert!(
         issue.message.contains("not on the portal's host"),
         "{}",
@@ -506,11 +505,7 @@ async fn a_list_entry_that_says_nothing_new_or_cannot_name_its_page_keeps_its_de
         rows[0]["NAME"] = "Đăng ký tạm trú (mới)".into();
     }
     let report = sync(&config, &db, "dvcqg", false).await.unwrap();
-    let issue = report
-        .issues
-        .iter()
-        .find(|i| i.kind == tthc_sync::sync::issues::IssueKind::Detail)
-        .expect("a detail problem");
+    let issue = detail_problems(&report)[0];
     assert!(issue.message.contains("ID_TTHC"), "{}", issue.message);
     let kept = record(&db, "1.004194");
     assert_eq!(kept["name"], "Đăng ký tạm trú (mới)");
@@ -549,10 +544,8 @@ async fn a_page_sent_elsewhere_or_an_unasked_304_is_not_the_pages_answer() {
         rows[1]["NAME"] = "Cấp hộ chiếu (sửa)".into();
     }
     let report = sync(&config, &db, "dvcqg", false).await.unwrap();
-    let messages: Vec<&str> = report
-        .issues
+    let messages: Vec<&str> = detail_problems(&report)
         .iter()
-        .filter(|i| i.kind == tthc_sync::sync::issues::IssueKind::Detail)
         .map(|i| i.message.as_str())
         .collect();
     assert_eq!(messages.len(), 2, "{messages:?}");
