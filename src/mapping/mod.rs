@@ -1887,13 +1887,8 @@ mod shipped_detail {
                 0.0
             )
         );
-        let basis: Vec<[&str; 4]> = p
-            .legal_basis
-            .iter()
-            .map(|b| [b.number.as_str(), &b.title, &b.date, &b.issuer])
-            .collect();
         assert_eq!(
-            basis,
+            basis(&p),
             [
                 ["61/2024/QH15", "Luật điện lực", "2024-11-30", "Quốc Hội"],
                 ["18/2025/NĐ-CP", "Nghị định 18", "2025-02-18", "Chính phủ"],
@@ -1901,14 +1896,32 @@ mod shipped_detail {
         );
     }
 
-    /// The full page with its legal-basis row replaced by `row` (empty: the section is gone).
-    fn with_legal_basis(row: &str) -> String {
+    /// The full page with the labelled row labelled `label` (as the page writes it; the row up
+    /// to the one labelled `next`) replaced by `row` (empty: the section is gone).
+    fn replacing_row(label: &str, next: &str, row: &str) -> String {
         let full = page("detail-full-3.000001.html");
-        let start = full.find("Căn cứ ph&aacute;p l&yacute;:").unwrap();
-        let start = full[..start].rfind("<div class=\"row info-row\">").unwrap();
-        let end = full.find("Y&ecirc;u cầu, điều kiện thực hiện:").unwrap();
-        let end = full[..end].rfind("<div class=\"row info-row\">").unwrap();
+        let row_start = |label: &str| {
+            let at = full.find(label).unwrap();
+            full[..at].rfind("<div class=\"row info-row\">").unwrap()
+        };
+        let (start, end) = (row_start(label), row_start(next));
         format!("{}{row}{}", &full[..start], &full[end..])
+    }
+
+    fn with_legal_basis(row: &str) -> String {
+        replacing_row(
+            "Căn cứ ph&aacute;p l&yacute;:",
+            "Y&ecirc;u cầu, điều kiện thực hiện:",
+            row,
+        )
+    }
+
+    /// The legal basis as (number, title, date, issuer).
+    fn basis(p: &Procedure) -> Vec<[&str; 4]> {
+        p.legal_basis
+            .iter()
+            .map(|b| [b.number.as_str(), &b.title, &b.date, &b.issuer])
+            .collect()
     }
 
     #[test]
@@ -1932,13 +1945,8 @@ mod shipped_detail {
             <div class="row info-row"><div class="key">Ghi chú mới:</div><div>không đọc</div></div>"#;
         let (p, warnings) = read(&with_legal_basis(row));
         assert!(warnings.is_empty(), "{warnings:?}");
-        let basis: Vec<[&str; 4]> = p
-            .legal_basis
-            .iter()
-            .map(|b| [b.number.as_str(), &b.title, &b.date, &b.issuer])
-            .collect();
         assert_eq!(
-            basis,
+            basis(&p),
             [
                 ["61/2024/QH15", "Luật điện lực", "2024-11-30", "Quốc Hội"],
                 ["18/2025/NĐ-CP", "Nghị định 18", "2025-02-18", "Chính phủ"],
@@ -1955,12 +1963,11 @@ mod shipped_detail {
 
     #[test]
     fn without_the_boxs_documents_the_pages_own_are_read() {
-        let full = page("detail-full-3.000001.html");
-        let start = full.find("Th&agrave;nh phần hồ sơ:").unwrap();
-        let start = full[..start].rfind("<div class=\"row info-row\">").unwrap();
-        let end = full.find("Đối tượng thực hiện:").unwrap();
-        let end = full[..end].rfind("<div class=\"row info-row\">").unwrap();
-        let (p, warnings) = read(&format!("{}{}", &full[..start], &full[end..]));
+        let (p, warnings) = read(&replacing_row(
+            "Th&agrave;nh phần hồ sơ:",
+            "Đối tượng thực hiện:",
+            "",
+        ));
         assert!(warnings.is_empty(), "{warnings:?}");
         // The same five cases, from the tables with a column each for originals and copies.
         let counts: Vec<usize> = p.documents.iter().map(|c| c.items.len()).collect();
